@@ -1,0 +1,171 @@
+//! One HTTP attempt and its classification.
+
+use std::time::Duration;
+
+use intops_events::DeliveryRequest;
+use intops_flows::Secret;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// How much of a response body a dead letter keeps.
+const EXCERPT_BYTES: usize = 512;
+
+/// The result of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// 2xx.
+    Delivered {
+        /// Status code.
+        status: u16,
+    },
+    /// Worth another try: 408, 425, 429, 5xx, timeouts, connection errors.
+    Retryable {
+        /// Status code, if a response came.
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+        /// The target's Retry-After, if it sent one.
+        retry_after: Option<Duration>,
+        /// Redacted start of the response body.
+        excerpt: Option<String>,
+    },
+    /// Another try will fail the same way: other 4xx, or a request that
+    /// cannot be built.
+    Permanent {
+        /// Status code, if a response came.
+        status: Option<u16>,
+        /// Why.
+        reason: String,
+        /// Redacted start of the response body.
+        excerpt: Option<String>,
+    },
+}
+
+/// Whether a status is delivered, retryable or permanent.
+pub fn classify_status(status: u16) -> &'static str {
+    match status {
+        200..=299 => "delivered",
+        408 | 425 | 429 | 500..=599 => "retryable",
+        _ => "permanent",
+    }
+}
+
+/// Makes one attempt of `request` against `base_url`.
+pub(crate) async fn attempt(
+    http: &reqwest::Client,
+    base_url: &str,
+    bearer: Option<&Secret>,
+    request: &DeliveryRequest,
+) -> Attempt {
+    let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return permanent(None, format!("invalid method {:?}", request.method)),
+    };
+    let mut headers = HeaderMap::new();
+    for (k, v) in &request.headers {
+        match (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.insert(name, value);
+            }
+            _ => return permanent(None, format!("invalid header {k:?}")),
+        }
+    }
+    let mut builder = http
+        .request(method, format!("{base_url}{}", request.path))
+        .headers(headers)
+        .header("content-type", "application/json")
+        .header("idempotency-key", request.idempotency_key())
+        .body(request.body.clone());
+    if let Some(token) = bearer {
+        builder = builder.bearer_auth(token.expose());
+    }
+    let response = match builder.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "connection failed"
+            } else {
+                "request failed"
+            };
+            return Attempt::Retryable {
+                status: None,
+                reason: format!("{kind}: {}", redact(&e.without_url().to_string(), bearer)),
+                retry_after: None,
+                excerpt: None,
+            };
+        }
+    };
+    let status = response.status().as_u16();
+    if classify_status(status) == "delivered" {
+        return Attempt::Delivered { status };
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.bytes().await.unwrap_or_default();
+    let cut = &body[..body.len().min(EXCERPT_BYTES)];
+    let excerpt = Some(redact(&String::from_utf8_lossy(cut), bearer));
+    let reason = format!("target answered {status}");
+    if classify_status(status) == "retryable" {
+        Attempt::Retryable {
+            status: Some(status),
+            reason,
+            retry_after,
+            excerpt,
+        }
+    } else {
+        Attempt::Permanent {
+            status: Some(status),
+            reason,
+            excerpt,
+        }
+    }
+}
+
+fn permanent(status: Option<u16>, reason: String) -> Attempt {
+    Attempt::Permanent {
+        status,
+        reason,
+        excerpt: None,
+    }
+}
+
+/// Removes the target's credential from text a target echoed back.
+fn redact(text: &str, secret: Option<&Secret>) -> String {
+    match secret {
+        Some(s) if !s.expose().is_empty() => text.replace(s.expose(), "***"),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        assert_eq!(classify_status(201), "delivered");
+        for s in [408, 425, 429, 500, 502, 503] {
+            assert_eq!(classify_status(s), "retryable", "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 422] {
+            assert_eq!(classify_status(s), "permanent", "{s}");
+        }
+    }
+
+    #[test]
+    fn echoed_secrets_are_redacted() {
+        let s = Secret::new("tok-123");
+        assert_eq!(
+            redact("bad token tok-123 here", Some(&s)),
+            "bad token *** here"
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! One delivery request: attempts with backoff until delivered, permanent
+//! failure, or attempts exhausted; then the outcome (and dead letter).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use intops_events::{
+    CodecError, DeliveryRequest, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
+};
+use intops_flows::{Flows, Retry, Secret, TargetAuth};
+use intops_kafka::{
+    DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, Record, ServiceContext,
+};
+use intops_runtime::metrics as m;
+use intops_runtime::{CancellationToken, ConfigError};
+
+use crate::client::{Attempt, attempt};
+
+/// A target's resolved settings and HTTP client.
+#[derive(Debug)]
+pub(crate) struct TargetRuntime {
+    id: String,
+    base_url: String,
+    bearer: Option<Secret>,
+    retry: Retry,
+    http: reqwest::Client,
+}
+
+impl TargetRuntime {
+    pub(crate) fn new(flows: &Flows, id: &str) -> anyhow::Result<Self> {
+        let target = flows
+            .targets
+            .get(id)
+            .ok_or_else(|| ConfigError(vec![format!("unknown target {id:?}")]))?;
+        let bearer = match &target.auth {
+            TargetAuth::None => None,
+            TargetAuth::Bearer(r) => Some(
+                r.resolve()
+                    .map_err(|e| ConfigError(vec![format!("targets[{id}].auth: {e}")]))?,
+            ),
+        };
+        let http = reqwest::Client::builder()
+            .timeout(target.timeout)
+            .pool_max_idle_per_host(target.concurrency as usize)
+            .user_agent(concat!("intops/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            id: target.id.clone(),
+            base_url: target.base_url.clone(),
+            bearer,
+            retry: target.retry,
+            http,
+        })
+    }
+}
+
+/// Handles records of one target's deliveries topic.
+#[derive(Debug, Clone)]
+pub(crate) struct Handler {
+    target: Arc<TargetRuntime>,
+    ctx: ServiceContext,
+    dlq: DeadLetterWriter,
+    shutdown: CancellationToken,
+}
+
+impl Handler {
+    pub(crate) fn new(
+        target: Arc<TargetRuntime>,
+        ctx: ServiceContext,
+        dlq: DeadLetterWriter,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            target,
+            ctx,
+            dlq,
+            shutdown,
+        }
+    }
+
+    pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<(), ProcessError> {
+        let Some(bytes) = message.payload() else {
+            return Err(ProcessError::Poison(Failure::new(
+                "decode",
+                "record has no value",
+            )));
+        };
+        let request: DeliveryRequest = match self.ctx.codec.decode(bytes).await {
+            Ok(r) => r,
+            Err(e @ CodecError::Registry(_)) => return Err(ProcessError::Retryable(e.to_string())),
+            Err(e) => return Err(ProcessError::Poison(Failure::new("decode", e.to_string()))),
+        };
+        let (last, attempts) = self.attempt_until_final(&request).await?;
+        let latency_ms = latency_ms(&request);
+        let mut outcome = Outcome {
+            event_id: request.event_id.clone(),
+            stage: Stage::Delivery,
+            status: OutcomeStatus::Delivered,
+            flow_id: Some(request.flow_id.clone()),
+            target_id: Some(request.target_id.clone()),
+            attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
+            http_status: None,
+            latency_ms,
+            error: None,
+            at: now_micros(),
+        };
+        let target = self.target.id.clone();
+        let failure = match last {
+            Attempt::Delivered { status } => {
+                outcome.http_status = Some(i32::from(status));
+                if let Some(ms) = latency_ms {
+                    metrics::histogram!(m::END_TO_END_SECONDS, "target" => target.clone())
+                        .record(ms as f64 / 1000.0);
+                }
+                tracing::debug!(target = %target, event_id = %request.event_id, status, attempts, "delivered");
+                None
+            }
+            Attempt::Retryable {
+                status,
+                reason,
+                excerpt,
+                ..
+            } => Some(("exhausted", status, reason, excerpt, true)),
+            Attempt::Permanent {
+                status,
+                reason,
+                excerpt,
+            } => {
+                let class = if status.is_some() {
+                    "http_4xx"
+                } else {
+                    "request"
+                };
+                Some((class, status, reason, excerpt, false))
+            }
+        };
+        if let Some((class, status, reason, excerpt, retryable)) = failure {
+            let failure = Failure {
+                retryable,
+                attempts: outcome.attempts,
+                event_id: Some(request.event_id.clone()),
+                flow_id: Some(request.flow_id.clone()),
+                flow_version: Some(request.flow_version.clone()),
+                target_id: Some(request.target_id.clone()),
+                http_status: status.map(i32::from),
+                response_excerpt: excerpt,
+                ..Failure::new(class, reason.clone())
+            };
+            self.dlq.write(&message, &failure).await?;
+            outcome.status = OutcomeStatus::DeadLettered;
+            outcome.http_status = failure.http_status;
+            outcome.error = Some(reason);
+        }
+        metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "status" => outcome.status.as_str()).increment(1);
+        self.write_outcome(&message, &outcome).await
+    }
+
+    /// Attempts until a final answer; an `Err` only when shutdown interrupts
+    /// a backoff (the record is then redelivered after restart).
+    async fn attempt_until_final(
+        &self,
+        request: &DeliveryRequest,
+    ) -> Result<(Attempt, u32), ProcessError> {
+        let retry = self.target.retry;
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(retry.initial_backoff)
+            .with_max_delay(retry.max_backoff)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let started = Instant::now();
+            let result = attempt(
+                &self.target.http,
+                &self.target.base_url,
+                self.target.bearer.as_ref(),
+                request,
+            )
+            .await;
+            let class = match &result {
+                Attempt::Delivered { .. } => "2xx".to_string(),
+                Attempt::Retryable {
+                    status: Some(s), ..
+                }
+                | Attempt::Permanent {
+                    status: Some(s), ..
+                } => format!("{}xx", s / 100),
+                _ => "error".to_string(),
+            };
+            metrics::counter!(m::DELIVERY_ATTEMPTS, "target" => self.target.id.clone(), "status" => class).increment(1);
+            metrics::histogram!(m::DELIVERY_REQUEST_SECONDS, "target" => self.target.id.clone())
+                .record(started.elapsed().as_secs_f64());
+            let Attempt::Retryable {
+                retry_after,
+                reason,
+                ..
+            } = &result
+            else {
+                return Ok((result, attempts));
+            };
+            if attempts >= retry.max_attempts {
+                return Ok((result, attempts));
+            }
+            let delay = retry_after
+                .map(|d| d.min(retry.max_backoff))
+                .or_else(|| backoff.next())
+                .unwrap_or(retry.max_backoff);
+            tracing::info!(
+                target = %self.target.id,
+                event_id = %request.event_id,
+                attempt = attempts,
+                delay_ms = delay.as_millis() as u64,
+                reason = %reason,
+                "delivery failed, retrying"
+            );
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Err(ProcessError::Retryable("shutting down during backoff".into())),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn write_outcome(
+        &self,
+        message: &OwnedMessage,
+        outcome: &Outcome,
+    ) -> Result<(), ProcessError> {
+        let topic = self.ctx.topics.outcomes();
+        let value = self
+            .ctx
+            .codec
+            .encode(&topic, RecordKind::Outcome, outcome)
+            .await
+            .map_err(|e| match e {
+                CodecError::Registry(_) => ProcessError::Retryable(e.to_string()),
+                other => ProcessError::Fatal(other.to_string()),
+            })?;
+        // Same key as the event, so one entity's records share a partition.
+        let key = message.key().unwrap_or_default();
+        self.ctx
+            .producer
+            .send(Record {
+                topic: &topic,
+                key,
+                value: &value,
+                headers: &[],
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+fn latency_ms(request: &DeliveryRequest) -> Option<i64> {
+    (request.ingested_at > 0).then(|| (now_micros() - request.ingested_at) / 1000)
+}

@@ -1,0 +1,120 @@
+//! intops delivery: one consumer group per target on
+//! `<prefix>.deliveries.<target>`, HTTP with the flow's method, path and
+//! body plus `Idempotency-Key`, retries with backoff, and a final result for
+//! every request: an `Outcome` (delivered or dead_lettered) and, for
+//! failures, a dead letter on `<prefix>.dlq.delivery`.
+
+mod client;
+mod handler;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use intops_events::Stage;
+use intops_kafka::{ConsumeOptions, DeadLetterWriter, ServiceContext, consume, new_consumer};
+use intops_runtime::{CancellationToken, CommonArgs, ConfigError, Readiness, admin};
+
+pub use client::{Attempt, classify_status};
+
+/// Settings of the delivery service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "intops-delivery", version, about = "intops delivery service")]
+pub struct Args {
+    /// Settings every service takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Targets this instance delivers to (comma separated); default all
+    /// targets in the flows file.
+    #[arg(long, env = "INTOPS_DELIVERY_TARGETS", value_delimiter = ',')]
+    pub targets: Vec<String>,
+}
+
+/// Runs delivery until `shutdown` or a fatal error.
+pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let flows = intops_runtime::load_flows(&args.common.flows)?;
+    let selected: Vec<String> = if args.targets.is_empty() {
+        flows.targets.keys().cloned().collect()
+    } else {
+        let unknown: Vec<String> = args
+            .targets
+            .iter()
+            .filter(|t| !flows.targets.contains_key(*t))
+            .map(|t| format!("INTOPS_DELIVERY_TARGETS: unknown target {t:?}"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ConfigError(unknown).into());
+        }
+        args.targets.clone()
+    };
+    let ctx = ServiceContext::new(&args.common)?;
+    let readiness = Readiness::default();
+    readiness.register("kafka_topics");
+    let admin_task = admin::spawn_optional(
+        args.common.admin_listen,
+        readiness.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let topics = ctx.topics.all(flows.targets.keys().map(String::as_str));
+    ctx.ensure_topics(&topics)
+        .await
+        .context("creating topics")?;
+    readiness.set("kafka_topics", true);
+
+    let dead_letters = DeadLetterWriter::new(
+        ctx.producer.clone(),
+        ctx.codec.clone(),
+        ctx.topics.dlq_delivery(),
+        Stage::Delivery,
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for target_id in selected {
+        let target = Arc::new(handler::TargetRuntime::new(&flows, &target_id)?);
+        let topic = ctx.topics.deliveries(&target_id);
+        let consumer = new_consumer(
+            &ctx.kafka,
+            &ctx.topics.group(&format!("delivery.{target_id}")),
+            &[&topic],
+        )?;
+        let options = ConsumeOptions {
+            stage: "delivery",
+            dead_letters: dead_letters.clone(),
+            shutdown: shutdown.clone(),
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+        };
+        let handler =
+            handler::Handler::new(target, ctx.clone(), dead_letters.clone(), shutdown.clone());
+        tracing::info!(target = %target_id, %topic, "delivery consuming");
+        tasks.spawn(async move {
+            let result = consume(&consumer, &options, |message| {
+                let handler = handler.clone();
+                async move { handler.handle(message).await }
+            })
+            .await;
+            result.with_context(|| format!("delivery consumer of target {target_id}"))
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = result {
+            // One target failing fatally stops the service: an operator
+            // must look, and the other targets resume after restart.
+            shutdown.cancel();
+            first_error.get_or_insert(e);
+        }
+    }
+    shutdown.cancel();
+    ctx.producer
+        .flush(args.common.shutdown_timeout)
+        .context("flushing the producer")?;
+    admin::join(admin_task).await;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    tracing::info!("delivery stopped");
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! The lineage index: for each recent event, what every stage did with it.
+//! Built only from topic records; bounded to `capacity` events (the oldest
+//! first seen is forgotten first).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, UNIX_EPOCH};
+
+use intops_events::{DeliveryRequest, IntegrationEvent, Outcome, Stage};
+use serde::Serialize;
+
+/// What one stage did with an event, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageView {
+    /// `ingest`, `transform`, `delivery` or `replay`.
+    pub stage: &'static str,
+    /// `accepted`, `routed`, `unrouted`, `delivered`, `dead_lettered`, `replayed`.
+    pub status: &'static str,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The flow, when about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_id: Option<String>,
+    /// The flow's version, for routed requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_version: Option<String>,
+    /// The target, when about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// HTTP attempts (delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+    /// Last HTTP status (delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<i32>,
+    /// Milliseconds since ingest (delivery).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<i64>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    at_micros: i64,
+}
+
+/// Everything known about one event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Trace {
+    /// The event id.
+    pub event_id: String,
+    /// Its source, once the event record was read.
+    pub source_id: Option<String>,
+    /// Its entity key.
+    pub entity_key: Option<String>,
+    /// Its event type.
+    pub event_type: Option<String>,
+    /// Stage results in time order.
+    pub stages: Vec<StageView>,
+}
+
+/// The bounded index of recent events.
+#[derive(Debug)]
+pub struct Lineage {
+    traces: HashMap<String, Trace>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl Lineage {
+    /// An empty index holding at most `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            traces: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Events held.
+    pub fn len(&self) -> usize {
+        self.traces.len()
+    }
+
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.traces.is_empty()
+    }
+
+    /// The trace of `event_id`.
+    pub fn get(&self, event_id: &str) -> Option<&Trace> {
+        self.traces.get(event_id)
+    }
+
+    /// Folds an accepted event.
+    pub fn on_event(&mut self, e: &IntegrationEvent) {
+        let trace = self.entry(&e.event_id);
+        trace.source_id = Some(e.source_id.clone());
+        trace.entity_key = Some(e.entity_key.clone());
+        trace.event_type = Some(e.event_type.clone());
+        push(trace, view("ingest", "accepted", e.ingested_at));
+    }
+
+    /// Folds a delivery request: the proof that a flow routed the event.
+    pub fn on_request(&mut self, r: &DeliveryRequest) {
+        let trace = self.entry(&r.event_id);
+        if trace.entity_key.is_none() {
+            trace.entity_key = Some(r.entity_key.clone());
+        }
+        push(
+            trace,
+            StageView {
+                flow_id: Some(r.flow_id.clone()),
+                flow_version: Some(r.flow_version.clone()),
+                target_id: Some(r.target_id.clone()),
+                ..view("transform", "routed", r.created_at)
+            },
+        );
+    }
+
+    /// Folds an outcome.
+    pub fn on_outcome(&mut self, o: &Outcome) {
+        let (stage, status) = (o.stage.as_str(), o.status.as_str());
+        let trace = self.entry(&o.event_id);
+        push(
+            trace,
+            StageView {
+                flow_id: o.flow_id.clone(),
+                target_id: o.target_id.clone(),
+                attempts: (o.stage == Stage::Delivery).then_some(o.attempts),
+                http_status: o.http_status,
+                latency_ms: o.latency_ms,
+                error: o.error.clone(),
+                ..view(stage, status, o.at)
+            },
+        );
+    }
+
+    fn entry(&mut self, event_id: &str) -> &mut Trace {
+        if !self.traces.contains_key(event_id) {
+            while self.traces.len() >= self.capacity {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.traces.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+            self.order.push_back(event_id.to_string());
+        }
+        self.traces
+            .entry(event_id.to_string())
+            .or_insert_with(|| Trace {
+                event_id: event_id.to_string(),
+                ..Trace::default()
+            })
+    }
+}
+
+/// Inserts in time order; a record read twice (a replayed topic, an
+/// at-least-once duplicate) is kept once.
+fn push(trace: &mut Trace, stage: StageView) {
+    if trace.stages.contains(&stage) {
+        return;
+    }
+    let at = trace
+        .stages
+        .partition_point(|s| s.at_micros <= stage.at_micros);
+    trace.stages.insert(at, stage);
+}
+
+fn view(stage: &'static str, status: &'static str, at_micros: i64) -> StageView {
+    let at = UNIX_EPOCH + Duration::from_micros(u64::try_from(at_micros).unwrap_or(0));
+    StageView {
+        stage,
+        status,
+        at: humantime::format_rfc3339_micros(at).to_string(),
+        flow_id: None,
+        flow_version: None,
+        target_id: None,
+        attempts: None,
+        http_status: None,
+        latency_ms: None,
+        error: None,
+        at_micros,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use intops_events::OutcomeStatus;
+
+    use super::*;
+
+    fn event(id: &str, at: i64) -> IntegrationEvent {
+        IntegrationEvent {
+            event_id: id.into(),
+            source_id: "servicenow".into(),
+            event_type: "created".into(),
+            entity_key: "abc".into(),
+            occurred_at: at,
+            ingested_at: at,
+            correlation_id: None,
+            attributes: HashMap::new(),
+            payload: "{}".into(),
+        }
+    }
+
+    fn request(id: &str, at: i64) -> DeliveryRequest {
+        DeliveryRequest {
+            event_id: id.into(),
+            flow_id: "f".into(),
+            flow_version: "v1".into(),
+            target_id: "jira".into(),
+            entity_key: "abc".into(),
+            method: "POST".into(),
+            path: "/".into(),
+            headers: HashMap::new(),
+            body: "{}".into(),
+            created_at: at,
+            ingested_at: 0,
+        }
+    }
+
+    fn delivered(id: &str, at: i64) -> Outcome {
+        Outcome {
+            event_id: id.into(),
+            stage: Stage::Delivery,
+            status: OutcomeStatus::Delivered,
+            flow_id: Some("f".into()),
+            target_id: Some("jira".into()),
+            attempts: 1,
+            http_status: Some(201),
+            latency_ms: Some(12),
+            error: None,
+            at,
+        }
+    }
+
+    #[test]
+    fn stages_are_ordered_by_time_whatever_the_read_order() {
+        let mut l = Lineage::new(10);
+        l.on_outcome(&delivered("e1", 3_000));
+        l.on_request(&request("e1", 2_000));
+        l.on_event(&event("e1", 1_000));
+        l.on_request(&request("e1", 2_000)); // duplicate read
+        let t = l.get("e1").expect("trace");
+        let seen: Vec<_> = t.stages.iter().map(|s| (s.stage, s.status)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("ingest", "accepted"),
+                ("transform", "routed"),
+                ("delivery", "delivered")
+            ]
+        );
+        assert_eq!(t.source_id.as_deref(), Some("servicenow"));
+        assert_eq!(t.stages[2].http_status, Some(201));
+    }
+
+    #[test]
+    fn capacity_forgets_the_oldest() {
+        let mut l = Lineage::new(2);
+        l.on_event(&event("a", 1));
+        l.on_event(&event("b", 2));
+        l.on_outcome(&delivered("a", 3)); // a is not re-queued by new stages
+        l.on_event(&event("c", 4));
+        assert!(l.get("a").is_none());
+        assert!(l.get("b").is_some() && l.get("c").is_some());
+        assert_eq!(l.len(), 2);
+    }
+}

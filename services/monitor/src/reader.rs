@@ -1,0 +1,162 @@
+//! Reads the events, deliveries and outcomes topics from their beginning
+//! (no consumer group offsets: every replica rebuilds the same state) and
+//! folds them into the lineage index.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use intops_events::{Codec, CodecError, DeliveryRequest, IntegrationEvent, Outcome};
+use intops_kafka::{KafkaError, KafkaSettings, Message, topics};
+use intops_runtime::metrics as m;
+use intops_runtime::{CancellationToken, Readiness};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::lineage::Lineage;
+
+/// Which record type a topic holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TopicKind {
+    Event,
+    Request,
+    Outcome,
+}
+
+/// The reader's inputs.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    pub kafka: KafkaSettings,
+    pub group: String,
+    pub codec: Arc<Codec>,
+    pub topics: Vec<(String, TopicKind)>,
+    pub lineage: Arc<RwLock<Lineage>>,
+    pub readiness: Readiness,
+    pub shutdown: CancellationToken,
+}
+
+impl Reader {
+    /// Reads until shutdown. Ready once it has caught up with the end of
+    /// every partition as it was at start.
+    pub(crate) async fn run(self) -> Result<(), KafkaError> {
+        let consumer: StreamConsumer = self
+            .kafka
+            .consumer_config(&self.group)
+            .create()
+            .map_err(|e| KafkaError::Config(e.to_string()))?;
+        let mut assignment = TopicPartitionList::new();
+        let mut behind: HashMap<(String, i32), i64> = HashMap::new();
+        let mut kinds = HashMap::new();
+        for (topic, kind) in &self.topics {
+            kinds.insert(topic.clone(), *kind);
+            for p in topics::partitions(&self.kafka, topic)? {
+                assignment
+                    .add_partition_offset(topic, p, Offset::Beginning)
+                    .map_err(|e| KafkaError::Admin(e.to_string()))?;
+                let (low, high) = consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .map_err(|e| KafkaError::Admin(e.to_string()))?;
+                if high > low {
+                    behind.insert((topic.clone(), p), high);
+                }
+            }
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| KafkaError::Admin(e.to_string()))?;
+        self.readiness.set("caught_up", behind.is_empty());
+        tracing::info!(
+            partitions = assignment.count(),
+            behind = behind.len(),
+            "monitor reading"
+        );
+
+        loop {
+            let message = tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(()),
+                m = consumer.recv() => m,
+            };
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "monitor consumer error");
+                    continue;
+                }
+            };
+            let kind = kinds.get(message.topic()).copied();
+            if let (Some(kind), Some(bytes)) = (kind, message.payload()) {
+                self.fold(kind, bytes).await;
+            }
+            let key = (message.topic().to_string(), message.partition());
+            if let Some(high) = behind.get(&key)
+                && message.offset() + 1 >= *high
+            {
+                behind.remove(&key);
+                if behind.is_empty() {
+                    tracing::info!("monitor caught up");
+                    self.readiness.set("caught_up", true);
+                }
+            }
+        }
+    }
+
+    async fn fold(&self, kind: TopicKind, bytes: &[u8]) {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .without_max_times()
+            .build();
+        loop {
+            let result = match kind {
+                TopicKind::Event => self
+                    .codec
+                    .decode::<IntegrationEvent>(bytes)
+                    .await
+                    .map(|e| self.write(|l| l.on_event(&e))),
+                TopicKind::Request => self
+                    .codec
+                    .decode::<DeliveryRequest>(bytes)
+                    .await
+                    .map(|r| self.write(|l| l.on_request(&r))),
+                TopicKind::Outcome => self
+                    .codec
+                    .decode::<Outcome>(bytes)
+                    .await
+                    .map(|o| self.write(|l| l.on_outcome(&o))),
+            };
+            let label = match kind {
+                TopicKind::Event => "event",
+                TopicKind::Request => "delivery_request",
+                TopicKind::Outcome => "outcome",
+            };
+            match result {
+                Ok(()) => {
+                    metrics::counter!(m::MONITOR_RECORDS, "kind" => label).increment(1);
+                    return;
+                }
+                Err(e @ CodecError::Registry(_)) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+                    tracing::warn!(error = %e, "registry unavailable, retrying");
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+                Err(e) => {
+                    // The monitor only reads: an undecodable record is the
+                    // writing stage's dead letter, not the monitor's.
+                    tracing::warn!(kind = label, error = %e, "skipping undecodable record");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn write(&self, f: impl FnOnce(&mut Lineage)) {
+        if let Ok(mut lineage) = self.lineage.write() {
+            f(&mut lineage);
+            metrics::gauge!(m::MONITOR_TRACKED_EVENTS).set(lineage.len() as f64);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! One event through transform: decode, plan, produce every output, and
+//! only then let the loop store the offset.
+
+use std::sync::Arc;
+
+use futures::future::try_join_all;
+use intops_events::{
+    CodecError, DeliveryRequest, IntegrationEvent, Outcome, OutcomeStatus, RecordKind, Stage,
+    now_micros,
+};
+use intops_flows::{Flow, Flows, JqError};
+use intops_kafka::{
+    DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, Record, ServiceContext,
+};
+use intops_runtime::metrics as m;
+
+use crate::route::{FlowResult, Plan, plan};
+
+/// Handles records of the events topic.
+#[derive(Debug, Clone)]
+pub(crate) struct Handler {
+    flows: Arc<Flows>,
+    ctx: ServiceContext,
+    dlq: DeadLetterWriter,
+}
+
+impl Handler {
+    pub(crate) fn new(flows: Arc<Flows>, ctx: ServiceContext, dlq: DeadLetterWriter) -> Self {
+        Self { flows, ctx, dlq }
+    }
+
+    pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<(), ProcessError> {
+        let event = self.decode(&message).await?;
+        metrics::counter!(m::TRANSFORM_EVENTS, "source" => event.source_id.clone()).increment(1);
+        match plan(&self.flows, &event) {
+            Plan::BadPayload(e) => {
+                self.dead_letter(&message, &event, None, "payload", &e)
+                    .await
+            }
+            Plan::Unrouted => {
+                metrics::counter!(m::TRANSFORM_UNROUTED, "source" => event.source_id.clone())
+                    .increment(1);
+                tracing::debug!(event_id = %event.event_id, source = %event.source_id, "event unrouted");
+                self.outcome(&event, OutcomeStatus::Unrouted, None, None)
+                    .await
+            }
+            Plan::Routed(results) => {
+                try_join_all(results.into_iter().map(|r| self.apply(&message, &event, r))).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        message: &OwnedMessage,
+        event: &IntegrationEvent,
+        result: FlowResult<'_>,
+    ) -> Result<(), ProcessError> {
+        match result {
+            FlowResult::Deliver(flow, request) => self.deliver(event, flow, &request).await,
+            FlowResult::Failed(flow, e) => {
+                let class = if matches!(e, JqError::Runtime(_)) {
+                    "mapping"
+                } else {
+                    "mapping_output"
+                };
+                self.dead_letter(message, event, Some(flow), class, &e)
+                    .await
+            }
+        }
+    }
+
+    async fn decode(&self, message: &OwnedMessage) -> Result<IntegrationEvent, ProcessError> {
+        let Some(bytes) = message.payload() else {
+            return Err(ProcessError::Poison(Failure::new(
+                "decode",
+                "record has no value",
+            )));
+        };
+        match self.ctx.codec.decode::<IntegrationEvent>(bytes).await {
+            Ok(event) => Ok(event),
+            Err(e @ CodecError::Registry(_)) => Err(ProcessError::Retryable(e.to_string())),
+            Err(e) => Err(ProcessError::Poison(Failure::new("decode", e.to_string()))),
+        }
+    }
+
+    async fn deliver(
+        &self,
+        event: &IntegrationEvent,
+        flow: &Flow,
+        request: &DeliveryRequest,
+    ) -> Result<(), ProcessError> {
+        let topic = self.ctx.topics.deliveries(&flow.target);
+        self.produce(
+            &topic,
+            RecordKind::DeliveryRequest,
+            &event.kafka_key(),
+            request,
+        )
+        .await?;
+        metrics::counter!(m::TRANSFORM_ROUTED, "flow" => flow.id.clone(), "target" => flow.target.clone()).increment(1);
+        tracing::debug!(event_id = %event.event_id, flow = %flow.id, target = %flow.target, "event routed");
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        event: &IntegrationEvent,
+        flow: Option<&Flow>,
+        class: &str,
+        error: &JqError,
+    ) -> Result<(), ProcessError> {
+        let failure = Failure {
+            event_id: Some(event.event_id.clone()),
+            flow_id: flow.map(|f| f.id.clone()),
+            flow_version: flow.map(|f| f.version.clone()),
+            target_id: flow.map(|f| f.target.clone()),
+            attempts: 1,
+            ..Failure::new(class, error.to_string())
+        };
+        self.dlq.write(message, &failure).await?;
+        self.outcome(
+            event,
+            OutcomeStatus::DeadLettered,
+            flow,
+            Some(failure.message),
+        )
+        .await
+    }
+
+    async fn outcome(
+        &self,
+        event: &IntegrationEvent,
+        status: OutcomeStatus,
+        flow: Option<&Flow>,
+        error: Option<String>,
+    ) -> Result<(), ProcessError> {
+        let outcome = Outcome {
+            event_id: event.event_id.clone(),
+            stage: Stage::Transform,
+            status,
+            flow_id: flow.map(|f| f.id.clone()),
+            target_id: flow.map(|f| f.target.clone()),
+            attempts: 0,
+            http_status: None,
+            latency_ms: None,
+            error,
+            at: now_micros(),
+        };
+        self.produce(
+            &self.ctx.topics.outcomes(),
+            RecordKind::Outcome,
+            &event.kafka_key(),
+            &outcome,
+        )
+        .await
+    }
+
+    async fn produce<T: serde::Serialize>(
+        &self,
+        topic: &str,
+        kind: RecordKind,
+        key: &str,
+        record: &T,
+    ) -> Result<(), ProcessError> {
+        let value = self
+            .ctx
+            .codec
+            .encode(topic, kind, record)
+            .await
+            .map_err(|e| match e {
+                CodecError::Registry(_) => ProcessError::Retryable(e.to_string()),
+                other => ProcessError::Fatal(other.to_string()),
+            })?;
+        self.ctx
+            .producer
+            .send(Record {
+                topic,
+                key: key.as_bytes(),
+                value: &value,
+                headers: &[],
+            })
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! intops transform: consumes `<prefix>.events`, evaluates every flow of
+//! the event's source, produces a `DeliveryRequest` per matching flow to
+//! `<prefix>.deliveries.<target>`, and stores the event's offset only after
+//! every output was acknowledged. Events no flow matches get an `unrouted`
+//! outcome; failures go to `<prefix>.dlq.transform`.
+
+mod handler;
+pub mod route;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use intops_events::Stage;
+use intops_kafka::{ConsumeOptions, DeadLetterWriter, ServiceContext, consume, new_consumer};
+use intops_runtime::{CancellationToken, CommonArgs, Readiness, admin};
+
+/// Settings of the transform service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "intops-transform", version, about = "intops transform service")]
+pub struct Args {
+    /// Settings every service takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Runs transform until `shutdown` or a fatal error.
+pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let flows = Arc::new(intops_runtime::load_flows(&args.common.flows)?);
+    let ctx = ServiceContext::new(&args.common)?;
+    let readiness = Readiness::default();
+    readiness.register("kafka_topics");
+    let admin_task = intops_runtime::admin::spawn_optional(
+        args.common.admin_listen,
+        readiness.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+
+    let topics = ctx.topics.all(flows.targets.keys().map(String::as_str));
+    ctx.ensure_topics(&topics)
+        .await
+        .context("creating topics")?;
+    readiness.set("kafka_topics", true);
+
+    let events = ctx.topics.events();
+    let consumer = new_consumer(&ctx.kafka, &ctx.topics.group("transform"), &[&events])?;
+    let options = ConsumeOptions {
+        stage: "transform",
+        dead_letters: DeadLetterWriter::new(
+            ctx.producer.clone(),
+            ctx.codec.clone(),
+            ctx.topics.dlq_transform(),
+            Stage::Transform,
+        ),
+        shutdown: shutdown.clone(),
+        min_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(30),
+    };
+    tracing::info!(topic = %events, flows = flows.flows.len(), "transform consuming");
+    let handler = handler::Handler::new(flows, ctx.clone(), options.dead_letters.clone());
+    let result = consume(&consumer, &options, |message| {
+        let handler = handler.clone();
+        async move { handler.handle(message).await }
+    })
+    .await;
+    shutdown.cancel();
+    ctx.producer
+        .flush(args.common.shutdown_timeout)
+        .context("flushing the producer")?;
+    admin::join(admin_task).await;
+    result.context("transform consumer")?;
+    tracing::info!("transform stopped");
+    Ok(())
+}

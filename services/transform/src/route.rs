@@ -1,0 +1,203 @@
+//! Routing and mapping of one event: which flows match, and what each
+//! asks delivery to send. Pure: no I/O, so every rule is unit-tested.
+
+use std::collections::HashMap;
+
+use intops_events::{DeliveryRequest, IntegrationEvent, now_micros};
+use intops_flows::{Flow, Flows, JqError, parse_json};
+
+/// What one flow made of an event.
+#[derive(Debug)]
+pub enum FlowResult<'a> {
+    /// The flow matched and mapped: deliver this.
+    Deliver(&'a Flow, Box<DeliveryRequest>),
+    /// The flow's `when` or `map` failed on this event.
+    Failed(&'a Flow, JqError),
+}
+
+/// What transform makes of an event.
+#[derive(Debug)]
+pub enum Plan<'a> {
+    /// The payload is not JSON: nothing can be evaluated.
+    BadPayload(JqError),
+    /// No flow of the event's source matched.
+    Unrouted,
+    /// One result per matching (or failing) flow, in file order.
+    Routed(Vec<FlowResult<'a>>),
+}
+
+/// Evaluates every flow of the event's source.
+pub fn plan<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
+    let input = match parse_json(event.payload.as_bytes()) {
+        Ok(v) => v,
+        Err(e) => return Plan::BadPayload(e),
+    };
+    let mut results = Vec::new();
+    for flow in flows.flows.iter().filter(|f| f.source == event.source_id) {
+        let matched = match &flow.when {
+            None => Ok(true),
+            Some(when) => when.holds(&input),
+        };
+        match matched {
+            Ok(false) => {}
+            Ok(true) => match flow.map.first_json(&input) {
+                Ok(body) => results.push(FlowResult::Deliver(
+                    flow,
+                    Box::new(request(flow, event, body)),
+                )),
+                Err(e) => results.push(FlowResult::Failed(flow, e)),
+            },
+            Err(e) => results.push(FlowResult::Failed(flow, e)),
+        }
+    }
+    if results.is_empty() {
+        Plan::Unrouted
+    } else {
+        Plan::Routed(results)
+    }
+}
+
+fn request(flow: &Flow, event: &IntegrationEvent, body: String) -> DeliveryRequest {
+    DeliveryRequest {
+        event_id: event.event_id.clone(),
+        flow_id: flow.id.clone(),
+        flow_version: flow.version.clone(),
+        target_id: flow.target.clone(),
+        entity_key: event.entity_key.clone(),
+        method: flow.method.clone(),
+        path: flow.path.clone(),
+        headers: HashMap::new(),
+        body,
+        created_at: now_micros(),
+        ingested_at: event.ingested_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLOWS: &str = r#"
+[[sources]]
+id = "servicenow"
+kind = "webhook"
+auth = "none"
+entity_key = ".sys_id"
+
+[[targets]]
+id = "jira"
+base_url = "http://jira"
+
+[[targets]]
+id = "audit"
+base_url = "http://audit"
+
+[[flows]]
+id = "p1-to-jira"
+source = "servicenow"
+when = '.priority == "1"'
+target = "jira"
+path = "/rest/api/3/issue"
+map = '{fields: {summary: .short_description, labels: ["servicenow", .number]}}'
+
+[[flows]]
+id = "all-to-audit"
+source = "servicenow"
+target = "audit"
+method = "put"
+path = "/log"
+
+[[flows]]
+id = "broken"
+source = "servicenow"
+when = '.priority == "9"'
+target = "audit"
+path = "/x"
+map = '.a.b.c | error("no mapping for " + .)'
+"#;
+
+    fn event(payload: &str) -> IntegrationEvent {
+        IntegrationEvent {
+            event_id: "e1".into(),
+            source_id: "servicenow".into(),
+            event_type: "created".into(),
+            entity_key: "abc".into(),
+            occurred_at: 1,
+            ingested_at: 2,
+            correlation_id: None,
+            attributes: HashMap::new(),
+            payload: payload.into(),
+        }
+    }
+
+    fn fixture() -> String {
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/servicenow-incident-created.json"
+        ))
+        .expect("fixture")
+    }
+
+    #[test]
+    fn matching_flows_fan_out_with_mapped_bodies() {
+        let flows = intops_flows::load_str(FLOWS).expect("flows");
+        let Plan::Routed(results) = plan(&flows, &event(&fixture())) else {
+            panic!("routed")
+        };
+        assert_eq!(results.len(), 2);
+        let FlowResult::Deliver(flow, req) = &results[0] else {
+            panic!("deliver")
+        };
+        assert_eq!(flow.id, "p1-to-jira");
+        assert_eq!(
+            (
+                req.method.as_str(),
+                req.path.as_str(),
+                req.target_id.as_str()
+            ),
+            ("POST", "/rest/api/3/issue", "jira")
+        );
+        let body: serde_json::Value = serde_json::from_str(&req.body).expect("json");
+        assert_eq!(
+            body,
+            serde_json::json!({"fields": {"summary": "Email server down in Helsinki office", "labels": ["servicenow", "INC0010023"]}})
+        );
+        assert_eq!(req.flow_version, flow.version);
+        assert_eq!(req.ingested_at, 2);
+        let FlowResult::Deliver(_, audit) = &results[1] else {
+            panic!("deliver")
+        };
+        assert_eq!(audit.method, "PUT");
+        let original: serde_json::Value = serde_json::from_str(&fixture()).expect("json");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&audit.body).expect("json"),
+            original
+        );
+    }
+
+    #[test]
+    fn unmatched_event_is_unrouted_and_bad_payload_is_reported() {
+        let flows = intops_flows::load_str(FLOWS).expect("flows");
+        let mut e = event("{}");
+        e.source_id = "other".into();
+        assert!(matches!(plan(&flows, &e), Plan::Unrouted));
+        assert!(matches!(
+            plan(&flows, &event("not json")),
+            Plan::BadPayload(_)
+        ));
+    }
+
+    #[test]
+    fn a_failing_flow_does_not_stop_the_others() {
+        let flows = intops_flows::load_str(FLOWS).expect("flows");
+        let Plan::Routed(results) = plan(&flows, &event(r#"{"priority":"9","a":{"b":{"c":"x"}}}"#))
+        else {
+            panic!("routed")
+        };
+        assert_eq!(results.len(), 2);
+        assert!(matches!(&results[0], FlowResult::Deliver(f, _) if f.id == "all-to-audit"));
+        assert!(
+            matches!(&results[1], FlowResult::Failed(f, JqError::Runtime(m)) if f.id == "broken" && m.contains("no mapping for x"))
+        );
+    }
+}

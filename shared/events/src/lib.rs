@@ -1,0 +1,17 @@
+//! Canonical intops records (the Avro schemas in `schemas/`), their Rust
+//! types, topic names, and the Confluent-framed codec through a schema
+//! registry.
+
+mod codec;
+mod schemas;
+mod time;
+mod topics;
+mod types;
+
+pub use codec::{Codec, CodecError, RegistrySettings};
+pub use schemas::{RecordKind, parse_all_schemas};
+pub use time::now_micros;
+pub use topics::Topics;
+pub use types::{
+    DeadLetter, DeliveryRequest, IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus, Stage,
+};

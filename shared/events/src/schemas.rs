@@ -1,0 +1,65 @@
+use apache_avro::Schema;
+
+/// The four canonical record kinds and their schema text (`schemas/*.avsc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// `IntegrationEvent`.
+    IntegrationEvent,
+    /// `DeliveryRequest`.
+    DeliveryRequest,
+    /// `Outcome`.
+    Outcome,
+    /// `DeadLetter`.
+    DeadLetter,
+}
+
+impl RecordKind {
+    /// Every kind, in pipeline order.
+    pub const ALL: [RecordKind; 4] = [
+        RecordKind::IntegrationEvent,
+        RecordKind::DeliveryRequest,
+        RecordKind::Outcome,
+        RecordKind::DeadLetter,
+    ];
+
+    /// The schema's JSON text as shipped in `schemas/`.
+    pub fn schema_text(self) -> &'static str {
+        match self {
+            RecordKind::IntegrationEvent => include_str!("../../../schemas/integration_event.avsc"),
+            RecordKind::DeliveryRequest => include_str!("../../../schemas/delivery_request.avsc"),
+            RecordKind::Outcome => include_str!("../../../schemas/outcome.avsc"),
+            RecordKind::DeadLetter => include_str!("../../../schemas/dead_letter.avsc"),
+        }
+    }
+
+    /// The record's full name, as the registry and Avro readers see it.
+    pub fn full_name(self) -> &'static str {
+        match self {
+            RecordKind::IntegrationEvent => "io.intops.v1.IntegrationEvent",
+            RecordKind::DeliveryRequest => "io.intops.v1.DeliveryRequest",
+            RecordKind::Outcome => "io.intops.v1.Outcome",
+            RecordKind::DeadLetter => "io.intops.v1.DeadLetter",
+        }
+    }
+}
+
+/// Parses every shipped schema; fails on the first that does not parse.
+pub fn parse_all_schemas() -> Result<Vec<(RecordKind, Schema)>, apache_avro::Error> {
+    RecordKind::ALL
+        .iter()
+        .map(|k| Schema::parse_str(k.schema_text()).map(|s| (*k, s)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_parses_with_its_declared_name() {
+        for (kind, schema) in parse_all_schemas().expect("schemas parse") {
+            let name = schema.name().expect("named record");
+            assert_eq!(name.fullname(None), kind.full_name());
+        }
+    }
+}

@@ -1,0 +1,77 @@
+/// Names of every intops topic under one prefix (`INTOPS_TOPIC_PREFIX`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    /// Topics under `prefix` (default deployments use `intops`).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix itself; also used to name consumer groups.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Accepted events, written by ingest.
+    pub fn events(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+
+    /// Delivery requests for one target, written by transform.
+    pub fn deliveries(&self, target_id: &str) -> String {
+        format!("{}.deliveries.{target_id}", self.prefix)
+    }
+
+    /// Final results that no other record implies.
+    pub fn outcomes(&self) -> String {
+        format!("{}.outcomes", self.prefix)
+    }
+
+    /// Dead letters of transform.
+    pub fn dlq_transform(&self) -> String {
+        format!("{}.dlq.transform", self.prefix)
+    }
+
+    /// Dead letters of delivery.
+    pub fn dlq_delivery(&self) -> String {
+        format!("{}.dlq.delivery", self.prefix)
+    }
+
+    /// Every topic a deployment with these targets uses, in a stable order.
+    pub fn all<'a>(&self, target_ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut all = vec![
+            self.events(),
+            self.outcomes(),
+            self.dlq_transform(),
+            self.dlq_delivery(),
+        ];
+        all.extend(target_ids.into_iter().map(|t| self.deliveries(t)));
+        all
+    }
+
+    /// A consumer group name for one role (`transform`, `delivery.jira`).
+    pub fn group(&self, role: &str) -> String {
+        format!("{}.{role}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_prefix() {
+        let t = Topics::new("acme");
+        assert_eq!(t.events(), "acme.events");
+        assert_eq!(t.deliveries("jira"), "acme.deliveries.jira");
+        assert_eq!(t.outcomes(), "acme.outcomes");
+        assert_eq!(t.dlq_transform(), "acme.dlq.transform");
+        assert_eq!(t.dlq_delivery(), "acme.dlq.delivery");
+        assert_eq!(t.group("delivery.jira"), "acme.delivery.jira");
+    }
+}

@@ -1,0 +1,222 @@
+//! Rust forms of the records in `schemas/*.avsc`. Field order and names
+//! follow the schemas; timestamps are microseconds since the Unix epoch.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One event captured from a source system (`<prefix>.events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationEvent {
+    /// UUIDv7 (or v5 from a dedupe key).
+    pub event_id: String,
+    /// Source id from the flows file.
+    pub source_id: String,
+    /// What happened (created, updated, ...).
+    pub event_type: String,
+    /// The source's key of the entity.
+    pub entity_key: String,
+    /// When the source says it happened.
+    pub occurred_at: i64,
+    /// When ingest accepted it.
+    pub ingested_at: i64,
+    /// Caller-supplied correlation id.
+    pub correlation_id: Option<String>,
+    /// Small string facts about the capture.
+    pub attributes: HashMap<String, String>,
+    /// The source's JSON, as received.
+    pub payload: String,
+}
+
+impl IntegrationEvent {
+    /// The Kafka key every record derived from this event carries.
+    pub fn kafka_key(&self) -> String {
+        format!("{}:{}", self.source_id, self.entity_key)
+    }
+}
+
+/// One HTTP request a flow asks delivery to make (`<prefix>.deliveries.<target>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRequest {
+    /// The originating event.
+    pub event_id: String,
+    /// The flow that produced it.
+    pub flow_id: String,
+    /// Content hash of that flow.
+    pub flow_version: String,
+    /// The target to call.
+    pub target_id: String,
+    /// The event's entity key.
+    pub entity_key: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path appended to the target's base URL.
+    pub path: String,
+    /// Extra headers from the flow (no credentials).
+    pub headers: HashMap<String, String>,
+    /// JSON body.
+    pub body: String,
+    /// When transform produced it.
+    pub created_at: i64,
+    /// The event's ingested_at (0 when unknown).
+    pub ingested_at: i64,
+}
+
+impl DeliveryRequest {
+    /// The `Idempotency-Key` header value: stable for one event and flow.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.event_id, self.flow_id)
+    }
+}
+
+/// Which stage an outcome or dead letter comes from. Written as a string
+/// (`transform`, `delivery`, `replay`) so readers never break on a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum Stage {
+    /// The transform service.
+    Transform,
+    /// The delivery service.
+    Delivery,
+    /// A dead-letter replay.
+    Replay,
+}
+
+/// The result an outcome records, written as a string (`unrouted`,
+/// `delivered`, `dead_lettered`, `replayed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum OutcomeStatus {
+    /// No flow matched the event.
+    Unrouted,
+    /// The target accepted the request.
+    Delivered,
+    /// The record went to a dead-letter topic.
+    DeadLettered,
+    /// A dead letter was sent back for another try.
+    Replayed,
+}
+
+macro_rules! string_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The value as written in records.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+        }
+
+        impl From<$ty> for &'static str {
+            fn from(v: $ty) -> Self {
+                v.as_str()
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = String;
+
+            fn try_from(s: String) -> Result<Self, String> {
+                match s.as_str() {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(format!("unknown {} {other:?}", stringify!($ty))),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(Stage { Transform => "transform", Delivery => "delivery", Replay => "replay" });
+string_enum!(OutcomeStatus {
+    Unrouted => "unrouted",
+    Delivered => "delivered",
+    DeadLettered => "dead_lettered",
+    Replayed => "replayed",
+});
+
+/// A final result of one stage for one event (`<prefix>.outcomes`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The event this is about.
+    pub event_id: String,
+    /// The stage that decided it.
+    pub stage: Stage,
+    /// What was decided.
+    pub status: OutcomeStatus,
+    /// The flow, when about one.
+    pub flow_id: Option<String>,
+    /// The target, when about one.
+    pub target_id: Option<String>,
+    /// HTTP attempts made.
+    pub attempts: i32,
+    /// Last HTTP status.
+    pub http_status: Option<i32>,
+    /// Milliseconds since ingest.
+    pub latency_ms: Option<i64>,
+    /// Redacted reason for a failure.
+    pub error: Option<String>,
+    /// When it was decided.
+    pub at: i64,
+}
+
+/// One Kafka header of a dead-lettered record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KafkaHeader {
+    /// Header name.
+    pub key: String,
+    /// Header value, if any.
+    #[serde(with = "apache_avro::serde::bytes_opt", default)]
+    pub value: Option<Vec<u8>>,
+}
+
+/// A record a stage could not process (`<prefix>.dlq.<stage>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The stage that gave up.
+    pub stage: Stage,
+    /// Short stable class of the error.
+    pub error_class: String,
+    /// Redacted, human-readable reason.
+    pub error_message: String,
+    /// Whether a replay may succeed without a fix.
+    pub retryable: bool,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Where the record came from.
+    pub original_topic: String,
+    /// Its partition.
+    pub original_partition: i32,
+    /// Its offset.
+    pub original_offset: i64,
+    /// Its key.
+    #[serde(with = "apache_avro::serde::bytes_opt", default)]
+    pub original_key: Option<Vec<u8>>,
+    /// Its value.
+    #[serde(with = "apache_avro::serde::bytes_opt", default)]
+    pub original_value: Option<Vec<u8>>,
+    /// Its headers.
+    pub original_headers: Vec<KafkaHeader>,
+    /// When the stage gave up.
+    pub failed_at: i64,
+    /// Earlier replays of this record.
+    pub replay_count: i32,
+    /// The event, when decoded.
+    pub event_id: Option<String>,
+    /// The flow, when known.
+    pub flow_id: Option<String>,
+    /// The flow's version, when known.
+    pub flow_version: Option<String>,
+    /// The target, when known.
+    pub target_id: Option<String>,
+    /// Last HTTP status.
+    pub http_status: Option<i32>,
+    /// Redacted excerpt of the last response body.
+    pub response_excerpt: Option<String>,
+}

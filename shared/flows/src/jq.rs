@@ -1,0 +1,244 @@
+//! jq programs through the jaq crates: compiled once when the flows file
+//! loads, run per event.
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_json::Val;
+
+type Filter = jaq_core::Filter<data::JustLut<Val>>;
+
+/// Why a jq program failed to compile or run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JqError {
+    /// The program does not parse or names an unknown filter.
+    #[error("jq error at line {line}, column {column}: {message}")]
+    Compile {
+        /// 1-based line in the program.
+        line: usize,
+        /// 1-based column (characters).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The program raised an error for this input.
+    #[error("jq runtime error: {0}")]
+    Runtime(String),
+    /// The input is not JSON.
+    #[error("payload is not JSON: {0}")]
+    Input(String),
+    /// The output is not of the expected kind.
+    #[error("{0}")]
+    Output(String),
+}
+
+/// A compiled jq program and its source text.
+pub struct JqProgram {
+    code: String,
+    filter: Filter,
+}
+
+impl std::fmt::Debug for JqProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("JqProgram").field(&self.code).finish()
+    }
+}
+
+impl JqProgram {
+    /// Compiles `code` with jq's standard library.
+    pub fn compile(code: &str) -> Result<Self, JqError> {
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
+        let loader = Loader::new(defs);
+        let arena = Arena::default();
+        let modules = loader
+            .load(&arena, File { code, path: () })
+            .map_err(|errs| {
+                let (at, message) = match errs.into_iter().next() {
+                    Some((_, jaq_core::load::Error::Lex(e))) => e
+                        .first()
+                        .map(|(expect, at)| (*at, format!("expected {}", expect.as_str())))
+                        .unwrap_or(("", "lex error".into())),
+                    Some((_, jaq_core::load::Error::Parse(e))) => e
+                        .first()
+                        .map(|(expect, at)| (*at, format!("expected {}", expect.as_str())))
+                        .unwrap_or(("", "parse error".into())),
+                    Some((_, jaq_core::load::Error::Io(e))) => e
+                        .first()
+                        .map(|(at, msg)| (*at, msg.clone()))
+                        .unwrap_or(("", "module error".into())),
+                    None => ("", "invalid program".into()),
+                };
+                position_error(code, at, message)
+            })?;
+        let filter = Compiler::default()
+            .with_funs(funs)
+            .compile(modules)
+            .map_err(|errs| {
+                let first = errs
+                    .into_iter()
+                    .next()
+                    .and_then(|(_, e)| e.into_iter().next());
+                match first {
+                    Some((at, undefined)) => {
+                        position_error(code, at, format!("undefined {} `{at}`", undefined.as_str()))
+                    }
+                    None => position_error(code, "", "invalid program".into()),
+                }
+            })?;
+        Ok(Self {
+            code: code.to_string(),
+            filter,
+        })
+    }
+
+    /// The program's source text.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// Runs the program and returns its first output, `None` when it
+    /// produces nothing, or the first error it raises.
+    pub fn first(&self, input: &Val) -> Result<Option<Val>, JqError> {
+        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
+        let mut out = self.filter.id.run((ctx, input.clone())).map(unwrap_valr);
+        match out.next() {
+            None => Ok(None),
+            Some(Ok(v)) => Ok(Some(v)),
+            Some(Err(e)) => Err(JqError::Runtime(e.to_string())),
+        }
+    }
+
+    /// Whether the first output is truthy (neither `false` nor `null`);
+    /// no output counts as false.
+    pub fn holds(&self, input: &Val) -> Result<bool, JqError> {
+        Ok(matches!(self.first(input)?, Some(v) if !matches!(v, Val::Null | Val::Bool(false))))
+    }
+
+    /// The first output as JSON text; an error when there is none.
+    pub fn first_json(&self, input: &Val) -> Result<String, JqError> {
+        match self.first(input)? {
+            Some(v) => Ok(v.to_string()),
+            None => Err(JqError::Output("program produced no output".into())),
+        }
+    }
+
+    /// The first output as a non-empty plain string (strings as they are,
+    /// numbers in their JSON form); an error for anything else.
+    pub fn first_text(&self, input: &Val) -> Result<String, JqError> {
+        let text = match self.first(input)? {
+            None => return Err(JqError::Output("produced no output".into())),
+            Some(Val::Null) => return Err(JqError::Output("produced null".into())),
+            Some(v @ Val::TStr(_)) => serde_json::from_str::<String>(&v.to_string())
+                .map_err(|e| JqError::Output(e.to_string()))?,
+            Some(v @ Val::Num(_)) => v.to_string(),
+            Some(v) => {
+                return Err(JqError::Output(format!(
+                    "produced {}, expected a string or number",
+                    kind(&v)
+                )));
+            }
+        };
+        if text.is_empty() {
+            return Err(JqError::Output("produced an empty string".into()));
+        }
+        Ok(text)
+    }
+}
+
+/// Parses one JSON document into a jq value.
+pub fn parse_json(bytes: &[u8]) -> Result<Val, JqError> {
+    jaq_json::read::parse_single(bytes).map_err(|e| JqError::Input(e.to_string()))
+}
+
+fn kind(v: &Val) -> &'static str {
+    match v {
+        Val::Null => "null",
+        Val::Bool(_) => "a boolean",
+        Val::Num(_) => "a number",
+        Val::BStr(_) | Val::TStr(_) => "a string",
+        Val::Arr(_) => "an array",
+        Val::Obj(_) => "an object",
+    }
+}
+
+/// Turns a slice of `code` (as jaq reports positions) into line and column.
+fn position_error(code: &str, at: &str, message: String) -> JqError {
+    let offset = (at.as_ptr() as usize)
+        .checked_sub(code.as_ptr() as usize)
+        .filter(|o| *o <= code.len())
+        .unwrap_or(code.len());
+    let before = code.get(..offset).unwrap_or(code);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    JqError::Compile {
+        line,
+        column,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn val(json: &str) -> Val {
+        parse_json(json.as_bytes()).expect("json")
+    }
+
+    #[test]
+    fn condition_and_mapping() {
+        let when = JqProgram::compile(r#".priority == "1""#).expect("compiles");
+        assert!(when.holds(&val(r#"{"priority":"1"}"#)).expect("runs"));
+        assert!(!when.holds(&val(r#"{"priority":"3"}"#)).expect("runs"));
+        let map = JqProgram::compile(r#"{summary: .a, labels: ["x", .b]}"#).expect("compiles");
+        let out: serde_json::Value = serde_json::from_str(
+            &map.first_json(&val(r#"{"a":"hi","b":"INC1"}"#))
+                .expect("runs"),
+        )
+        .expect("json out");
+        assert_eq!(
+            out,
+            serde_json::json!({"summary":"hi","labels":["x","INC1"]})
+        );
+    }
+
+    #[test]
+    fn compile_error_has_position() {
+        let e = JqProgram::compile("{a: .b,\n  c: nosuchfilter}").expect_err("undefined");
+        match e {
+            JqError::Compile {
+                line,
+                column,
+                message,
+            } => {
+                assert_eq!((line, column), (2, 6), "{message}");
+                assert!(message.contains("nosuchfilter"), "{message}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            JqProgram::compile(".a |"),
+            Err(JqError::Compile { .. })
+        ));
+    }
+
+    #[test]
+    fn text_extraction() {
+        let p = JqProgram::compile(".id").expect("compiles");
+        assert_eq!(p.first_text(&val(r#"{"id":"a\"b"}"#)).expect("str"), "a\"b");
+        assert_eq!(p.first_text(&val(r#"{"id":42}"#)).expect("num"), "42");
+        assert!(p.first_text(&val(r#"{"id":null}"#)).is_err());
+        assert!(p.first_text(&val(r#"{"id":{}}"#)).is_err());
+        assert!(p.first_text(&val(r#"{"id":""}"#)).is_err());
+    }
+
+    #[test]
+    fn runtime_error_is_reported() {
+        let p = JqProgram::compile(r#"error("boom")"#).expect("compiles");
+        assert!(matches!(p.first(&val("{}")), Err(JqError::Runtime(_))));
+    }
+}

@@ -1,0 +1,20 @@
+//! The flows file: sources, targets and flows in one TOML document.
+//!
+//! [`load_file`] parses the raw form ([`spec`]), resolves references,
+//! reads secrets, compiles every jq program once, and reports every problem
+//! at once ([`LoadErrors`]). Services then use the validated [`Flows`].
+
+mod jq;
+mod load;
+mod model;
+mod secret;
+pub mod spec;
+
+pub use jaq_json::Val as JqValue;
+pub use jq::{JqError, JqProgram, parse_json};
+pub use load::{LoadError, LoadErrors, load_file, load_str};
+pub use model::{
+    Flow, Flows, HmacAuth, RateLimit, Retry, SignatureEncoding, Source, SourceAuth, SourceKind,
+    Target, TargetAuth,
+};
+pub use secret::{Secret, SecretRef};

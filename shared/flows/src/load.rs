@@ -1,0 +1,480 @@
+//! From TOML text to validated [`Flows`], with every problem reported at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::jq::JqProgram;
+use crate::model::{
+    Flow, Flows, HmacAuth, RateLimit, Retry, Source, SourceAuth, Target, TargetAuth,
+};
+use crate::spec::{FlowSpec, FlowsFile, SignatureEncoding, SourceAuthSpec, SourceSpec, TargetSpec};
+
+/// One problem in a flows file, located by a path such as
+/// `flows[snow-p1-to-jira].map`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// Where the problem is.
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// Every problem found in a flows file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "flows file has {} problem(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates the flows file at `path`.
+pub fn load_file(path: &Path) -> Result<Flows, LoadErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        LoadErrors(vec![LoadError {
+            at: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    load_str(&text)
+}
+
+/// Validates flows-file text.
+pub fn load_str(text: &str) -> Result<Flows, LoadErrors> {
+    let file: FlowsFile = toml::from_str(text).map_err(|e| {
+        LoadErrors(vec![LoadError {
+            at: "toml".into(),
+            message: e.to_string().trim_end().to_string(),
+        }])
+    })?;
+    let mut v = Validator::default();
+    let sources = v.sources(&file.sources);
+    let targets = v.targets(&file.targets);
+    let flows = v.flows(&file.flows, &sources, &targets);
+    if v.errors.is_empty() {
+        Ok(Flows {
+            sources,
+            targets,
+            flows,
+        })
+    } else {
+        Err(LoadErrors(v.errors))
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<LoadError>,
+}
+
+impl Validator {
+    fn error(&mut self, at: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(LoadError {
+            at: at.into(),
+            message: message.into(),
+        });
+    }
+
+    fn jq(&mut self, at: String, code: &str) -> Option<JqProgram> {
+        JqProgram::compile(code)
+            .map_err(|e| self.error(at, e.to_string()))
+            .ok()
+    }
+
+    fn duration(&mut self, at: String, text: Option<&str>, default: Duration) -> Duration {
+        match text.map(humantime::parse_duration) {
+            None => default,
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                self.error(at, "must be greater than zero");
+                default
+            }
+            Some(Err(e)) => {
+                self.error(
+                    at,
+                    format!("not a duration ({e}); write for example \"10s\" or \"200ms\""),
+                );
+                default
+            }
+        }
+    }
+
+    fn id(&mut self, kind: &str, index: usize, id: &str, seen: &mut HashSet<String>) -> String {
+        let at = format!("{kind}[{index}].id");
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            self.error(
+                &at,
+                format!("{id:?} must be non-empty and use only letters, digits, '-', '_' and '.'"),
+            );
+        } else if !seen.insert(id.to_string()) {
+            self.error(&at, format!("duplicate id {id:?}"));
+        }
+        format!("{kind}[{id}]")
+    }
+
+    fn sources(&mut self, specs: &[SourceSpec]) -> BTreeMap<String, Source> {
+        let mut seen = HashSet::new();
+        let mut out = BTreeMap::new();
+        for (i, s) in specs.iter().enumerate() {
+            let at = self.id("sources", i, &s.id, &mut seen);
+            let auth = self.source_auth(&at, s);
+            let entity_key = self.jq(format!("{at}.entity_key"), &s.entity_key);
+            let event_type = s
+                .event_type
+                .as_deref()
+                .map(|code| self.jq(format!("{at}.event_type"), code));
+            if let (Some(auth), Some(entity_key), Some(event_type)) = (
+                auth,
+                entity_key,
+                event_type.map_or(Some(None), |p| p.map(Some)),
+            ) {
+                out.insert(
+                    s.id.clone(),
+                    Source {
+                        id: s.id.clone(),
+                        kind: s.kind,
+                        auth,
+                        entity_key,
+                        event_type,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    fn source_auth(&mut self, at: &str, s: &SourceSpec) -> Option<SourceAuth> {
+        match &s.auth {
+            None => {
+                self.error(
+                    format!("{at}.auth"),
+                    "missing: set an hmac_sha256 secret, or auth = \"none\" to accept unauthenticated requests",
+                );
+                None
+            }
+            Some(SourceAuthSpec::Keyword(k)) if k == "none" => Some(SourceAuth::None),
+            Some(SourceAuthSpec::Keyword(k)) => {
+                self.error(
+                    format!("{at}.auth"),
+                    format!("{k:?} is not \"none\" or a table"),
+                );
+                None
+            }
+            Some(SourceAuthSpec::Table(t)) => {
+                let Some(secret) = t.hmac_sha256.clone() else {
+                    self.error(
+                        format!("{at}.auth"),
+                        "needs hmac_sha256 = { env = \"NAME\" } or { file = \"PATH\" }",
+                    );
+                    return None;
+                };
+                let header = t
+                    .header
+                    .clone()
+                    .unwrap_or_else(|| "X-Intops-Signature".into());
+                let default_prefix = if t.header.is_none() { "sha256=" } else { "" };
+                Some(SourceAuth::Hmac(HmacAuth {
+                    secret,
+                    header,
+                    encoding: t.encoding.unwrap_or(SignatureEncoding::Hex),
+                    prefix: t.prefix.clone().unwrap_or_else(|| default_prefix.into()),
+                    timestamp_header: t.timestamp_header.clone(),
+                }))
+            }
+        }
+    }
+
+    fn targets(&mut self, specs: &[TargetSpec]) -> BTreeMap<String, Target> {
+        let mut seen = HashSet::new();
+        let mut out = BTreeMap::new();
+        for (i, t) in specs.iter().enumerate() {
+            let at = self.id("targets", i, &t.id, &mut seen);
+            if !(t.base_url.starts_with("http://") || t.base_url.starts_with("https://")) {
+                self.error(
+                    format!("{at}.base_url"),
+                    format!("{:?} must start with http:// or https://", t.base_url),
+                );
+            }
+            let timeout = self.duration(
+                format!("{at}.timeout"),
+                t.timeout.as_deref(),
+                Duration::from_secs(10),
+            );
+            let concurrency = t.concurrency.unwrap_or(16);
+            if concurrency == 0 {
+                self.error(format!("{at}.concurrency"), "must be at least 1");
+            }
+            let rate_limit = t.rate_limit.as_deref().and_then(|r| {
+                parse_rate(r)
+                    .map_err(|m| self.error(format!("{at}.rate_limit"), m))
+                    .ok()
+            });
+            let defaults = Retry::default();
+            let retry = t.retry.as_ref().map_or(defaults, |r| Retry {
+                max_attempts: r.max_attempts.unwrap_or(defaults.max_attempts),
+                initial_backoff: self.duration(
+                    format!("{at}.retry.initial_backoff"),
+                    r.initial_backoff.as_deref(),
+                    defaults.initial_backoff,
+                ),
+                max_backoff: self.duration(
+                    format!("{at}.retry.max_backoff"),
+                    r.max_backoff.as_deref(),
+                    defaults.max_backoff,
+                ),
+            });
+            if retry.max_attempts == 0 {
+                self.error(format!("{at}.retry.max_attempts"), "must be at least 1");
+            }
+            let auth = match t.auth.as_ref().and_then(|a| a.bearer.clone()) {
+                Some(secret) => TargetAuth::Bearer(secret),
+                None => TargetAuth::None,
+            };
+            out.insert(
+                t.id.clone(),
+                Target {
+                    id: t.id.clone(),
+                    base_url: t.base_url.trim_end_matches('/').to_string(),
+                    auth,
+                    timeout,
+                    concurrency,
+                    rate_limit,
+                    retry,
+                },
+            );
+        }
+        out
+    }
+
+    fn flows(
+        &mut self,
+        specs: &[FlowSpec],
+        sources: &BTreeMap<String, Source>,
+        targets: &BTreeMap<String, Target>,
+    ) -> Vec<Flow> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, f) in specs.iter().enumerate() {
+            let at = self.id("flows", i, &f.id, &mut seen);
+            if !sources.contains_key(&f.source) {
+                self.error(
+                    format!("{at}.source"),
+                    format!("unknown source {:?}", f.source),
+                );
+            }
+            if !targets.contains_key(&f.target) {
+                self.error(
+                    format!("{at}.target"),
+                    format!("unknown target {:?}", f.target),
+                );
+            }
+            let method = f.method.as_deref().unwrap_or("POST").to_ascii_uppercase();
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                self.error(
+                    format!("{at}.method"),
+                    format!("{method:?} is not GET, POST, PUT, PATCH or DELETE"),
+                );
+            }
+            if !f.path.starts_with('/') {
+                self.error(
+                    format!("{at}.path"),
+                    format!("{:?} must start with '/'", f.path),
+                );
+            }
+            let when = f.when.as_deref().map(|c| self.jq(format!("{at}.when"), c));
+            let map = self.jq(format!("{at}.map"), f.map.as_deref().unwrap_or("."));
+            if let (Some(when), Some(map)) = (when.map_or(Some(None), |p| p.map(Some)), map) {
+                out.push(Flow {
+                    id: f.id.clone(),
+                    version: flow_version(f),
+                    source: f.source.clone(),
+                    when,
+                    target: f.target.clone(),
+                    method,
+                    path: f.path.clone(),
+                    map,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Content hash of a flow definition: any change to any field changes it.
+fn flow_version(f: &FlowSpec) -> String {
+    let canonical = serde_json::to_vec(f).unwrap_or_default();
+    let digest = Sha256::digest(&canonical);
+    hex::encode(&digest[..6])
+}
+
+/// Parses `50/s`, `600/m`, `1000/h`.
+fn parse_rate(text: &str) -> Result<RateLimit, String> {
+    let bad = || format!("{text:?} is not a rate; write for example \"50/s\" or \"600/m\"");
+    let (count, unit) = text.split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    let per = match unit.trim() {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return Err(bad()),
+    };
+    if count == 0 {
+        return Err(format!(
+            "{text:?} allows nothing; the count must be at least 1"
+        ));
+    }
+    Ok(RateLimit { count, per })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[[sources]]
+id = "servicenow"
+kind = "webhook"
+auth = { hmac_sha256 = { env = "SNOW_SECRET" } }
+entity_key = ".sys_id"
+event_type = '.event_type // "updated"'
+
+[[targets]]
+id = "jira"
+base_url = "https://jira.example.com/"
+auth = { bearer = { env = "JIRA_TOKEN" } }
+timeout = "10s"
+concurrency = 16
+rate_limit = "50/s"
+retry = { max_attempts = 8, initial_backoff = "200ms", max_backoff = "30s" }
+
+[[flows]]
+id = "snow-p1-to-jira"
+source = "servicenow"
+when = '.priority == "1"'
+target = "jira"
+method = "POST"
+path = "/rest/api/3/issue"
+map = '''{fields: {summary: .short_description, labels: ["servicenow", .number]}}'''
+"#;
+
+    #[test]
+    fn design_example_loads() {
+        let flows = load_str(EXAMPLE).expect("valid");
+        let source = &flows.sources["servicenow"];
+        match &source.auth {
+            SourceAuth::Hmac(h) => {
+                assert_eq!(h.header, "X-Intops-Signature");
+                assert_eq!(h.prefix, "sha256=");
+                assert_eq!(h.encoding, SignatureEncoding::Hex);
+            }
+            SourceAuth::None => panic!("expected hmac"),
+        }
+        let target = &flows.targets["jira"];
+        assert_eq!(target.base_url, "https://jira.example.com");
+        assert_eq!(
+            target.rate_limit,
+            Some(RateLimit {
+                count: 50,
+                per: Duration::from_secs(1)
+            })
+        );
+        assert_eq!(target.retry.max_backoff, Duration::from_secs(30));
+        let flow = &flows.flows[0];
+        assert_eq!(flow.version.len(), 12);
+        assert_eq!(flows.flows_for_source("servicenow").count(), 1);
+    }
+
+    #[test]
+    fn flow_version_changes_with_the_flow() {
+        let a = load_str(EXAMPLE).expect("valid");
+        let b = load_str(&EXAMPLE.replace(r#"== "1""#, r#"== "2""#)).expect("valid");
+        assert_ne!(a.flows[0].version, b.flows[0].version);
+        let again = load_str(EXAMPLE).expect("valid");
+        assert_eq!(a.flows[0].version, again.flows[0].version);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = EXAMPLE
+            .replace(r#"source = "servicenow""#, r#"source = "nosuch""#)
+            .replace(r#"target = "jira""#, r#"target = "gone""#)
+            .replace(".short_description", ".short_description |")
+            .replace(r#"timeout = "10s""#, r#"timeout = "ten""#);
+        let errs = load_str(&text).expect_err("invalid").0;
+        let text = errs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            text.contains("flows[snow-p1-to-jira].source: unknown source \"nosuch\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("flows[snow-p1-to-jira].target: unknown target \"gone\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("flows[snow-p1-to-jira].map: jq error at line 1"),
+            "{text}"
+        );
+        assert!(text.contains("targets[jira].timeout"), "{text}");
+        assert_eq!(errs.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn unknown_fields_and_missing_auth_are_errors() {
+        let e =
+            load_str(&EXAMPLE.replace("concurrency = 16", "concurency = 16")).expect_err("typo");
+        assert!(e.to_string().contains("concurency"), "{e}");
+        let e =
+            load_str(&EXAMPLE.replace(r#"auth = { hmac_sha256 = { env = "SNOW_SECRET" } }"#, ""))
+                .expect_err("no auth");
+        assert!(e.to_string().contains("sources[servicenow].auth"), "{e}");
+        let ok = load_str(&EXAMPLE.replace(
+            r#"auth = { hmac_sha256 = { env = "SNOW_SECRET" } }"#,
+            r#"auth = "none""#,
+        ))
+        .expect("none");
+        assert!(matches!(ok.sources["servicenow"].auth, SourceAuth::None));
+    }
+
+    #[test]
+    fn duplicate_ids_are_errors() {
+        let text = format!("{EXAMPLE}\n[[targets]]\nid = \"jira\"\nbase_url = \"http://x\"\n");
+        let e = load_str(&text).expect_err("dup");
+        assert!(e.to_string().contains("duplicate id \"jira\""), "{e}");
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(
+            parse_rate("600/m"),
+            Ok(RateLimit {
+                count: 600,
+                per: Duration::from_secs(60)
+            })
+        );
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("0/s").is_err());
+    }
+}

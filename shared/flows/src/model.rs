@@ -1,0 +1,144 @@
+//! The validated flows file that services use.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::jq::JqProgram;
+use crate::secret::SecretRef;
+pub use crate::spec::{SignatureEncoding, SourceKind};
+
+/// A validated flows file.
+#[derive(Debug)]
+pub struct Flows {
+    /// Sources by id.
+    pub sources: BTreeMap<String, Source>,
+    /// Targets by id.
+    pub targets: BTreeMap<String, Target>,
+    /// Flows, in file order.
+    pub flows: Vec<Flow>,
+}
+
+impl Flows {
+    /// The flows that consider events of `source_id`, in file order.
+    pub fn flows_for_source<'a>(&'a self, source_id: &'a str) -> impl Iterator<Item = &'a Flow> {
+        self.flows.iter().filter(move |f| f.source == source_id)
+    }
+}
+
+/// A validated source.
+#[derive(Debug)]
+pub struct Source {
+    /// Unique id.
+    pub id: String,
+    /// Webhook or poll.
+    pub kind: SourceKind,
+    /// How ingest authenticates it.
+    pub auth: SourceAuth,
+    /// Gives the entity key.
+    pub entity_key: JqProgram,
+    /// Gives the event type; `None` means `"updated"`.
+    pub event_type: Option<JqProgram>,
+}
+
+/// How ingest authenticates a source.
+#[derive(Debug, Clone)]
+pub enum SourceAuth {
+    /// Explicitly unauthenticated (`auth = "none"`).
+    None,
+    /// HMAC-SHA256 signature of the body.
+    Hmac(HmacAuth),
+}
+
+/// An HMAC-SHA256 signature scheme.
+#[derive(Debug, Clone)]
+pub struct HmacAuth {
+    /// Where the shared secret lives.
+    pub secret: SecretRef,
+    /// Header carrying the signature.
+    pub header: String,
+    /// Hex or base64.
+    pub encoding: SignatureEncoding,
+    /// Text before the signature (`sha256=`), possibly empty.
+    pub prefix: String,
+    /// Header whose value is prepended to the body before signing.
+    pub timestamp_header: Option<String>,
+}
+
+/// A validated target.
+#[derive(Debug)]
+pub struct Target {
+    /// Unique id.
+    pub id: String,
+    /// Base URL, without a trailing slash.
+    pub base_url: String,
+    /// Credentials.
+    pub auth: TargetAuth,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Requests in flight at most.
+    pub concurrency: u32,
+    /// Requests per period at most.
+    pub rate_limit: Option<RateLimit>,
+    /// Retry policy.
+    pub retry: Retry,
+}
+
+/// Credentials sent to a target.
+#[derive(Debug, Clone)]
+pub enum TargetAuth {
+    /// None.
+    None,
+    /// `Authorization: Bearer <secret>`.
+    Bearer(SecretRef),
+}
+
+/// `count` requests per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per period.
+    pub count: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+/// A target's retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// First backoff.
+    pub initial_backoff: Duration,
+    /// Largest backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A validated flow.
+#[derive(Debug)]
+pub struct Flow {
+    /// Unique id.
+    pub id: String,
+    /// Content hash of the flow's definition (12 hex digits).
+    pub version: String,
+    /// Source id.
+    pub source: String,
+    /// Condition; `None` routes every event of the source.
+    pub when: Option<JqProgram>,
+    /// Target id.
+    pub target: String,
+    /// HTTP method, uppercase.
+    pub method: String,
+    /// Path on the target.
+    pub path: String,
+    /// Builds the body.
+    pub map: JqProgram,
+}

@@ -1,0 +1,145 @@
+//! The flows file as written: every table and field, before validation.
+//! Field names are a stable interface (see docs/flows.md).
+
+use serde::Deserialize;
+
+use crate::secret::SecretRef;
+
+/// The whole flows file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowsFile {
+    /// Systems that send (or are polled for) events.
+    #[serde(default)]
+    pub sources: Vec<SourceSpec>,
+    /// Systems that receive delivery requests.
+    #[serde(default)]
+    pub targets: Vec<TargetSpec>,
+    /// Routing and mapping rules from a source to a target.
+    #[serde(default)]
+    pub flows: Vec<FlowSpec>,
+}
+
+/// A `[[sources]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Unique id; part of the ingest URL and of every event key.
+    pub id: String,
+    /// `webhook` (pushes to ingest) or `poll` (ingest polls it).
+    pub kind: SourceKind,
+    /// How ingest authenticates the source: a table, or `"none"`.
+    pub auth: Option<SourceAuthSpec>,
+    /// jq expression giving the entity's key from the payload (`.sys_id`).
+    pub entity_key: String,
+    /// jq expression giving the event type; default `"updated"`.
+    pub event_type: Option<String>,
+}
+
+/// Source kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The source POSTs to ingest.
+    Webhook,
+    /// Ingest polls the source.
+    Poll,
+}
+
+/// `auth` of a source: `"none"` or a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SourceAuthSpec {
+    /// Only `"none"` is accepted: an explicit opt-out of authentication.
+    Keyword(String),
+    /// An HMAC signature scheme.
+    Table(SourceAuthTable),
+}
+
+/// The table form of a source's `auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceAuthTable {
+    /// HMAC-SHA256 over the raw body with this secret.
+    pub hmac_sha256: Option<SecretRef>,
+    /// Header carrying the signature; default `X-Intops-Signature`.
+    pub header: Option<String>,
+    /// `hex` (default) or `base64`.
+    pub encoding: Option<SignatureEncoding>,
+    /// Text before the signature in the header; default `sha256=` for the
+    /// default header, none otherwise.
+    pub prefix: Option<String>,
+    /// Header whose value is prepended to the body before signing.
+    pub timestamp_header: Option<String>,
+}
+
+/// How a signature is written in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureEncoding {
+    /// Lowercase or uppercase hex.
+    Hex,
+    /// Standard base64.
+    Base64,
+}
+
+/// A `[[targets]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// Unique id; names the target's deliveries topic.
+    pub id: String,
+    /// Scheme, host and optional base path (`https://jira.example.com`).
+    pub base_url: String,
+    /// Credentials sent with every request.
+    pub auth: Option<TargetAuthSpec>,
+    /// Per-request timeout (`10s`); default 10s.
+    pub timeout: Option<String>,
+    /// Requests in flight at most; default 16.
+    pub concurrency: Option<u32>,
+    /// Requests per second at most (`50/s`, `600/m`); default unlimited.
+    pub rate_limit: Option<String>,
+    /// Retry policy.
+    pub retry: Option<RetrySpec>,
+}
+
+/// A target's `auth` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetAuthSpec {
+    /// `Authorization: Bearer <secret>`.
+    pub bearer: Option<SecretRef>,
+}
+
+/// A target's `retry` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Attempts in all, the first included; default 8.
+    pub max_attempts: Option<u32>,
+    /// First backoff; default `200ms`.
+    pub initial_backoff: Option<String>,
+    /// Largest backoff; default `30s`.
+    pub max_backoff: Option<String>,
+}
+
+/// A `[[flows]]` table.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSpec {
+    /// Unique id; part of every Idempotency-Key it produces.
+    pub id: String,
+    /// The source whose events the flow considers.
+    pub source: String,
+    /// jq condition; the flow routes the event when its first output is
+    /// truthy. Default: every event of the source.
+    pub when: Option<String>,
+    /// The target to deliver to.
+    pub target: String,
+    /// HTTP method; default `POST`.
+    pub method: Option<String>,
+    /// Path appended to the target's base URL.
+    pub path: String,
+    /// jq program building the body from the payload; default `.`.
+    pub map: Option<String>,
+}

@@ -1,0 +1,183 @@
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+
+use crate::KafkaError;
+
+/// Options that typed settings own; pass-through cannot override them,
+/// because the delivery guarantees depend on their values.
+const OWNED: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.idempotence",
+    "acks",
+    "isolation.level",
+];
+
+/// Prefix of environment variables that pass librdkafka options through:
+/// `INTOPS_KAFKA_OPTION_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`.
+pub const OPTION_ENV_PREFIX: &str = "INTOPS_KAFKA_OPTION_";
+
+/// How to reach Kafka.
+#[derive(Clone)]
+pub struct KafkaSettings {
+    bootstrap: String,
+    options: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Option values can be credentials (sasl.password): print keys only.
+        f.debug_struct("KafkaSettings")
+            .field("bootstrap", &self.bootstrap)
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KafkaSettings {
+    /// Settings for `bootstrap` with extra librdkafka `options`, refusing
+    /// the keys typed settings own.
+    pub fn new(
+        bootstrap: impl Into<String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<Self, KafkaError> {
+        let refused: Vec<_> = options
+            .keys()
+            .filter(|k| OWNED.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if !refused.is_empty() {
+            return Err(KafkaError::Config(format!(
+                "options {} are set by intops itself and cannot be passed through",
+                refused.join(", ")
+            )));
+        }
+        Ok(Self {
+            bootstrap: bootstrap.into(),
+            options,
+        })
+    }
+
+    /// Settings with the pass-through options found in `vars` (usually
+    /// `std::env::vars()`).
+    pub fn from_env(
+        bootstrap: impl Into<String>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, KafkaError> {
+        let options = vars
+            .into_iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(OPTION_ENV_PREFIX)
+                    .map(|name| (name.to_ascii_lowercase().replace('_', "."), v))
+            })
+            .collect();
+        Self::new(bootstrap, options)
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        // IPv4 first: the local broker advertises 127.0.0.1 only.
+        c.set("broker.address.family", "v4");
+        for (k, v) in &self.options {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// Producer settings: every record acknowledged by all in-sync
+    /// replicas, idempotent, retried by librdkafka for up to the delivery
+    /// timeout.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("linger.ms", "5");
+        c.set("message.timeout.ms", "30000");
+        merge(&mut c, self.base());
+        c.set("acks", "all");
+        c.set("enable.idempotence", "true");
+        c
+    }
+
+    /// Consumer settings for `group`: offsets are stored by intops only
+    /// after processing (at least once) and committed in the background.
+    pub fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("auto.offset.reset", "earliest");
+        c.set("session.timeout.ms", "10000");
+        c.set("heartbeat.interval.ms", "1000");
+        c.set("auto.commit.interval.ms", "1000");
+        merge(&mut c, self.base());
+        c.set("group.id", group);
+        c.set("enable.auto.commit", "true");
+        c.set("enable.auto.offset.store", "false");
+        c
+    }
+
+    /// Admin client settings.
+    pub fn admin_config(&self) -> ClientConfig {
+        self.base()
+    }
+}
+
+fn merge(into: &mut ClientConfig, from: ClientConfig) {
+    for (k, v) in from.config_map() {
+        into.set(k, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pass_through_options_come_from_env_names() {
+        let s = KafkaSettings::from_env(
+            "b:9092",
+            [
+                (
+                    "INTOPS_KAFKA_OPTION_SECURITY_PROTOCOL".to_string(),
+                    "SASL_SSL".to_string(),
+                ),
+                (
+                    "INTOPS_KAFKA_OPTION_SASL_PASSWORD".to_string(),
+                    "hunter2".to_string(),
+                ),
+                ("HOME".to_string(), "/root".to_string()),
+            ],
+        )
+        .expect("valid");
+        let c = s.producer_config();
+        assert_eq!(c.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(c.get("acks"), Some("all"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn owned_keys_are_refused() {
+        let e = KafkaSettings::from_env(
+            "b",
+            [(
+                "INTOPS_KAFKA_OPTION_ENABLE_AUTO_COMMIT".to_string(),
+                "true".to_string(),
+            )],
+        )
+        .expect_err("owned");
+        assert!(e.to_string().contains("enable.auto.commit"), "{e}");
+    }
+
+    #[test]
+    fn consumer_never_auto_stores_offsets() {
+        let s = KafkaSettings::new("b", BTreeMap::new()).expect("valid");
+        let c = s.consumer_config("g");
+        assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(c.get("group.id"), Some("g"));
+    }
+}

@@ -1,0 +1,64 @@
+//! What every service connects to at start-up: Kafka settings from the
+//! common settings, the registry codec, one producer, and its topics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use intops_events::{Codec, RegistrySettings, Topics};
+use intops_runtime::CommonArgs;
+
+use crate::topics::{self, TopicSpec};
+use crate::{KafkaError, KafkaSettings, Producer};
+
+/// Connections shared by a service's tasks.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// Kafka client settings.
+    pub kafka: KafkaSettings,
+    /// Confluent-framed Avro codec.
+    pub codec: Arc<Codec>,
+    /// The service's one producer.
+    pub producer: Producer,
+    /// Topic names under the configured prefix.
+    pub topics: Topics,
+    partitions: i32,
+    replication: i32,
+}
+
+impl ServiceContext {
+    /// Builds clients from `common` and the process environment's
+    /// pass-through Kafka options. Nothing is contacted yet.
+    pub fn new(common: &CommonArgs) -> Result<Self, KafkaError> {
+        let kafka = KafkaSettings::from_env(&common.kafka_bootstrap, std::env::vars())?;
+        let registry = RegistrySettings {
+            url: common.schema_registry_url.clone(),
+            basic_auth: common.schema_registry_username.clone().map(|u| {
+                (
+                    u,
+                    common.schema_registry_password.clone().unwrap_or_default(),
+                )
+            }),
+            timeout: Duration::from_secs(10),
+        };
+        let codec = Arc::new(Codec::new(&registry)?);
+        let producer = Producer::new(&kafka)?;
+        Ok(Self {
+            kafka,
+            codec,
+            producer,
+            topics: Topics::new(&common.topic_prefix),
+            partitions: common.topic_partitions,
+            replication: common.topic_replication,
+        })
+    }
+
+    /// Creates whichever of `names` do not exist yet, with the configured
+    /// partitions and replication.
+    pub async fn ensure_topics(&self, names: &[String]) -> Result<(), KafkaError> {
+        let specs: Vec<TopicSpec> = names
+            .iter()
+            .map(|n| TopicSpec::new(n.clone(), self.partitions, self.replication))
+            .collect();
+        topics::ensure(&self.kafka, &specs).await
+    }
+}

@@ -1,0 +1,24 @@
+//! Kafka plumbing shared by the intops services.
+//!
+//! - [`KafkaSettings`]: client configuration from settings, with
+//!   pass-through librdkafka options;
+//! - [`topics`]: explicit topic creation with final partition counts;
+//! - [`Producer`]: sends that complete only when the broker acknowledged;
+//! - [`consume`]: the at-least-once consumer loop;
+//! - [`DeadLetterWriter`]: dead letters with full provenance.
+
+mod config;
+mod consumer;
+mod context;
+mod dlq;
+mod error;
+mod producer;
+pub mod topics;
+
+pub use config::KafkaSettings;
+pub use consumer::{ConsumeOptions, ProcessError, consume, new_consumer};
+pub use context::ServiceContext;
+pub use dlq::{DeadLetterWriter, Failure, headers as dlq_headers};
+pub use error::KafkaError;
+pub use producer::{Producer, Record};
+pub use rdkafka::message::{Headers, Message, OwnedMessage};

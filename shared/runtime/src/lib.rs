@@ -1,0 +1,16 @@
+//! What every intops service runs on: common settings, tracing, the
+//! Prometheus recorder and metric names, the admin endpoints
+//! (`/healthz`, `/readyz`, `/metrics`) and graceful shutdown.
+
+pub mod admin;
+mod exit;
+pub mod metrics;
+mod readiness;
+mod settings;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use exit::{ConfigError, exit_code, load_flows};
+pub use readiness::Readiness;
+pub use settings::CommonArgs;
+pub use tokio_util::sync::CancellationToken;

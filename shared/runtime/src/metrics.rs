@@ -1,0 +1,102 @@
+//! Every metric intops exports is named here, with its labels. Labels are
+//! small fixed sets (service, source, flow, target, stage, status, class):
+//! never an event id or a key.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// HTTP requests answered by ingest; labels `source`, `status`.
+pub const INGEST_REQUESTS: &str = "intops_ingest_requests_total";
+/// Events accepted by ingest; label `source`.
+pub const INGEST_EVENTS: &str = "intops_ingest_events_total";
+/// Seconds from request to broker acknowledgement; label `source`.
+pub const INGEST_ACK_SECONDS: &str = "intops_ingest_ack_seconds";
+/// Events transform read; label `source`.
+pub const TRANSFORM_EVENTS: &str = "intops_transform_events_total";
+/// Delivery requests produced; labels `flow`, `target`.
+pub const TRANSFORM_ROUTED: &str = "intops_transform_routed_total";
+/// Events no flow matched; label `source`.
+pub const TRANSFORM_UNROUTED: &str = "intops_transform_unrouted_total";
+/// Records dead-lettered; labels `stage`, `class`.
+pub const DEAD_LETTERS: &str = "intops_dead_letters_total";
+/// Delivery HTTP attempts; labels `target`, `status` (2xx, 4xx, 5xx, error).
+pub const DELIVERY_ATTEMPTS: &str = "intops_delivery_attempts_total";
+/// Final delivery results; labels `target`, `status` (delivered, dead_lettered).
+pub const DELIVERY_RESULTS: &str = "intops_delivery_results_total";
+/// Seconds per HTTP attempt; label `target`.
+pub const DELIVERY_REQUEST_SECONDS: &str = "intops_delivery_request_seconds";
+/// Seconds from ingest to delivery; label `target`.
+pub const END_TO_END_SECONDS: &str = "intops_end_to_end_seconds";
+/// Records the monitor folded; label `kind` (event, delivery_request, outcome).
+pub const MONITOR_RECORDS: &str = "intops_monitor_records_total";
+/// Events the monitor holds in its lineage index.
+pub const MONITOR_TRACKED_EVENTS: &str = "intops_monitor_tracked_events";
+/// Consumer errors by stage; labels `stage`, `class` (retryable, poison, fatal).
+pub const CONSUMER_ERRORS: &str = "intops_consumer_errors_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its
+/// handle; `None` if another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        INGEST_REQUESTS,
+        "HTTP requests answered by ingest, by source and status"
+    );
+    describe_counter!(INGEST_EVENTS, "events accepted by ingest, by source");
+    describe_histogram!(
+        INGEST_ACK_SECONDS,
+        "seconds from request to broker acknowledgement"
+    );
+    describe_counter!(TRANSFORM_EVENTS, "events read by transform, by source");
+    describe_counter!(
+        TRANSFORM_ROUTED,
+        "delivery requests produced, by flow and target"
+    );
+    describe_counter!(TRANSFORM_UNROUTED, "events that matched no flow, by source");
+    describe_counter!(
+        DEAD_LETTERS,
+        "records dead-lettered, by stage and error class"
+    );
+    describe_counter!(
+        DELIVERY_ATTEMPTS,
+        "delivery HTTP attempts, by target and status class"
+    );
+    describe_counter!(
+        DELIVERY_RESULTS,
+        "final delivery results, by target and status"
+    );
+    describe_histogram!(
+        DELIVERY_REQUEST_SECONDS,
+        "seconds per delivery HTTP attempt"
+    );
+    describe_histogram!(END_TO_END_SECONDS, "seconds from ingest to delivery");
+    describe_counter!(MONITOR_RECORDS, "records folded by the monitor, by kind");
+    describe_gauge!(
+        MONITOR_TRACKED_EVENTS,
+        "events held in the monitor's lineage index"
+    );
+    describe_counter!(
+        CONSUMER_ERRORS,
+        "consumer processing errors, by stage and class"
+    );
+}

@@ -1,0 +1,76 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings every service takes, as flags with environment fallbacks.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Kafka bootstrap servers (comma separated).
+    #[arg(long, env = "INTOPS_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    pub kafka_bootstrap: String,
+
+    /// Confluent-compatible schema registry URL.
+    #[arg(
+        long,
+        env = "INTOPS_SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub schema_registry_url: String,
+
+    /// Schema registry basic-auth user (optional).
+    #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_USERNAME")]
+    pub schema_registry_username: Option<String>,
+
+    /// Schema registry basic-auth password (optional; never logged).
+    #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub schema_registry_password: Option<String>,
+
+    /// Path of the flows file.
+    #[arg(long, env = "INTOPS_FLOWS")]
+    pub flows: PathBuf,
+
+    /// Prefix of every topic and consumer group.
+    #[arg(long, env = "INTOPS_TOPIC_PREFIX", default_value = "intops")]
+    pub topic_prefix: String,
+
+    /// Partitions of topics the service creates when they are missing.
+    #[arg(long, env = "INTOPS_TOPIC_PARTITIONS", default_value_t = 6)]
+    pub topic_partitions: i32,
+
+    /// Replication factor of topics the service creates.
+    #[arg(long, env = "INTOPS_TOPIC_REPLICATION", default_value_t = 1)]
+    pub topic_replication: i32,
+
+    /// Address of `/healthz`, `/readyz` and `/metrics` (services whose main
+    /// address serves them ignore it).
+    #[arg(long, env = "INTOPS_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// How long shutdown may take before in-flight work is abandoned
+    /// (it is then redelivered: nothing is lost, some may be repeated).
+    #[arg(long, env = "INTOPS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "INTOPS_LOG_FORMAT", default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
+}
+
+impl CommonArgs {
+    /// Settings for tests and embedding: local stack defaults.
+    pub fn local(flows: PathBuf, topic_prefix: &str) -> Self {
+        Self {
+            kafka_bootstrap: "127.0.0.1:9092".into(),
+            schema_registry_url: "http://127.0.0.1:8081".into(),
+            schema_registry_username: None,
+            schema_registry_password: None,
+            flows,
+            topic_prefix: topic_prefix.into(),
+            topic_partitions: 3,
+            topic_replication: 1,
+            admin_listen: None,
+            shutdown_timeout: Duration::from_secs(10),
+            log_format: crate::telemetry::LogFormat::Text,
+        }
+    }
+}

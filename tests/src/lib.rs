@@ -1,0 +1,13 @@
+//! The harness of intops's integration tests and benchmark: the real local
+//! stack's addresses, random topic prefixes, a capturing HTTP target, the
+//! four services started in-process, and polling with a deadline.
+
+pub mod pipeline;
+pub mod poll;
+pub mod sign;
+pub mod stack;
+pub mod target;
+
+pub use pipeline::Pipeline;
+pub use poll::poll_until;
+pub use target::{Captured, MockTarget};

@@ -1,0 +1,20 @@
+//! The local stack the tests run against (started by deploy/local/test.sh).
+
+use rand::Rng as _;
+
+/// Kafka bootstrap servers: `INTOPS_KAFKA_BOOTSTRAP` or the local default.
+pub fn bootstrap() -> String {
+    std::env::var("INTOPS_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// Schema registry URL: `INTOPS_SCHEMA_REGISTRY_URL` or the local default.
+pub fn registry_url() -> String {
+    std::env::var("INTOPS_SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into())
+}
+
+/// A topic prefix no other test uses, so tests never share topics,
+/// consumer groups or registry subjects.
+pub fn random_prefix(name: &str) -> String {
+    let n: u64 = rand::rng().random();
+    format!("t{name}{n:016x}")
+}

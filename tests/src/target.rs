@@ -1,0 +1,143 @@
+//! A target system stand-in: an HTTP server that records every request
+//! and answers with a configurable status.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// One request the target received.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers (names lowercase).
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+impl Captured {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    requests: Mutex<Vec<Captured>>,
+    status: AtomicU16,
+}
+
+/// A running mock target; stops when dropped.
+#[derive(Debug)]
+pub struct MockTarget {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    _stop: DropGuard,
+}
+
+impl MockTarget {
+    /// Starts on an ephemeral loopback port, answering 201.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse()?, false).await
+    }
+
+    /// Starts on `addr`; with `log`, prints each request (the demo target).
+    pub async fn start_on(addr: SocketAddr, log: bool) -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared::default());
+        shared.status.store(201, Ordering::SeqCst);
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let router = Router::new()
+            .fallback(capture)
+            .with_state((shared.clone(), log));
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stopped.cancelled().await })
+                .await;
+        });
+        Ok(Self {
+            addr,
+            shared,
+            _stop: stop.drop_guard(),
+        })
+    }
+
+    /// The base URL to put in a flows file.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Captured> {
+        self.shared
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets the status later requests get.
+    pub fn set_status(&self, status: u16) {
+        self.shared.status.store(status, Ordering::SeqCst);
+    }
+}
+
+async fn capture(
+    State((shared, log)): State<(Arc<Shared>, bool)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let captured = Captured {
+        method: method.to_string(),
+        path: uri
+            .path_and_query()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    if log {
+        println!(
+            "{} {} idempotency-key={} body={}",
+            captured.method,
+            captured.path,
+            captured.header("idempotency-key").unwrap_or("-"),
+            captured.body
+        );
+    }
+    if let Ok(mut r) = shared.requests.lock() {
+        r.push(captured);
+    }
+    StatusCode::from_u16(shared.status.load(Ordering::SeqCst))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}

@@ -1,0 +1,260 @@
+//! End to end through the real broker and registry: ingest, transform,
+//! delivery and monitor, with the shipped example flows file.
+
+use std::time::Duration;
+
+use intops_tests::sign::intops_signature;
+use intops_tests::{MockTarget, Pipeline, poll_until};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::{Value, json};
+
+const SECRET: &str = "snow-test-secret";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The example flows file, pointed at `target` and a file secret.
+fn example_flows(target: &MockTarget) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/flows.toml");
+    let text = std::fs::read_to_string(path).expect("example flows file");
+    for needle in [r#"{ env = "SNOW_SECRET" }"#, "http://127.0.0.1:8090"] {
+        assert!(
+            text.contains(needle),
+            "example flows file no longer contains {needle}"
+        );
+    }
+    text.replace(
+        r#"{ env = "SNOW_SECRET" }"#,
+        r#"{ file = "{secrets}/snow" }"#,
+    )
+    .replace("http://127.0.0.1:8090", &target.base_url())
+}
+
+async fn post_signed(url: &str, body: &str, signature: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-intops-signature", signature)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("ingest answers")
+}
+
+async fn trace(pipeline: &Pipeline, event_id: &str, until: impl Fn(&Value) -> bool) -> Value {
+    let url = pipeline.event_url(event_id);
+    poll_until(&format!("monitor trace of {event_id}"), WAIT, || {
+        let url = url.clone();
+        let until = &until;
+        async move {
+            let r = reqwest::get(&url).await.ok()?;
+            let v: Value = r.json().await.ok()?;
+            until(&v).then_some(v)
+        }
+    })
+    .await
+}
+
+fn statuses(trace: &Value) -> Vec<(String, String)> {
+    trace["stages"]
+        .as_array()
+        .map(|stages| {
+            stages
+                .iter()
+                .map(|s| {
+                    (
+                        s["stage"].as_str().unwrap_or("").into(),
+                        s["status"].as_str().unwrap_or("").into(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signed_incident_is_delivered_mapped_and_traced() {
+    let target = MockTarget::start().await.expect("target");
+    let pipeline = Pipeline::start("e2e", &example_flows(&target), &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
+
+    let body = fixture("servicenow-incident-created.json");
+    let response = post_signed(
+        &pipeline.ingest_url("servicenow"),
+        &body,
+        &intops_signature(SECRET, body.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.expect("json");
+    assert_eq!(accepted["accepted"], 1);
+    let event_id = accepted["event_ids"][0]
+        .as_str()
+        .expect("event id")
+        .to_string();
+    assert_eq!(
+        uuid::Uuid::parse_str(&event_id)
+            .expect("uuid")
+            .get_version_num(),
+        7
+    );
+
+    let request = poll_until("the target to receive the issue", WAIT, || async {
+        target.requests().into_iter().next()
+    })
+    .await;
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/rest/api/3/issue");
+    assert_eq!(
+        request.header("idempotency-key"),
+        Some(format!("{event_id}:snow-p1-to-jira").as_str())
+    );
+    assert_eq!(request.header("content-type"), Some("application/json"));
+    assert_eq!(
+        request.json(),
+        json!({"fields": {
+            "project": {"key": "OPS"},
+            "issuetype": {"name": "Incident"},
+            "summary": "Email server down in Helsinki office",
+            "description": "Users cannot send or receive email since 08:10 EET.",
+            "labels": ["servicenow", "INC0010023"]
+        }})
+    );
+
+    let t = trace(&pipeline, &event_id, |v| {
+        statuses(v).iter().any(|(_, s)| s == "delivered")
+    })
+    .await;
+    assert_eq!(
+        statuses(&t),
+        [
+            ("ingest".into(), "accepted".into()),
+            ("transform".into(), "routed".into()),
+            ("delivery".into(), "delivered".into())
+        ]
+    );
+    assert_eq!(t["source_id"], "servicenow");
+    assert_eq!(t["entity_key"], "9d385017c611228701d22104cc95c371");
+    assert_eq!(t["stages"][1]["flow_id"], "snow-p1-to-jira");
+    assert_eq!(t["stages"][2]["http_status"], 201);
+    assert_eq!(t["stages"][2]["attempts"], 1);
+    assert_eq!(target.requests().len(), 1, "delivered once");
+
+    let metrics = reqwest::get(format!("http://{}/metrics", pipeline.monitor))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("intops_monitor_records_total"),
+        "{metrics}"
+    );
+    pipeline.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_signature_is_refused_and_nothing_is_written() {
+    let target = MockTarget::start().await.expect("target");
+    let pipeline = Pipeline::start("badsig", &example_flows(&target), &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
+    let url = pipeline.ingest_url("servicenow");
+
+    let body = fixture("servicenow-incident-created.json");
+    let forged = post_signed(
+        &url,
+        &body,
+        &intops_signature("wrong-secret", body.as_bytes()),
+    )
+    .await;
+    assert_eq!(forged.status(), 401);
+    let error: Value = forged.json().await.expect("json error");
+    assert_eq!(error["error"], "unauthorized");
+    assert!(!error.to_string().contains(SECRET));
+    let unsigned = reqwest::Client::new()
+        .post(&url)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(unsigned.status(), 401);
+
+    // A correctly signed marker proves the pipeline was flowing; once it
+    // is delivered, it must be the only event ever written.
+    let marker = fixture("servicenow-incident-updated.json");
+    let ok = post_signed(&url, &marker, &intops_signature(SECRET, marker.as_bytes())).await;
+    assert_eq!(ok.status(), 202);
+    poll_until("the marker's delivery", WAIT, || async {
+        (!target.requests().is_empty()).then_some(())
+    })
+    .await;
+    let requests = target.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "only the marker is delivered: {requests:?}"
+    );
+    assert_eq!(events_written(&pipeline.prefix), 1);
+    pipeline.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unmatched_incident_is_reported_unrouted() {
+    let target = MockTarget::start().await.expect("target");
+    let pipeline = Pipeline::start("unrouted", &example_flows(&target), &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
+    let body = fixture("servicenow-incident-created.json")
+        .replace("\"priority\": \"1\"", "\"priority\": \"4\"");
+    let response = post_signed(
+        &pipeline.ingest_url("servicenow"),
+        &body,
+        &intops_signature(SECRET, body.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.expect("json");
+    let event_id = accepted["event_ids"][0]
+        .as_str()
+        .expect("event id")
+        .to_string();
+    let t = trace(&pipeline, &event_id, |v| statuses(v).len() >= 2).await;
+    assert_eq!(
+        statuses(&t),
+        [
+            ("ingest".into(), "accepted".into()),
+            ("transform".into(), "unrouted".into())
+        ]
+    );
+    assert!(target.requests().is_empty());
+    pipeline.stop().await.expect("clean stop");
+}
+
+/// Records in the pipeline's events topic, from the partitions' watermarks.
+fn events_written(prefix: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", intops_tests::stack::bootstrap())
+        .set("broker.address.family", "v4")
+        .create()
+        .expect("consumer");
+    let topic = format!("{prefix}.events");
+    let metadata = consumer
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata.topics()[0]
+        .partitions()
+        .iter()
+        .map(|p| {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            high - low
+        })
+        .sum()
+}
