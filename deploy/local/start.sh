@@ -18,8 +18,10 @@ done
 mkdir -p "$INTOPS_STACK_DIR"
 rm -f "$INTOPS_STACK_DIR"/tansu.db*
 
-# Unset tansu's own environment knobs so nothing outside overrides ours.
-env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_ENGINE \
+# setsid: a Ctrl-C in the terminal must not reach the stack before the
+# services have shut down through it; stop.sh stops it by PID.
+# env -u: tansu's own environment knobs must not override these flags.
+setsid env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_ENGINE \
   "$TANSU_BIN" broker \
   --listener-url "tcp://127.0.0.1:$INTOPS_BROKER_PORT" \
   --advertised-listener-url "tcp://127.0.0.1:$INTOPS_BROKER_PORT" \
@@ -27,7 +29,7 @@ env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_ENGINE \
   >"$INTOPS_STACK_DIR/tansu.log" 2>&1 &
 echo $! >"$INTOPS_STACK_DIR/tansu.pid"
 
-"$RIVVEN_SCHEMA_BIN" serve --host 127.0.0.1 --port "$INTOPS_REGISTRY_PORT" --log-level warn \
+setsid "$RIVVEN_SCHEMA_BIN" serve --host 127.0.0.1 --port "$INTOPS_REGISTRY_PORT" --log-level warn \
   >"$INTOPS_STACK_DIR/registry.log" 2>&1 &
 echo $! >"$INTOPS_STACK_DIR/registry.pid"
 

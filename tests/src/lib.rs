@@ -7,6 +7,7 @@ pub mod poll;
 pub mod sign;
 pub mod stack;
 pub mod target;
+pub mod topic;
 
 pub use pipeline::Pipeline;
 pub use poll::poll_until;

@@ -258,3 +258,51 @@ fn events_written(prefix: &str) -> i64 {
         })
         .sum()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rejected_delivery_becomes_a_dead_letter_with_context() {
+    use intops_events::{Codec, DeadLetter, RegistrySettings};
+    use intops_tests::topic;
+    use rdkafka::message::Message;
+
+    let target = MockTarget::start().await.expect("target");
+    target.set_status(400);
+    let pipeline = Pipeline::start("dlq", &example_flows(&target), &[("snow", SECRET)]).await.expect("pipeline");
+    let body = fixture("servicenow-incident-created.json");
+    let response = post_signed(&pipeline.ingest_url("servicenow"), &body, &intops_signature(SECRET, body.as_bytes())).await;
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.expect("json");
+    let event_id = accepted["event_ids"][0].as_str().expect("event id").to_string();
+
+    let t = trace(&pipeline, &event_id, |v| statuses(v).iter().any(|(_, s)| s == "dead_lettered")).await;
+    assert_eq!(statuses(&t).last(), Some(&("delivery".to_string(), "dead_lettered".to_string())));
+    assert_eq!(t["stages"][2]["http_status"], 400);
+    assert_eq!(target.requests().len(), 1, "a 400 is not retried");
+
+    let letters = topic::read(&format!("{}.dlq.delivery", pipeline.prefix), 1, WAIT);
+    let letter = &letters[0];
+    let requests_topic = format!("{}.deliveries.jira", pipeline.prefix);
+    assert_eq!(topic::header(letter, "intops.original.topic").as_deref(), Some(requests_topic.as_str()));
+    assert_eq!(topic::header(letter, "intops.error.class").as_deref(), Some("http_4xx"));
+    assert_eq!(letter.key(), Some(&b"servicenow:9d385017c611228701d22104cc95c371"[..]));
+    let codec = Codec::new(&RegistrySettings {
+        url: intops_tests::stack::registry_url(),
+        basic_auth: None,
+        timeout: Duration::from_secs(10),
+    })
+    .expect("codec");
+    let dead: DeadLetter = codec.decode(letter.payload().expect("value")).await.expect("dead letter decodes");
+    assert_eq!(dead.event_id.as_deref(), Some(event_id.as_str()));
+    assert_eq!(dead.flow_id.as_deref(), Some("snow-p1-to-jira"));
+    assert_eq!(dead.target_id.as_deref(), Some("jira"));
+    assert_eq!(dead.http_status, Some(400));
+    assert!(!dead.retryable);
+    assert_eq!(dead.attempts, 1);
+    assert_eq!(dead.original_topic, requests_topic);
+    assert_eq!(topic::header(letter, "intops.original.partition"), Some(dead.original_partition.to_string()));
+    // The original record is kept byte for byte and still decodes.
+    let original: intops_events::DeliveryRequest =
+        codec.decode(dead.original_value.as_deref().expect("original value")).await.expect("original decodes");
+    assert_eq!(original.event_id, event_id);
+    pipeline.stop().await.expect("clean stop");
+}

@@ -9,9 +9,10 @@ async fn main() -> ExitCode {
     let args = IngestArgs::parse();
     telemetry::init(args.common.log_format);
     let shutdown = shutdown::on_signal();
-    let result = match admin::bind(args.listen).await {
-        Ok(listener) => intops_ingest::run(args, listener, shutdown).await,
-        Err(e) => Err(e.into()),
+    let deadline = args.common.shutdown_timeout;
+    let run = async {
+        let listener = admin::bind(args.listen).await?;
+        intops_ingest::run(args, listener, shutdown.clone()).await
     };
-    intops_runtime::exit_code("intops-ingest", result)
+    intops_runtime::run_service("intops-ingest", shutdown.clone(), deadline, run).await
 }

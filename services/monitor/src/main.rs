@@ -8,9 +8,10 @@ async fn main() -> ExitCode {
     let args = intops_monitor::Args::parse();
     telemetry::init(args.common.log_format);
     let shutdown = shutdown::on_signal();
-    let result = match admin::bind(args.listen).await {
-        Ok(listener) => intops_monitor::run(args, listener, shutdown).await,
-        Err(e) => Err(e.into()),
+    let deadline = args.common.shutdown_timeout;
+    let run = async {
+        let listener = admin::bind(args.listen).await?;
+        intops_monitor::run(args, listener, shutdown.clone()).await
     };
-    intops_runtime::exit_code("intops-monitor", result)
+    intops_runtime::run_service("intops-monitor", shutdown.clone(), deadline, run).await
 }

@@ -8,6 +8,6 @@ async fn main() -> ExitCode {
     let args = intops_transform::Args::parse();
     telemetry::init(args.common.log_format);
     let shutdown = shutdown::on_signal();
-    let result = intops_transform::run(args, shutdown).await;
-    intops_runtime::exit_code("intops-transform", result)
+    let deadline = args.common.shutdown_timeout;
+    intops_runtime::run_service("intops-transform", shutdown.clone(), deadline, intops_transform::run(args, shutdown)).await
 }

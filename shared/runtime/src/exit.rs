@@ -30,6 +30,30 @@ pub fn load_flows(path: &Path) -> Result<intops_flows::Flows, ConfigError> {
     })
 }
 
+/// Runs a service's future to its end and returns the exit code. Once
+/// `shutdown` is cancelled the service has `deadline` to finish; past it the
+/// process exits with 1 at once (librdkafka clients can block forever on a
+/// broker that is gone). Unstored offsets are redelivered after restart.
+pub async fn run_service(
+    service: &str,
+    shutdown: tokio_util::sync::CancellationToken,
+    deadline: std::time::Duration,
+    run: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> ExitCode {
+    let overdue = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(deadline).await;
+    };
+    tokio::select! {
+        result = run => exit_code(service, result),
+        () = overdue => {
+            tracing::error!(service, deadline_ms = deadline.as_millis() as u64, "shutdown deadline exceeded, exiting");
+            eprintln!("{service}: shutdown deadline of {deadline:?} exceeded");
+            std::process::exit(1);
+        }
+    }
+}
+
 /// The process exit code for a service's result: 0 success, 2 invalid
 /// configuration, 1 any other failure (logged with its cause chain).
 pub fn exit_code(service: &str, result: anyhow::Result<()>) -> ExitCode {

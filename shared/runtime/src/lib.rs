@@ -10,7 +10,7 @@ mod settings;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use exit::{ConfigError, exit_code, load_flows};
+pub use exit::{ConfigError, exit_code, load_flows, run_service};
 pub use readiness::Readiness;
 pub use settings::CommonArgs;
 pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,48 @@
+//! Reading a topic from its beginning, the way an analyst's tool would:
+//! no consumer group, nothing committed.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::stack;
+
+/// Reads `topic` from the beginning until `count` records arrived; panics
+/// naming the topic once `deadline` passed.
+pub fn read(topic: &str, count: usize, deadline: Duration) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack::bootstrap())
+        .set("broker.address.family", "v4")
+        .set("group.id", "intops-tests-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let mut assignment = TopicPartitionList::new();
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment.add_partition_offset(topic, p.id(), Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let end = Instant::now() + deadline;
+    let mut out = Vec::new();
+    while out.len() < count {
+        assert!(Instant::now() < end, "timed out reading {count} record(s) from {topic}; got {}", out.len());
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(m.detach());
+        }
+    }
+    out
+}
+
+/// A header's value as text.
+pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    use rdkafka::message::Headers;
+    message.headers().and_then(|hs| {
+        hs.iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+    })
+}
