@@ -11,6 +11,23 @@ use tokio::task::JoinSet;
 use crate::poll_until;
 use crate::stack;
 
+/// The shipped example flows file (`deploy/local/flows.toml`), pointed at
+/// `target_base_url`, its secret read from `{secrets}/snow`.
+pub fn example_flows(target_base_url: &str) -> String {
+    let text = include_str!("../../deploy/local/flows.toml");
+    for needle in [r#"{ env = "SNOW_SECRET" }"#, "http://127.0.0.1:8090"] {
+        assert!(
+            text.contains(needle),
+            "example flows file no longer contains {needle}"
+        );
+    }
+    text.replace(
+        r#"{ env = "SNOW_SECRET" }"#,
+        r#"{ file = "{secrets}/snow" }"#,
+    )
+    .replace("http://127.0.0.1:8090", target_base_url)
+}
+
 /// A running pipeline; [`Pipeline::stop`] shuts it down gracefully.
 #[derive(Debug)]
 pub struct Pipeline {

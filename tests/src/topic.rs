@@ -20,16 +20,24 @@ pub fn read(topic: &str, count: usize, deadline: Duration) -> Vec<OwnedMessage> 
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
     let mut assignment = TopicPartitionList::new();
     for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        assignment.add_partition_offset(topic, p.id(), Offset::Beginning).expect("partition");
+        assignment
+            .add_partition_offset(topic, p.id(), Offset::Beginning)
+            .expect("partition");
     }
     consumer.assign(&assignment).expect("assign");
     let end = Instant::now() + deadline;
     let mut out = Vec::new();
     while out.len() < count {
-        assert!(Instant::now() < end, "timed out reading {count} record(s) from {topic}; got {}", out.len());
+        assert!(
+            Instant::now() < end,
+            "timed out reading {count} record(s) from {topic}; got {}",
+            out.len()
+        );
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             out.push(m.detach());
         }

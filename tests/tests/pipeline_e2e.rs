@@ -19,19 +19,7 @@ fn fixture(name: &str) -> String {
 
 /// The example flows file, pointed at `target` and a file secret.
 fn example_flows(target: &MockTarget) -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/local/flows.toml");
-    let text = std::fs::read_to_string(path).expect("example flows file");
-    for needle in [r#"{ env = "SNOW_SECRET" }"#, "http://127.0.0.1:8090"] {
-        assert!(
-            text.contains(needle),
-            "example flows file no longer contains {needle}"
-        );
-    }
-    text.replace(
-        r#"{ env = "SNOW_SECRET" }"#,
-        r#"{ file = "{secrets}/snow" }"#,
-    )
-    .replace("http://127.0.0.1:8090", &target.base_url())
+    intops_tests::pipeline::example_flows(&target.base_url())
 }
 
 async fn post_signed(url: &str, body: &str, signature: &str) -> reqwest::Response {
@@ -267,31 +255,59 @@ async fn rejected_delivery_becomes_a_dead_letter_with_context() {
 
     let target = MockTarget::start().await.expect("target");
     target.set_status(400);
-    let pipeline = Pipeline::start("dlq", &example_flows(&target), &[("snow", SECRET)]).await.expect("pipeline");
+    let pipeline = Pipeline::start("dlq", &example_flows(&target), &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
     let body = fixture("servicenow-incident-created.json");
-    let response = post_signed(&pipeline.ingest_url("servicenow"), &body, &intops_signature(SECRET, body.as_bytes())).await;
+    let response = post_signed(
+        &pipeline.ingest_url("servicenow"),
+        &body,
+        &intops_signature(SECRET, body.as_bytes()),
+    )
+    .await;
     assert_eq!(response.status(), 202);
     let accepted: Value = response.json().await.expect("json");
-    let event_id = accepted["event_ids"][0].as_str().expect("event id").to_string();
+    let event_id = accepted["event_ids"][0]
+        .as_str()
+        .expect("event id")
+        .to_string();
 
-    let t = trace(&pipeline, &event_id, |v| statuses(v).iter().any(|(_, s)| s == "dead_lettered")).await;
-    assert_eq!(statuses(&t).last(), Some(&("delivery".to_string(), "dead_lettered".to_string())));
+    let t = trace(&pipeline, &event_id, |v| {
+        statuses(v).iter().any(|(_, s)| s == "dead_lettered")
+    })
+    .await;
+    assert_eq!(
+        statuses(&t).last(),
+        Some(&("delivery".to_string(), "dead_lettered".to_string()))
+    );
     assert_eq!(t["stages"][2]["http_status"], 400);
     assert_eq!(target.requests().len(), 1, "a 400 is not retried");
 
     let letters = topic::read(&format!("{}.dlq.delivery", pipeline.prefix), 1, WAIT);
     let letter = &letters[0];
     let requests_topic = format!("{}.deliveries.jira", pipeline.prefix);
-    assert_eq!(topic::header(letter, "intops.original.topic").as_deref(), Some(requests_topic.as_str()));
-    assert_eq!(topic::header(letter, "intops.error.class").as_deref(), Some("http_4xx"));
-    assert_eq!(letter.key(), Some(&b"servicenow:9d385017c611228701d22104cc95c371"[..]));
+    assert_eq!(
+        topic::header(letter, "intops.original.topic").as_deref(),
+        Some(requests_topic.as_str())
+    );
+    assert_eq!(
+        topic::header(letter, "intops.error.class").as_deref(),
+        Some("http_4xx")
+    );
+    assert_eq!(
+        letter.key(),
+        Some(&b"servicenow:9d385017c611228701d22104cc95c371"[..])
+    );
     let codec = Codec::new(&RegistrySettings {
         url: intops_tests::stack::registry_url(),
         basic_auth: None,
         timeout: Duration::from_secs(10),
     })
     .expect("codec");
-    let dead: DeadLetter = codec.decode(letter.payload().expect("value")).await.expect("dead letter decodes");
+    let dead: DeadLetter = codec
+        .decode(letter.payload().expect("value"))
+        .await
+        .expect("dead letter decodes");
     assert_eq!(dead.event_id.as_deref(), Some(event_id.as_str()));
     assert_eq!(dead.flow_id.as_deref(), Some("snow-p1-to-jira"));
     assert_eq!(dead.target_id.as_deref(), Some("jira"));
@@ -299,10 +315,15 @@ async fn rejected_delivery_becomes_a_dead_letter_with_context() {
     assert!(!dead.retryable);
     assert_eq!(dead.attempts, 1);
     assert_eq!(dead.original_topic, requests_topic);
-    assert_eq!(topic::header(letter, "intops.original.partition"), Some(dead.original_partition.to_string()));
+    assert_eq!(
+        topic::header(letter, "intops.original.partition"),
+        Some(dead.original_partition.to_string())
+    );
     // The original record is kept byte for byte and still decodes.
-    let original: intops_events::DeliveryRequest =
-        codec.decode(dead.original_value.as_deref().expect("original value")).await.expect("original decodes");
+    let original: intops_events::DeliveryRequest = codec
+        .decode(dead.original_value.as_deref().expect("original value"))
+        .await
+        .expect("original decodes");
     assert_eq!(original.event_id, event_id);
     pipeline.stop().await.expect("clean stop");
 }

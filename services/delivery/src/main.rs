@@ -9,5 +9,11 @@ async fn main() -> ExitCode {
     telemetry::init(args.common.log_format);
     let shutdown = shutdown::on_signal();
     let deadline = args.common.shutdown_timeout;
-    intops_runtime::run_service("intops-delivery", shutdown.clone(), deadline, intops_delivery::run(args, shutdown)).await
+    intops_runtime::run_service(
+        "intops-delivery",
+        shutdown.clone(),
+        deadline,
+        intops_delivery::run(args, shutdown),
+    )
+    .await
 }
