@@ -86,6 +86,7 @@ impl Pipeline {
         let s = shutdown.clone();
         let args = intops_transform::Args {
             common: common.clone(),
+            concurrency: 32,
         };
         tasks.spawn(async move { ("transform", intops_transform::run(args, s).await) });
         let s = shutdown.clone();

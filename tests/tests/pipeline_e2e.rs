@@ -327,3 +327,61 @@ async fn rejected_delivery_becomes_a_dead_letter_with_context() {
     assert_eq!(original.event_id, event_id);
     pipeline.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_entitys_updates_arrive_in_order_while_others_interleave() {
+    let target = MockTarget::start().await.expect("target");
+    let pipeline = Pipeline::start("order", &example_flows(&target), &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
+    let base: Value =
+        serde_json::from_str(&fixture("servicenow-incident-updated.json")).expect("json");
+    let keys = ["a", "b", "c", "d"];
+    let per_key = 15;
+    let mut records = Vec::new();
+    for seq in 0..per_key {
+        for key in keys {
+            let mut r = base.clone();
+            r["sys_id"] = json!(format!("order-{key}"));
+            r["number"] = json!(format!("{key}-{seq:02}"));
+            records.push(r);
+        }
+    }
+    let body = serde_json::to_string(&records).expect("json");
+    let response = post_signed(
+        &pipeline.ingest_url("servicenow"),
+        &body,
+        &intops_signature(SECRET, body.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let total = keys.len() * per_key;
+    poll_until("every update delivered", WAIT, || async {
+        (target.requests().len() >= total).then_some(())
+    })
+    .await;
+    let labels: Vec<String> = target
+        .requests()
+        .iter()
+        .map(|r| {
+            r.json()["fields"]["labels"][1]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(labels.len(), total, "each update delivered once");
+    for key in keys {
+        let seen: Vec<&String> = labels
+            .iter()
+            .filter(|l| l.starts_with(&format!("{key}-")))
+            .collect();
+        let expected: Vec<String> = (0..per_key).map(|s| format!("{key}-{s:02}")).collect();
+        assert_eq!(
+            seen,
+            expected.iter().collect::<Vec<_>>(),
+            "updates of entity {key} out of order"
+        );
+    }
+    pipeline.stop().await.expect("clean stop");
+}

@@ -71,6 +71,10 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     );
     let mut tasks = tokio::task::JoinSet::new();
     for target_id in selected {
+        let concurrency = flows
+            .targets
+            .get(&target_id)
+            .map_or(1, |t| t.concurrency as usize);
         let target = Arc::new(handler::TargetRuntime::new(&flows, &target_id)?);
         let topic = ctx.topics.deliveries(&target_id);
         let consumer = new_consumer(
@@ -84,12 +88,13 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             shutdown: shutdown.clone(),
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
+            concurrency,
         };
         let handler =
             handler::Handler::new(target, ctx.clone(), dead_letters.clone(), shutdown.clone());
         tracing::info!(target = %target_id, %topic, "delivery consuming");
         tasks.spawn(async move {
-            let result = consume(&consumer, &options, |message| {
+            let result = consume(&consumer, &options, move |message| {
                 let handler = handler.clone();
                 async move { handler.handle(message).await }
             })

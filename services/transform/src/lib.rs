@@ -22,6 +22,11 @@ pub struct Args {
     /// Settings every service takes.
     #[command(flatten)]
     pub common: CommonArgs,
+
+    /// Events transformed in parallel (events of one entity key stay in
+    /// order).
+    #[arg(long, env = "INTOPS_TRANSFORM_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: usize,
 }
 
 /// Runs transform until `shutdown` or a fatal error.
@@ -56,10 +61,11 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         shutdown: shutdown.clone(),
         min_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_secs(30),
+        concurrency: args.concurrency,
     };
     tracing::info!(topic = %events, flows = flows.flows.len(), "transform consuming");
     let handler = handler::Handler::new(flows, ctx.clone(), options.dead_letters.clone());
-    let result = consume(&consumer, &options, |message| {
+    let result = consume(&consumer, &options, move |message| {
         let handler = handler.clone();
         async move { handler.handle(message).await }
     })

@@ -1,17 +1,21 @@
 //! The at-least-once consumer loop: a record's offset is stored only after
 //! its handler finished everything derived from it (outputs acknowledged,
-//! or the record dead-lettered), and stored offsets are committed in the
-//! background and on shutdown.
+//! or the record dead-lettered) and every earlier record of its partition
+//! has too; stored offsets are committed in the background and on shutdown.
 
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::dlq::{DeadLetterWriter, Failure};
+use crate::offsets::OffsetTracker;
 use crate::{KafkaError, KafkaSettings};
 
 /// How a handler failed, classified for the loop.
@@ -49,7 +53,13 @@ pub struct ConsumeOptions {
     pub min_backoff: Duration,
     /// Largest retry delay.
     pub max_backoff: Duration,
+    /// Lanes processing records in parallel (records of one key share a
+    /// lane, so they stay in order).
+    pub concurrency: usize,
 }
+
+/// Records queued per lane before the consumer waits.
+const LANE_QUEUE: usize = 64;
 
 /// Creates a consumer of `group` subscribed to `topics`.
 pub fn new_consumer(
@@ -67,19 +77,24 @@ pub fn new_consumer(
     Ok(consumer)
 }
 
-/// Runs `handle` over every record, in order per partition, until
-/// `options.shutdown` is cancelled or a handler fails fatally. On return
-/// the stored offsets have been committed (best effort on a fatal error).
+/// Runs `handle` over every record until `options.shutdown` is cancelled
+/// or a handler fails fatally.
+///
+/// Records are spread over `options.concurrency` lanes by key: records with
+/// the same key are handled one after the other, in partition order;
+/// different keys proceed in parallel. An offset is stored only when every
+/// record before it in its partition has finished (the contiguous low
+/// watermark). On return the stored offsets have been committed.
 pub async fn consume<F, Fut>(
     consumer: &StreamConsumer,
     options: &ConsumeOptions,
-    mut handle: F,
+    handle: F,
 ) -> Result<(), KafkaError>
 where
-    F: FnMut(OwnedMessage) -> Fut,
-    Fut: Future<Output = Result<(), ProcessError>>,
+    F: Fn(OwnedMessage) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), ProcessError>> + Send + 'static,
 {
-    let result = consume_until_stopped(consumer, options, &mut handle).await;
+    let result = dispatch(consumer, options, handle).await;
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // NoOffset just means nothing new was stored since the last commit.
         if e.rdkafka_error_code() != Some(rdkafka::types::RDKafkaErrorCode::NoOffset) {
@@ -89,38 +104,135 @@ where
     result
 }
 
-async fn consume_until_stopped<F, Fut>(
+/// A record a lane finished (or gave up on at shutdown or a fatal error).
+struct Finished {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    result: Result<bool, KafkaError>,
+}
+
+async fn dispatch<F, Fut>(
     consumer: &StreamConsumer,
     options: &ConsumeOptions,
-    handle: &mut F,
+    handle: F,
 ) -> Result<(), KafkaError>
 where
-    F: FnMut(OwnedMessage) -> Fut,
+    F: Fn(OwnedMessage) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), ProcessError>> + Send + 'static,
+{
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+    let mut lanes = Vec::new();
+    let mut tasks = JoinSet::new();
+    for _ in 0..options.concurrency.max(1) {
+        let (tx, rx) = mpsc::channel::<OwnedMessage>(LANE_QUEUE);
+        lanes.push(tx);
+        tasks.spawn(lane(rx, done_tx.clone(), options.clone(), handle.clone()));
+    }
+    drop(done_tx);
+    let mut tracker = OffsetTracker::default();
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            biased;
+            () = options.shutdown.cancelled() => break,
+            Some(done) = done_rx.recv() => {
+                if let Err(e) = record_finished(consumer, &mut tracker, done) {
+                    failure.get_or_insert(e);
+                    options.shutdown.cancel();
+                }
+            }
+            m = consumer.recv() => {
+                let message = match m {
+                    Ok(m) => m.detach(),
+                    Err(e) => {
+                        tracing::warn!(stage = options.stage, error = %e, "consumer error");
+                        continue;
+                    }
+                };
+                tracker.begin(message.topic(), message.partition(), message.offset());
+                let lane = lane_of(&message, lanes.len());
+                if lanes[lane].send(message).await.is_err() {
+                    break; // the lane ended: only at shutdown or on a fatal error
+                }
+            }
+        }
+    }
+    // Stop handing out work, let lanes finish what they are doing, and
+    // store what finished.
+    drop(lanes);
+    while let Some(done) = done_rx.recv().await {
+        if let Err(e) = record_finished(consumer, &mut tracker, done) {
+            failure.get_or_insert(e);
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    if tracker.in_flight() > 0 {
+        tracing::info!(
+            stage = options.stage,
+            unfinished = tracker.in_flight(),
+            "records left for redelivery"
+        );
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+fn record_finished(
+    consumer: &StreamConsumer,
+    tracker: &mut OffsetTracker,
+    done: Finished,
+) -> Result<(), KafkaError> {
+    match done.result {
+        Ok(true) => {
+            if let Some(offset) = tracker.finish(&done.topic, done.partition, done.offset)
+                && let Err(e) = consumer.store_offset(&done.topic, done.partition, offset)
+            {
+                // After a rebalance took the partition away: its new owner
+                // starts from the last commit, so this only repeats work.
+                tracing::debug!(topic = %done.topic, partition = done.partition, error = %e, "offset not stored");
+            }
+            Ok(())
+        }
+        Ok(false) => Ok(()), // interrupted by shutdown: redelivered later
+        Err(e) => Err(e),
+    }
+}
+
+/// Records with the same key always go to the same lane.
+fn lane_of(message: &OwnedMessage, lanes: usize) -> usize {
+    let mut hasher = std::hash::DefaultHasher::new();
+    match message.key() {
+        Some(key) => key.hash(&mut hasher),
+        None => (message.topic(), message.partition()).hash(&mut hasher),
+    }
+    (hasher.finish() % lanes as u64) as usize
+}
+
+async fn lane<F, Fut>(
+    mut rx: mpsc::Receiver<OwnedMessage>,
+    done: mpsc::UnboundedSender<Finished>,
+    options: ConsumeOptions,
+    handle: F,
+) where
+    F: Fn(OwnedMessage) -> Fut,
     Fut: Future<Output = Result<(), ProcessError>>,
 {
-    loop {
-        let message = tokio::select! {
-            () = options.shutdown.cancelled() => return Ok(()),
-            m = consumer.recv() => m,
-        };
-        let message = match message {
-            Ok(m) => m.detach(),
-            Err(e) => {
-                tracing::warn!(stage = options.stage, error = %e, "consumer error");
-                continue;
-            }
-        };
-        let (topic, partition, offset) = (
-            message.topic().to_string(),
-            message.partition(),
-            message.offset(),
-        );
-        if !process_one(&message, options, handle).await? {
-            return Ok(()); // shut down while retrying: the offset stays unstored
+    while let Some(message) = rx.recv().await {
+        if options.shutdown.is_cancelled() {
+            break;
         }
-        consumer
-            .store_offset(&topic, partition, offset)
-            .map_err(|e| KafkaError::Admin(format!("cannot store offset: {e}")))?;
+        let result = process_one(&message, &options, &handle).await;
+        let fatal = result.is_err();
+        let _ = done.send(Finished {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            result,
+        });
+        if fatal {
+            options.shutdown.cancel();
+            break;
+        }
     }
 }
 
@@ -129,10 +241,10 @@ where
 async fn process_one<F, Fut>(
     message: &OwnedMessage,
     options: &ConsumeOptions,
-    handle: &mut F,
+    handle: &F,
 ) -> Result<bool, KafkaError>
 where
-    F: FnMut(OwnedMessage) -> Fut,
+    F: Fn(OwnedMessage) -> Fut,
     Fut: Future<Output = Result<(), ProcessError>>,
 {
     let mut backoff = ExponentialBuilder::default()

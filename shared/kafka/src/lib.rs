@@ -12,6 +12,7 @@ mod consumer;
 mod context;
 mod dlq;
 mod error;
+mod offsets;
 mod producer;
 pub mod topics;
 
