@@ -174,3 +174,31 @@ async fn garbage_is_undecodable_not_retryable() {
         .expect_err("unknown schema id");
     assert!(!e.is_retryable(), "{e}");
 }
+
+#[test]
+fn shipped_schemas_read_every_released_version() {
+    use apache_avro::Schema;
+    use apache_avro::schema_compatibility::SchemaCompatibility;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas");
+    let mut checked = 0;
+    for kind in RecordKind::ALL {
+        let reader = Schema::parse_str(kind.schema_text()).expect("shipped schema");
+        let name = kind.full_name().rsplit('.').next().expect("name");
+        for entry in std::fs::read_dir(format!("{dir}/released")).expect("released dir") {
+            let path = entry.expect("entry").path();
+            let text = std::fs::read_to_string(&path).expect("read");
+            let writer = Schema::parse_str(&text).expect("released schema parses");
+            if writer.name().map(|n| n.name()) != Some(name) {
+                continue;
+            }
+            SchemaCompatibility::can_read(&writer, &reader).unwrap_or_else(|e| {
+                panic!(
+                    "{name} cannot read data written with {}: {e}",
+                    path.display()
+                )
+            });
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "every record kind has a released version");
+}

@@ -114,6 +114,11 @@ impl KafkaSettings {
         c.set("session.timeout.ms", "10000");
         c.set("heartbeat.interval.ms", "1000");
         c.set("auto.commit.interval.ms", "1000");
+        // librdkafka waits up to 500 ms for a fetch to fill; each pipeline
+        // hop would add that much latency at low rates where the broker does not
+        // answer a waiting fetch early (tansu does not). Measured in
+        // docs/benchmarks.md.
+        c.set("fetch.wait.max.ms", "50");
         merge(&mut c, self.base());
         c.set("group.id", group);
         c.set("enable.auto.commit", "true");

@@ -28,7 +28,7 @@ use rdkafka::{Offset, TopicPartitionList};
 )]
 struct Args {
     /// Events (and raw records) to send.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 20_000)]
     events: usize,
     /// Events per ingest request (JSON array).
     #[arg(long, default_value_t = 50)]
@@ -36,6 +36,13 @@ struct Args {
     /// Ingest requests in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Events per second of the paced phase (one event per request), which
+    /// measures latency below saturation.
+    #[arg(long, default_value_t = 200)]
+    paced_rate: u32,
+    /// Seconds of the paced phase.
+    #[arg(long, default_value_t = 10)]
+    paced_seconds: u32,
 }
 
 const SECRET: &str = "bench-secret";
@@ -65,8 +72,12 @@ async fn main() -> anyhow::Result<()> {
         e2e.rate, args.events, e2e.secs, e2e.ingest_secs
     );
     println!(
-        "end-to-end latency (ingested -> delivered): p50 {} ms, p99 {} ms, max {} ms",
-        e2e.p50, e2e.p99, e2e.max
+        "end-to-end latency at saturation (ingested -> delivered): p50 {} ms, p99 {} ms, max {} ms",
+        e2e.saturated.p50, e2e.saturated.p99, e2e.saturated.max
+    );
+    println!(
+        "end-to-end latency paced at {}/s for {}s (ingested -> delivered): p50 {} ms, p99 {} ms, max {} ms",
+        args.paced_rate, args.paced_seconds, e2e.paced.p50, e2e.paced.p99, e2e.paced.max
     );
     println!(
         "ratio end-to-end / raw produce: {:.3} (design ceiling about 0.333: three records per delivered event)",
@@ -154,9 +165,50 @@ struct EndToEnd {
     rate: f64,
     secs: f64,
     ingest_secs: f64,
+    saturated: Percentiles,
+    paced: Percentiles,
+}
+
+struct Percentiles {
     p50: i64,
     p99: i64,
     max: i64,
+}
+
+impl Percentiles {
+    fn of(mut latencies: Vec<i64>) -> Self {
+        latencies.sort_unstable();
+        let at = |p: f64| {
+            let i = ((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
+            latencies.get(i).copied().unwrap_or(0)
+        };
+        Self {
+            p50: at(0.50),
+            p99: at(0.99),
+            max: latencies.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<Vec<String>> {
+    let r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header(
+            "x-intops-signature",
+            intops_signature(SECRET, body.as_bytes()),
+        )
+        .body(body.to_string())
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 202, "ingest answered {}", r.status());
+    let v: serde_json::Value = r.json().await?;
+    Ok(v["event_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|id| id.as_str().map(String::from))
+        .collect())
 }
 
 async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> {
@@ -175,27 +227,10 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
         .collect();
 
     let started = Instant::now();
-    let answers = futures::stream::iter(bodies.iter().map(|body| {
-        let http = http.clone();
-        let url = url.clone();
-        async move {
-            let r = http
-                .post(&url)
-                .header("content-type", "application/json")
-                .header(
-                    "x-intops-signature",
-                    intops_signature(SECRET, body.as_bytes()),
-                )
-                .body(body.clone())
-                .send()
-                .await?;
-            anyhow::ensure!(r.status() == 202, "ingest answered {}", r.status());
-            Ok(())
-        }
-    }))
-    .buffer_unordered(args.concurrency.max(1))
-    .collect::<Vec<anyhow::Result<()>>>()
-    .await;
+    let answers = futures::stream::iter(bodies.iter().map(|body| post(&http, &url, body)))
+        .buffer_unordered(args.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
     let ingest_secs = started.elapsed().as_secs_f64();
     for a in answers {
         a?;
@@ -209,6 +244,30 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
     .await;
     let secs = started.elapsed().as_secs_f64();
 
+    // Paced phase: one event per request at a fixed rate.
+    let paced_n = (args.paced_rate * args.paced_seconds) as usize;
+    let mut paced_ids = std::collections::HashSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(
+        1.0 / f64::from(args.paced_rate.max(1)),
+    ));
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    for event in events.iter().cycle().take(paced_n) {
+        tick.tick().await;
+        in_flight.push(post(&http, &url, event));
+        while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
+            paced_ids.extend(r?);
+        }
+    }
+    while let Some(r) = in_flight.next().await {
+        paced_ids.extend(r?);
+    }
+    poll_until(
+        "every paced event delivered",
+        Duration::from_secs(600),
+        || async { (target.requests().len() >= n + paced_n).then_some(()) },
+    )
+    .await;
+
     // Latencies from the delivery outcomes (ingested_at -> delivered).
     let codec = Codec::new(&RegistrySettings {
         url: stack::registry_url(),
@@ -217,27 +276,25 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
     })?;
     let outcomes = topic::read(
         &format!("{}.outcomes", pipeline.prefix),
-        n,
+        n + paced_n,
         Duration::from_secs(120),
     );
-    let mut latencies = Vec::with_capacity(n);
+    let (mut saturated, mut paced) = (Vec::new(), Vec::new());
     for m in &outcomes {
         let o: Outcome = codec.decode(m.payload().context("outcome value")?).await?;
-        latencies.push(o.latency_ms.unwrap_or(0));
+        let latency = o.latency_ms.unwrap_or(0);
+        if paced_ids.contains(&o.event_id) {
+            paced.push(latency)
+        } else {
+            saturated.push(latency)
+        }
     }
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies[((latencies.len() as f64 * p).ceil() as usize)
-            .saturating_sub(1)
-            .min(latencies.len() - 1)]
-    };
     pipeline.stop().await?;
     Ok(EndToEnd {
         rate: n as f64 / secs,
         secs,
         ingest_secs,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        max: latencies.last().copied().unwrap_or(0),
+        saturated: Percentiles::of(saturated),
+        paced: Percentiles::of(paced),
     })
 }
