@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the local stack if needed, starts it with
-# fresh data, runs every unit and integration test, and stops the stack.
+# The whole test suite: installs the local stack and the interop test's
+# Python client if needed, starts the stack with fresh data, runs every unit
+# and integration test, and stops the stack.
 #   deploy/local/test.sh [extra cargo test args]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cd "$here/../.."
+root="$here/../.."
+# shellcheck source=env.sh
+source "$here/env.sh"
+cd "$root"
 "$here/install.sh"
+
+# Confluent's Python client, for the test that decodes intops topics with
+# a standard Avro consumer (tests/tests/interop_confluent.rs).
+venv="$INTOPS_TOOLS_DIR/../venv"
+reqs="$root/tests/interop/requirements.txt"
+if ! cmp -s "$reqs" "$venv/requirements.txt" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
+  cp "$reqs" "$venv/requirements.txt"
+fi
+export INTOPS_INTEROP_PYTHON="$venv/bin/python"
+
 "$here/start.sh"
 trap '"$here/stop.sh"' EXIT
 cargo test --workspace --locked "$@"

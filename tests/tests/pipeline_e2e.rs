@@ -385,3 +385,75 @@ async fn one_entitys_updates_arrive_in_order_while_others_interleave() {
     }
     pipeline.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_mapping_becomes_a_transform_dead_letter() {
+    use intops_events::{Codec, DeadLetter, IntegrationEvent, RegistrySettings};
+    use intops_tests::topic;
+    use rdkafka::message::Message;
+
+    let target = MockTarget::start().await.expect("target");
+    let flows = example_flows(&target).replace(
+        "summary: .short_description,",
+        r#"summary: (.short_description | error("no summary mapping")),"#,
+    );
+    let pipeline = Pipeline::start("tdlq", &flows, &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
+    let body = fixture("servicenow-incident-created.json");
+    let response = post_signed(
+        &pipeline.ingest_url("servicenow"),
+        &body,
+        &intops_signature(SECRET, body.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.expect("json");
+    let event_id = accepted["event_ids"][0]
+        .as_str()
+        .expect("event id")
+        .to_string();
+
+    let t = trace(&pipeline, &event_id, |v| statuses(v).len() >= 2).await;
+    assert_eq!(
+        statuses(&t),
+        [
+            ("ingest".into(), "accepted".into()),
+            ("transform".into(), "dead_lettered".into())
+        ]
+    );
+    assert!(
+        t["stages"][1]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no summary mapping"),
+        "{t}"
+    );
+
+    let letters = topic::read(&format!("{}.dlq.transform", pipeline.prefix), 1, WAIT);
+    let codec = Codec::new(&RegistrySettings {
+        url: intops_tests::stack::registry_url(),
+        basic_auth: None,
+        timeout: Duration::from_secs(10),
+    })
+    .expect("codec");
+    let dead: DeadLetter = codec
+        .decode(letters[0].payload().expect("value"))
+        .await
+        .expect("decodes");
+    assert_eq!(dead.error_class, "mapping");
+    assert_eq!(dead.flow_id.as_deref(), Some("snow-p1-to-jira"));
+    assert_eq!(dead.flow_version.as_deref().map(str::len), Some(12));
+    assert_eq!(dead.original_topic, format!("{}.events", pipeline.prefix));
+    let original: IntegrationEvent = codec
+        .decode(dead.original_value.as_deref().expect("value"))
+        .await
+        .expect("original");
+    assert_eq!(original.event_id, event_id);
+    assert_eq!(
+        original.payload, body,
+        "the payload is kept exactly as received"
+    );
+    assert!(target.requests().is_empty());
+    pipeline.stop().await.expect("clean stop");
+}

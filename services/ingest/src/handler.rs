@@ -143,7 +143,7 @@ fn split_records(body: &[u8]) -> Result<Vec<(JqValue, String)>, IngestError> {
     })?;
     let trimmed = text.trim();
     let raws: Vec<&str> = if trimmed.starts_with('{') {
-        vec![trimmed]
+        vec![text]
     } else if trimmed.starts_with('[') {
         let items: Vec<&RawValue> =
             serde_json::from_str(trimmed).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
@@ -161,7 +161,7 @@ fn split_records(body: &[u8]) -> Result<Vec<(JqValue, String)>, IngestError> {
     raws.into_iter()
         .enumerate()
         .map(|(i, raw)| {
-            if !raw.starts_with('{') {
+            if !raw.trim_start().starts_with('{') {
                 return Err(IngestError::InvalidBody(format!(
                     "record {i} is not a JSON object"
                 )));
@@ -215,7 +215,7 @@ mod tests {
         let body = br#" {"z": 1, "a": [1, 2]} "#;
         let records = split_records(body).expect("valid");
         assert_eq!(records.len(), 1);
-        assert_eq!(records[0].1, r#"{"z": 1, "a": [1, 2]}"#);
+        assert_eq!(records[0].1, r#" {"z": 1, "a": [1, 2]} "#);
     }
 
     #[test]
