@@ -12,6 +12,19 @@ pub fn registry_url() -> String {
     std::env::var("INTOPS_SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into())
 }
 
+/// A codec on the local registry, as the services build it.
+pub fn codec() -> intops_events::Codec {
+    let settings = intops_events::RegistrySettings {
+        url: registry_url(),
+        basic_auth: None,
+        timeout: std::time::Duration::from_secs(10),
+    };
+    match intops_events::Codec::new(&settings) {
+        Ok(codec) => codec,
+        Err(e) => panic!("codec: {e}"),
+    }
+}
+
 /// A topic prefix no other test uses, so tests never share topics,
 /// consumer groups or registry subjects.
 pub fn random_prefix(name: &str) -> String {

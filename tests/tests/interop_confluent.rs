@@ -7,12 +7,9 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::Arc;
-use std::time::Duration;
 
 use intops_events::{
-    Codec, DeadLetter, IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus, RecordKind,
-    RegistrySettings, Stage,
+    Codec, DeadLetter, IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus, RecordKind, Stage,
 };
 use intops_kafka::topics::{self, TopicSpec};
 use intops_kafka::{KafkaSettings, Producer, Record};
@@ -76,14 +73,7 @@ async fn confluent_avro_deserializer_reads_every_record_kind() {
     let prefix = stack::random_prefix("interop");
     let settings = KafkaSettings::new(stack::bootstrap(), Default::default()).expect("settings");
     let producer = Producer::new(&settings).expect("producer");
-    let codec = Arc::new(
-        Codec::new(&RegistrySettings {
-            url: stack::registry_url(),
-            basic_auth: None,
-            timeout: Duration::from_secs(10),
-        })
-        .expect("codec"),
-    );
+    let codec = stack::codec();
     let event = IntegrationEvent {
         event_id: "01a22357-8714-74e3-ac1e-e593a53b7ac8".into(),
         source_id: "servicenow".into(),

@@ -33,6 +33,19 @@ async fn post_signed(url: &str, body: &str, signature: &str) -> reqwest::Respons
         .expect("ingest answers")
 }
 
+/// Posts one signed record as the ServiceNow source; returns its event id.
+async fn send(pipeline: &Pipeline, body: &str) -> String {
+    let signature = intops_signature(SECRET, body.as_bytes());
+    let response = post_signed(&pipeline.ingest_url("servicenow"), body, &signature).await;
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.expect("json");
+    assert_eq!(accepted["accepted"], 1);
+    accepted["event_ids"][0]
+        .as_str()
+        .expect("event id")
+        .to_string()
+}
+
 async fn trace(pipeline: &Pipeline, event_id: &str, until: impl Fn(&Value) -> bool) -> Value {
     let url = pipeline.event_url(event_id);
     poll_until(&format!("monitor trace of {event_id}"), WAIT, || {
@@ -72,19 +85,7 @@ async fn signed_incident_is_delivered_mapped_and_traced() {
         .expect("pipeline");
 
     let body = fixture("servicenow-incident-created.json");
-    let response = post_signed(
-        &pipeline.ingest_url("servicenow"),
-        &body,
-        &intops_signature(SECRET, body.as_bytes()),
-    )
-    .await;
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.expect("json");
-    assert_eq!(accepted["accepted"], 1);
-    let event_id = accepted["event_ids"][0]
-        .as_str()
-        .expect("event id")
-        .to_string();
+    let event_id = send(&pipeline, &body).await;
     assert_eq!(
         uuid::Uuid::parse_str(&event_id)
             .expect("uuid")
@@ -200,18 +201,7 @@ async fn unmatched_incident_is_reported_unrouted() {
         .expect("pipeline");
     let body = fixture("servicenow-incident-created.json")
         .replace("\"priority\": \"1\"", "\"priority\": \"4\"");
-    let response = post_signed(
-        &pipeline.ingest_url("servicenow"),
-        &body,
-        &intops_signature(SECRET, body.as_bytes()),
-    )
-    .await;
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.expect("json");
-    let event_id = accepted["event_ids"][0]
-        .as_str()
-        .expect("event id")
-        .to_string();
+    let event_id = send(&pipeline, &body).await;
     let t = trace(&pipeline, &event_id, |v| statuses(v).len() >= 2).await;
     assert_eq!(
         statuses(&t),
@@ -249,7 +239,7 @@ fn events_written(prefix: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rejected_delivery_becomes_a_dead_letter_with_context() {
-    use intops_events::{Codec, DeadLetter, RegistrySettings};
+    use intops_events::DeadLetter;
     use intops_tests::topic;
     use rdkafka::message::Message;
 
@@ -259,18 +249,7 @@ async fn rejected_delivery_becomes_a_dead_letter_with_context() {
         .await
         .expect("pipeline");
     let body = fixture("servicenow-incident-created.json");
-    let response = post_signed(
-        &pipeline.ingest_url("servicenow"),
-        &body,
-        &intops_signature(SECRET, body.as_bytes()),
-    )
-    .await;
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.expect("json");
-    let event_id = accepted["event_ids"][0]
-        .as_str()
-        .expect("event id")
-        .to_string();
+    let event_id = send(&pipeline, &body).await;
 
     let t = trace(&pipeline, &event_id, |v| {
         statuses(v).iter().any(|(_, s)| s == "dead_lettered")
@@ -298,12 +277,7 @@ async fn rejected_delivery_becomes_a_dead_letter_with_context() {
         letter.key(),
         Some(&b"servicenow:9d385017c611228701d22104cc95c371"[..])
     );
-    let codec = Codec::new(&RegistrySettings {
-        url: intops_tests::stack::registry_url(),
-        basic_auth: None,
-        timeout: Duration::from_secs(10),
-    })
-    .expect("codec");
+    let codec = intops_tests::stack::codec();
     let dead: DeadLetter = codec
         .decode(letter.payload().expect("value"))
         .await
@@ -388,7 +362,7 @@ async fn one_entitys_updates_arrive_in_order_while_others_interleave() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_mapping_becomes_a_transform_dead_letter() {
-    use intops_events::{Codec, DeadLetter, IntegrationEvent, RegistrySettings};
+    use intops_events::{DeadLetter, IntegrationEvent};
     use intops_tests::topic;
     use rdkafka::message::Message;
 
@@ -401,18 +375,7 @@ async fn failing_mapping_becomes_a_transform_dead_letter() {
         .await
         .expect("pipeline");
     let body = fixture("servicenow-incident-created.json");
-    let response = post_signed(
-        &pipeline.ingest_url("servicenow"),
-        &body,
-        &intops_signature(SECRET, body.as_bytes()),
-    )
-    .await;
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.expect("json");
-    let event_id = accepted["event_ids"][0]
-        .as_str()
-        .expect("event id")
-        .to_string();
+    let event_id = send(&pipeline, &body).await;
 
     let t = trace(&pipeline, &event_id, |v| statuses(v).len() >= 2).await;
     assert_eq!(
@@ -431,12 +394,7 @@ async fn failing_mapping_becomes_a_transform_dead_letter() {
     );
 
     let letters = topic::read(&format!("{}.dlq.transform", pipeline.prefix), 1, WAIT);
-    let codec = Codec::new(&RegistrySettings {
-        url: intops_tests::stack::registry_url(),
-        basic_auth: None,
-        timeout: Duration::from_secs(10),
-    })
-    .expect("codec");
+    let codec = intops_tests::stack::codec();
     let dead: DeadLetter = codec
         .decode(letters[0].payload().expect("value"))
         .await

@@ -5,20 +5,11 @@ use std::collections::HashMap;
 
 use intops_events::{
     Codec, DeadLetter, DeliveryRequest, IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus,
-    RecordKind, RegistrySettings, Stage, parse_all_schemas,
+    RecordKind, Stage, parse_all_schemas,
 };
 use intops_tests::stack;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-fn codec() -> Codec {
-    Codec::new(&RegistrySettings {
-        url: stack::registry_url(),
-        basic_auth: None,
-        timeout: std::time::Duration::from_secs(10),
-    })
-    .expect("codec")
-}
 
 async fn round_trip<T>(codec: &Codec, topic: &str, kind: RecordKind, record: &T)
 where
@@ -61,7 +52,7 @@ fn every_schema_parses() {
 
 #[tokio::test]
 async fn every_record_kind_round_trips_through_the_registry() {
-    let codec = codec();
+    let codec = stack::codec();
     let prefix = stack::random_prefix("schemas");
     let event = IntegrationEvent {
         event_id: uuid::Uuid::now_v7().to_string(),
@@ -161,7 +152,7 @@ async fn every_record_kind_round_trips_through_the_registry() {
 
 #[tokio::test]
 async fn garbage_is_undecodable_not_retryable() {
-    let codec = codec();
+    let codec = stack::codec();
     let e = codec
         .decode::<IntegrationEvent>(b"{\"not\":\"avro\"}")
         .await

@@ -10,7 +10,7 @@ use intops_events::{
 };
 use intops_flows::{Flows, Retry, Secret, TargetAuth};
 use intops_kafka::{
-    DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, Record, ServiceContext,
+    DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, ServiceContext,
 };
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError};
@@ -228,26 +228,11 @@ impl Handler {
         message: &OwnedMessage,
         outcome: &Outcome,
     ) -> Result<(), ProcessError> {
-        let topic = self.ctx.topics.outcomes();
-        let value = self
-            .ctx
-            .codec
-            .encode(&topic, RecordKind::Outcome, outcome)
-            .await
-            .map_err(|e| match e {
-                CodecError::Registry(_) => ProcessError::Retryable(e.to_string()),
-                other => ProcessError::Fatal(other.to_string()),
-            })?;
         // Same key as the event, so one entity's records share a partition.
         let key = message.key().unwrap_or_default();
+        let topic = self.ctx.topics.outcomes();
         self.ctx
-            .producer
-            .send(Record {
-                topic: &topic,
-                key,
-                value: &value,
-                headers: &[],
-            })
+            .publish(&topic, RecordKind::Outcome, key, outcome)
             .await?;
         Ok(())
     }

@@ -50,18 +50,15 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     };
     let ctx = ServiceContext::new(&args.common)?;
     let readiness = Readiness::default();
-    readiness.register("kafka_topics");
     let admin_task = admin::spawn_optional(
         args.common.admin_listen,
         readiness.clone(),
         shutdown.clone(),
     )
     .await?;
-    let topics = ctx.topics.all(flows.targets.keys().map(String::as_str));
-    ctx.ensure_topics(&topics)
+    ctx.ensure_pipeline_topics(flows.targets.keys().map(String::as_str), &readiness)
         .await
         .context("creating topics")?;
-    readiness.set("kafka_topics", true);
 
     let dead_letters = DeadLetterWriter::new(
         ctx.producer.clone(),

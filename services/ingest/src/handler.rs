@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use intops_events::{IntegrationEvent, RecordKind, now_micros};
 use intops_flows::{JqValue, Source, parse_json};
-use intops_kafka::Record;
 use intops_runtime::metrics as m;
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -105,28 +104,15 @@ async fn produce(
     topic: &str,
     event: &IntegrationEvent,
 ) -> Result<(), IngestError> {
-    let unavailable = |e: String| {
-        tracing::warn!(error = %e, "cannot persist event");
-        IngestError::Unavailable("events cannot be persisted right now; retry later".into())
-    };
-    let value = state
-        .ctx
-        .codec
-        .encode(topic, RecordKind::IntegrationEvent, event)
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
     let key = event.kafka_key();
     state
         .ctx
-        .producer
-        .send(Record {
-            topic,
-            key: key.as_bytes(),
-            value: &value,
-            headers: &[],
-        })
+        .publish(topic, RecordKind::IntegrationEvent, key.as_bytes(), event)
         .await
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot persist event");
+            IngestError::Unavailable("events cannot be persisted right now; retry later".into())
+        })?;
     Ok(())
 }
 

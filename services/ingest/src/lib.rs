@@ -62,11 +62,9 @@ pub async fn run(
     let verifiers = verifiers(&flows)?;
     let ctx = ServiceContext::new(&args.common)?;
     let readiness = Readiness::default();
-    readiness.register("kafka_topics");
-    ctx.ensure_topics(&[ctx.topics.events()])
+    ctx.ensure_pipeline_topics(flows.targets.keys().map(String::as_str), &readiness)
         .await
-        .context("creating the events topic")?;
-    readiness.set("kafka_topics", true);
+        .context("creating topics")?;
 
     let producer = ctx.producer.clone();
     let state = Arc::new(AppState {

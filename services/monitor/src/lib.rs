@@ -48,8 +48,9 @@ pub async fn run(
     let ctx = ServiceContext::new(&args.common)?;
     let readiness = Readiness::default();
     readiness.register("caught_up");
-    let all = ctx.topics.all(flows.targets.keys().map(String::as_str));
-    ctx.ensure_topics(&all).await.context("creating topics")?;
+    ctx.ensure_pipeline_topics(flows.targets.keys().map(String::as_str), &readiness)
+        .await
+        .context("creating topics")?;
 
     let mut topics = vec![
         (ctx.topics.events(), TopicKind::Event),

@@ -10,7 +10,7 @@ use intops_events::{
 };
 use intops_flows::{Flow, Flows, JqError};
 use intops_kafka::{
-    DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, Record, ServiceContext,
+    DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, ServiceContext,
 };
 use intops_runtime::metrics as m;
 
@@ -165,23 +165,8 @@ impl Handler {
         key: &str,
         record: &T,
     ) -> Result<(), ProcessError> {
-        let value = self
-            .ctx
-            .codec
-            .encode(topic, kind, record)
-            .await
-            .map_err(|e| match e {
-                CodecError::Registry(_) => ProcessError::Retryable(e.to_string()),
-                other => ProcessError::Fatal(other.to_string()),
-            })?;
         self.ctx
-            .producer
-            .send(Record {
-                topic,
-                key: key.as_bytes(),
-                value: &value,
-                headers: &[],
-            })
+            .publish(topic, kind, key.as_bytes(), record)
             .await?;
         Ok(())
     }

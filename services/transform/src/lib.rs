@@ -34,7 +34,6 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     let flows = Arc::new(intops_runtime::load_flows(&args.common.flows)?);
     let ctx = ServiceContext::new(&args.common)?;
     let readiness = Readiness::default();
-    readiness.register("kafka_topics");
     let admin_task = intops_runtime::admin::spawn_optional(
         args.common.admin_listen,
         readiness.clone(),
@@ -42,11 +41,9 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     )
     .await?;
 
-    let topics = ctx.topics.all(flows.targets.keys().map(String::as_str));
-    ctx.ensure_topics(&topics)
+    ctx.ensure_pipeline_topics(flows.targets.keys().map(String::as_str), &readiness)
         .await
         .context("creating topics")?;
-    readiness.set("kafka_topics", true);
 
     let events = ctx.topics.events();
     let consumer = new_consumer(&ctx.kafka, &ctx.topics.group("transform"), &[&events])?;

@@ -247,12 +247,7 @@ where
     F: Fn(OwnedMessage) -> Fut,
     Fut: Future<Output = Result<(), ProcessError>>,
 {
-    let mut backoff = ExponentialBuilder::default()
-        .with_min_delay(options.min_backoff)
-        .with_max_delay(options.max_backoff)
-        .with_jitter()
-        .without_max_times()
-        .build();
+    let mut pause = Pause::new(options);
     loop {
         let error = match handle(message.clone()).await {
             Ok(()) => return Ok(true),
@@ -267,19 +262,16 @@ where
             .increment(1);
         match error {
             ProcessError::Retryable(reason) => {
-                let delay = backoff.next().unwrap_or(options.max_backoff);
                 tracing::warn!(
                     stage = options.stage,
                     topic = message.topic(),
                     partition = message.partition(),
                     offset = message.offset(),
                     error = %reason,
-                    delay_ms = delay.as_millis() as u64,
                     "retryable failure, retrying record"
                 );
-                tokio::select! {
-                    () = options.shutdown.cancelled() => return Ok(false),
-                    () = tokio::time::sleep(delay) => {}
+                if !pause.wait().await {
+                    return Ok(false);
                 }
             }
             ProcessError::Poison(failure) => {
@@ -289,11 +281,9 @@ where
                     match options.dead_letters.write(message, &failure).await {
                         Ok(()) => return Ok(true),
                         Err(e) if e.is_retryable() => {
-                            let delay = backoff.next().unwrap_or(options.max_backoff);
                             tracing::warn!(stage = options.stage, error = %e, "cannot write dead letter, retrying");
-                            tokio::select! {
-                                () = options.shutdown.cancelled() => return Ok(false),
-                                () = tokio::time::sleep(delay) => {}
+                            if !pause.wait().await {
+                                return Ok(false);
                             }
                         }
                         Err(e) => return Err(e),
@@ -309,8 +299,41 @@ where
                     error = %reason,
                     "fatal failure, stopping"
                 );
-                return Err(KafkaError::Config(reason));
+                return Err(KafkaError::Fatal(reason));
             }
+        }
+    }
+}
+
+/// Exponential backoff with jitter between retries of one record, cut
+/// short by shutdown.
+struct Pause<'a> {
+    delays: backon::ExponentialBackoff,
+    max: Duration,
+    shutdown: &'a CancellationToken,
+}
+
+impl<'a> Pause<'a> {
+    fn new(options: &'a ConsumeOptions) -> Self {
+        let delays = ExponentialBuilder::default()
+            .with_min_delay(options.min_backoff)
+            .with_max_delay(options.max_backoff)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        Self {
+            delays,
+            max: options.max_backoff,
+            shutdown: &options.shutdown,
+        }
+    }
+
+    /// Waits for the next delay; false when shutdown came first.
+    async fn wait(&mut self) -> bool {
+        let delay = self.delays.next().unwrap_or(self.max);
+        tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
         }
     }
 }

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use intops_events::{Codec, RegistrySettings, Topics};
-use intops_runtime::CommonArgs;
+use intops_events::{Codec, RecordKind, RegistrySettings, Topics};
+use intops_runtime::{CommonArgs, Readiness};
+use serde::Serialize;
 
 use crate::topics::{self, TopicSpec};
-use crate::{KafkaError, KafkaSettings, Producer};
+use crate::{KafkaError, KafkaSettings, Producer, Record};
 
 /// Connections shared by a service's tasks.
 #[derive(Debug, Clone)]
@@ -60,5 +61,38 @@ impl ServiceContext {
             .map(|n| TopicSpec::new(n.clone(), self.partitions, self.replication))
             .collect();
         topics::ensure(&self.kafka, &specs).await
+    }
+
+    /// Creates every topic of a deployment with these targets (see
+    /// [`Topics::all`]), reporting not ready (`kafka_topics`) until done.
+    pub async fn ensure_pipeline_topics<'a>(
+        &self,
+        target_ids: impl IntoIterator<Item = &'a str>,
+        readiness: &Readiness,
+    ) -> Result<(), KafkaError> {
+        readiness.register("kafka_topics");
+        self.ensure_topics(&self.topics.all(target_ids)).await?;
+        readiness.set("kafka_topics", true);
+        Ok(())
+    }
+
+    /// Encodes `record` as `kind` for `topic` and produces it under `key`,
+    /// waiting for the broker's acknowledgement.
+    pub async fn publish<T: Serialize>(
+        &self,
+        topic: &str,
+        kind: RecordKind,
+        key: &[u8],
+        record: &T,
+    ) -> Result<(i32, i64), KafkaError> {
+        let value = self.codec.encode(topic, kind, record).await?;
+        self.producer
+            .send(Record {
+                topic,
+                key,
+                value: &value,
+                headers: &[],
+            })
+            .await
     }
 }

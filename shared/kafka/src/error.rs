@@ -13,6 +13,10 @@ pub enum KafkaError {
     /// An admin call failed.
     #[error("kafka admin call failed: {0}")]
     Admin(String),
+    /// A handler failed in a way no retry fixes (a bug or misconfiguration):
+    /// the service stops.
+    #[error("processing failed: {0}")]
+    Fatal(String),
     /// Encoding a dead letter failed.
     #[error(transparent)]
     Codec(#[from] intops_events::CodecError),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt as _;
-use intops_events::{Codec, Outcome, RegistrySettings};
+use intops_events::Outcome;
 use intops_tests::pipeline::example_flows;
 use intops_tests::sign::intops_signature;
 use intops_tests::{MockTarget, Pipeline, poll_until, stack, topic};
@@ -269,11 +269,7 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
     .await;
 
     // Latencies from the delivery outcomes (ingested_at -> delivered).
-    let codec = Codec::new(&RegistrySettings {
-        url: stack::registry_url(),
-        basic_auth: None,
-        timeout: Duration::from_secs(10),
-    })?;
+    let codec = stack::codec();
     let outcomes = topic::read(
         &format!("{}.outcomes", pipeline.prefix),
         n + paced_n,
