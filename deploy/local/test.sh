@@ -21,6 +21,8 @@ if ! cmp -s "$reqs" "$venv/requirements.txt" 2>/dev/null; then
   cp "$reqs" "$venv/requirements.txt"
 fi
 export INTOPS_INTEROP_PYTHON="$venv/bin/python"
+# The broker binary, for tests that run a private broker to stop it.
+export INTOPS_TANSU_BIN="$TANSU_BIN"
 
 "$here/start.sh"
 trap '"$here/stop.sh"' EXIT

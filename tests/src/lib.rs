@@ -2,6 +2,7 @@
 //! stack's addresses, random topic prefixes, a capturing HTTP target, the
 //! four services started in-process, and polling with a deadline.
 
+pub mod broker;
 pub mod pipeline;
 pub mod poll;
 pub mod sign;

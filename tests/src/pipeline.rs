@@ -28,6 +28,92 @@ pub fn example_flows(target_base_url: &str) -> String {
     .replace("http://127.0.0.1:8090", target_base_url)
 }
 
+/// Ingest alone, on a random topic prefix, against `bootstrap`.
+#[derive(Debug)]
+pub struct IngestOnly {
+    /// The topic prefix.
+    pub prefix: String,
+    /// Ingest's address.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl IngestOnly {
+    /// Starts ingest with `flows` (`{secrets}` as in [`Pipeline::start`])
+    /// and waits until it is ready.
+    pub async fn start(
+        name: &str,
+        flows: &str,
+        secrets: &[(&str, &str)],
+        bootstrap: &str,
+        ack_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        intops_runtime::telemetry::init(intops_runtime::telemetry::LogFormat::Text);
+        let dir = write_config(flows, secrets)?;
+        let prefix = stack::random_prefix(name);
+        let mut common = CommonArgs::local(dir.path().join("flows.toml"), &prefix);
+        common.kafka_bootstrap = bootstrap.to_string();
+        common.schema_registry_url = stack::registry_url();
+        let listener = admin::bind("127.0.0.1:0".parse()?).await?;
+        let addr = listener.local_addr()?;
+        let args = intops_ingest::IngestArgs {
+            common,
+            listen: addr,
+            ack_timeout,
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(intops_ingest::run(args, listener, shutdown.clone()));
+        wait_ready(&format!("http://{addr}/readyz")).await;
+        Ok(Self {
+            prefix,
+            addr,
+            shutdown,
+            task,
+            _dir: dir,
+        })
+    }
+
+    /// The URL of the webhook endpoint for `source`.
+    pub fn url(&self, source: &str) -> String {
+        format!("http://{}/v1/sources/{source}/events", self.addr)
+    }
+
+    /// Stops ingest; an error if it failed.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(60), self.task).await???;
+        Ok(())
+    }
+}
+
+fn write_config(flows: &str, secrets: &[(&str, &str)]) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    for (file, content) in secrets {
+        std::fs::write(dir.path().join(file), content)?;
+    }
+    let text = flows.replace("{secrets}", &dir.path().display().to_string());
+    std::fs::write(dir.path().join("flows.toml"), text)?;
+    Ok(dir)
+}
+
+async fn wait_ready(url: &str) {
+    let http = reqwest::Client::new();
+    poll_until(
+        &format!("{url} to answer 200"),
+        Duration::from_secs(60),
+        || {
+            let http = http.clone();
+            async move {
+                let r = http.get(url).send().await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        },
+    )
+    .await;
+}
+
 /// A running pipeline; [`Pipeline::stop`] shuts it down gracefully.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -74,7 +160,6 @@ impl Pipeline {
             common: common.clone(),
             listen: ingest,
             ack_timeout: Duration::from_secs(10),
-            max_body: 1024 * 1024,
         };
         let s = shutdown.clone();
         tasks.spawn(async move {
@@ -116,22 +201,8 @@ impl Pipeline {
             tasks,
             _dir: dir,
         };
-        let http = reqwest::Client::new();
         for addr in [ingest, monitor] {
-            let url = format!("http://{addr}/readyz");
-            poll_until(
-                &format!("{url} to answer 200"),
-                Duration::from_secs(60),
-                || {
-                    let http = http.clone();
-                    let url = url.clone();
-                    async move {
-                        let r = http.get(&url).send().await.ok()?;
-                        r.status().is_success().then_some(())
-                    }
-                },
-            )
-            .await;
+            wait_ready(&format!("http://{addr}/readyz")).await;
         }
         Ok(pipeline)
     }

@@ -10,11 +10,21 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::stack;
 
-/// Reads `topic` from the beginning until `count` records arrived; panics
-/// naming the topic once `deadline` passed.
+/// Reads `topic` of the local stack from the beginning until `count`
+/// records arrived; panics naming the topic once `deadline` passed.
 pub fn read(topic: &str, count: usize, deadline: Duration) -> Vec<OwnedMessage> {
+    read_from(&stack::bootstrap(), topic, count, deadline)
+}
+
+/// [`read`] from the broker at `bootstrap`.
+pub fn read_from(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    deadline: Duration,
+) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", stack::bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
         .set("group.id", "intops-tests-reader")
         .set("enable.auto.commit", "false")

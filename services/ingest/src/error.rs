@@ -1,30 +1,43 @@
-//! Ingest's answers to bad requests: a status and `{"error", "detail"}`.
+//! Ingest's answers to refused requests: a status and
+//! `{"error": <code>, "detail": <reason>}`. Nothing was written for them.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// A refused request. Nothing was written for it.
+/// A refused request.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// No source with that id.
-    #[error("unknown source")]
+    /// No source with that id (404).
+    #[error("unknown source: {0}")]
     UnknownSource(String),
-    /// Signature missing or wrong.
-    #[error("unauthorized")]
+    /// Signature or token missing or wrong (401).
+    #[error("unauthorized: {0}")]
     Unauthorized(String),
-    /// The body is not JSON.
-    #[error("malformed json")]
+    /// The body is not JSON (400).
+    #[error("malformed json: {0}")]
     MalformedJson(String),
-    /// JSON, but not an object or array of objects.
-    #[error("invalid body")]
+    /// JSON, but not an object, array of objects or NDJSON of objects (400).
+    #[error("invalid body: {0}")]
     InvalidBody(String),
-    /// A record's entity key (or event type) could not be computed.
-    #[error("unprocessable record")]
+    /// A record's entity key, event type or dedupe key could not be
+    /// computed (422).
+    #[error("unprocessable record: {0}")]
     Unprocessable(String),
-    /// The broker or registry did not acknowledge in time.
-    #[error("unavailable")]
+    /// Body over the source's limit (413).
+    #[error("payload too large: {0}")]
+    TooLarge(String),
+    /// The source's rate limit is exhausted; retry after the given seconds (429).
+    #[error("rate limited: {detail}")]
+    RateLimited {
+        /// Why.
+        detail: String,
+        /// Seconds until the request fits.
+        retry_after: u64,
+    },
+    /// The broker or registry did not acknowledge in time (503).
+    #[error("unavailable: {0}")]
     Unavailable(String),
 }
 
@@ -36,6 +49,8 @@ impl IngestError {
             IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             IngestError::MalformedJson(_) | IngestError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             IngestError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -47,6 +62,8 @@ impl IngestError {
             IngestError::MalformedJson(_) => "malformed_json",
             IngestError::InvalidBody(_) => "invalid_body",
             IngestError::Unprocessable(_) => "unprocessable_record",
+            IngestError::TooLarge(_) => "payload_too_large",
+            IngestError::RateLimited { .. } => "rate_limited",
             IngestError::Unavailable(_) => "unavailable",
         }
     }
@@ -58,7 +75,17 @@ impl IngestError {
             | IngestError::MalformedJson(d)
             | IngestError::InvalidBody(d)
             | IngestError::Unprocessable(d)
+            | IngestError::TooLarge(d)
+            | IngestError::RateLimited { detail: d, .. }
             | IngestError::Unavailable(d) => d,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            IngestError::RateLimited { retry_after, .. } => Some(*retry_after),
+            IngestError::Unavailable(_) => Some(5),
+            _ => None,
         }
     }
 }
@@ -67,10 +94,10 @@ impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": self.code(), "detail": self.detail()}));
         let mut response = (self.status(), body).into_response();
-        if matches!(self, IngestError::Unavailable(_)) {
+        if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -1,9 +1,13 @@
 //! intops ingest: `POST /v1/sources/{source_id}/events` captures a source's
-//! event as an `IntegrationEvent` on `<prefix>.events`, answering 202 only
-//! after the broker acknowledged it.
+//! records as `IntegrationEvent`s on `<prefix>.events`, answering 202 only
+//! after the broker acknowledged every one of them.
 
+mod auth;
 mod error;
+mod event;
 mod handler;
+mod limits;
+mod records;
 mod signature;
 
 use std::collections::BTreeMap;
@@ -14,11 +18,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::routing::post;
-use intops_flows::{Flows, SourceAuth};
+use intops_flows::Flows;
 use intops_kafka::ServiceContext;
 use intops_runtime::{CancellationToken, CommonArgs, Readiness, admin};
 use tokio::net::TcpListener;
 
+pub use auth::Authenticator;
+pub use error::IngestError;
 pub use signature::{SignatureError, Verifier};
 
 /// Settings of the ingest service.
@@ -33,23 +39,20 @@ pub struct IngestArgs {
     #[arg(long, env = "INTOPS_INGEST_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// How long to wait for the broker's acknowledgement before answering
-    /// 503 (the source should retry).
+    /// How long the broker may take to acknowledge a request's events
+    /// before the answer is 503 (the source should retry); records not
+    /// acknowledged by then are given up, never written later.
     #[arg(long, env = "INTOPS_INGEST_ACK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ack_timeout: Duration,
-
-    /// Largest accepted request body in bytes.
-    #[arg(long, env = "INTOPS_INGEST_MAX_BODY", default_value_t = 1024 * 1024)]
-    pub max_body: usize,
 }
 
 /// Shared state of the request handlers.
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub flows: Flows,
-    pub verifiers: BTreeMap<String, Option<Verifier>>,
+    pub authenticators: BTreeMap<String, Authenticator>,
+    pub limits: limits::Limits,
     pub ctx: ServiceContext,
-    pub ack_timeout: Duration,
 }
 
 /// Runs ingest on `listener` until `shutdown`.
@@ -59,23 +62,25 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let flows = intops_runtime::load_flows(&args.common.flows)?;
-    let verifiers = verifiers(&flows)?;
-    let ctx = ServiceContext::new(&args.common)?;
+    let authenticators = auth::authenticators(&flows)?;
+    let ctx = ServiceContext::new(&args.common)?.with_delivery_timeout(args.ack_timeout)?;
     let readiness = Readiness::default();
     ctx.ensure_pipeline_topics(flows.targets.keys().map(String::as_str), &readiness)
         .await
         .context("creating topics")?;
+    ctx.watch_broker(readiness.clone(), Duration::from_secs(2), shutdown.clone());
 
     let producer = ctx.producer.clone();
     let state = Arc::new(AppState {
+        limits: limits::Limits::new(&flows),
         flows,
-        verifiers,
+        authenticators,
         ctx,
-        ack_timeout: args.ack_timeout,
     });
     let router = Router::new()
         .route("/v1/sources/{source_id}/events", post(handler::accept))
-        .layer(axum::extract::DefaultBodyLimit::max(args.max_body))
+        // Each source has its own limit, checked while reading the body.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
         .merge(admin::router(readiness));
     tracing::info!(listen = %listener.local_addr()?, "ingest listening");
@@ -85,29 +90,4 @@ pub async fn run(
         .context("flushing the producer")?;
     tracing::info!("ingest stopped");
     Ok(())
-}
-
-/// Resolves every source's secret now, so a missing one fails start-up
-/// (listing all of them) instead of failing requests.
-fn verifiers(flows: &Flows) -> anyhow::Result<BTreeMap<String, Option<Verifier>>> {
-    let mut out = BTreeMap::new();
-    let mut problems = Vec::new();
-    for (id, source) in &flows.sources {
-        match &source.auth {
-            SourceAuth::None => {
-                out.insert(id.clone(), None);
-            }
-            SourceAuth::Hmac(h) => match h.secret.resolve() {
-                Ok(secret) => {
-                    out.insert(id.clone(), Some(Verifier::new(h.clone(), secret)));
-                }
-                Err(e) => problems.push(format!("sources[{id}].auth: {e}")),
-            },
-        }
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(intops_runtime::ConfigError(problems).into())
-    }
 }

@@ -1,6 +1,8 @@
 //! Webhook signatures: HMAC-SHA256 over the raw body (optionally prefixed
 //! by a timestamp header's value), compared in constant time.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -23,6 +25,13 @@ pub enum SignatureError {
     /// The signature does not match the body.
     #[error("signature does not match the body")]
     Mismatch,
+    /// The timestamp header is not a Unix time or RFC 3339 date.
+    #[error("timestamp header {0} is not a Unix time or RFC 3339 date")]
+    BadTimestamp(String),
+    /// The timestamp is further from now than the tolerance: a replayed
+    /// or badly delayed request.
+    #[error("timestamp in {0} is outside the accepted window")]
+    Stale(String),
 }
 
 /// Checks one source's signatures.
@@ -38,8 +47,14 @@ impl Verifier {
         Self { auth, secret }
     }
 
-    /// Verifies `body` against the signature in `headers`.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
+    /// Verifies `body` against the signature in `headers`, and the
+    /// timestamp header (when configured) against `now`.
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), SignatureError> {
         let header = &self.auth.header;
         let raw = headers
             .get(header)
@@ -62,6 +77,23 @@ impl Verifier {
                 .get(ts_header)
                 .ok_or_else(|| SignatureError::MissingTimestamp(ts_header.clone()))?;
             mac.update(ts.as_bytes());
+            mac.update(body);
+            mac.verify_slice(&given)
+                .map_err(|_| SignatureError::Mismatch)?;
+            // Checked after the signature, so only the source can move it.
+            let at = ts
+                .to_str()
+                .ok()
+                .and_then(parse_timestamp)
+                .ok_or_else(|| SignatureError::BadTimestamp(ts_header.clone()))?;
+            let skew = match now.duration_since(at) {
+                Ok(d) => d,
+                Err(e) => e.duration(),
+            };
+            if skew > self.auth.tolerance {
+                return Err(SignatureError::Stale(ts_header.clone()));
+            }
+            return Ok(());
         }
         mac.update(body);
         mac.verify_slice(&given)
@@ -90,6 +122,16 @@ impl Verifier {
     }
 }
 
+/// Unix seconds (or milliseconds, when that large), or an RFC 3339 date.
+fn parse_timestamp(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    if let Ok(n) = text.parse::<u64>() {
+        let secs = if n > 100_000_000_000 { n / 1000 } else { n };
+        return UNIX_EPOCH.checked_add(Duration::from_secs(secs));
+    }
+    humantime::parse_rfc3339_weak(text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
@@ -110,9 +152,20 @@ mod tests {
                 encoding,
                 prefix: prefix.into(),
                 timestamp_header: ts.map(Into::into),
+                tolerance: Duration::from_secs(300),
             },
             Secret::new("s3cret"),
         )
+    }
+
+    impl Verifier {
+        fn verify_now(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
+            self.verify(headers, body, now())
+        }
+    }
+
+    fn now() -> SystemTime {
+        humantime::parse_rfc3339("2026-11-28T08:02:00Z").expect("time")
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -135,12 +188,12 @@ mod tests {
         let expected = "sha256=5910e62016ef5034272c926c27071992a465c2335cecf41851bda071577f4f6d";
         assert_eq!(v.sign(None, br#"{"a":1}"#), expected);
         let h = headers(&[("x-intops-signature", expected)]);
-        assert_eq!(v.verify(&h, br#"{"a":1}"#), Ok(()));
+        assert_eq!(v.verify_now(&h, br#"{"a":1}"#), Ok(()));
         let upper = headers(&[(
             "x-intops-signature",
             &expected.to_uppercase().replace("SHA256=", "sha256="),
         )]);
-        assert_eq!(v.verify(&upper, br#"{"a":1}"#), Ok(()));
+        assert_eq!(v.verify_now(&upper, br#"{"a":1}"#), Ok(()));
     }
 
     #[test]
@@ -153,9 +206,9 @@ mod tests {
         );
         let sig = v.sign(None, b"body");
         let h = headers(&[("x-intops-signature", &sig)]);
-        assert_eq!(v.verify(&h, b"body!"), Err(SignatureError::Mismatch));
+        assert_eq!(v.verify_now(&h, b"body!"), Err(SignatureError::Mismatch));
         let other = Verifier::new(v.auth.clone(), Secret::new("other"));
-        assert_eq!(other.verify(&h, b"body"), Err(SignatureError::Mismatch));
+        assert_eq!(other.verify_now(&h, b"body"), Err(SignatureError::Mismatch));
     }
 
     #[test]
@@ -167,17 +220,17 @@ mod tests {
             None,
         );
         assert_eq!(
-            v.verify(&HeaderMap::new(), b"x"),
+            v.verify_now(&HeaderMap::new(), b"x"),
             Err(SignatureError::Missing("X-Intops-Signature".into()))
         );
         let h = headers(&[("x-intops-signature", "md5=abc")]);
         assert!(matches!(
-            v.verify(&h, b"x"),
+            v.verify_now(&h, b"x"),
             Err(SignatureError::Malformed(_))
         ));
         let h = headers(&[("x-intops-signature", "sha256=zz")]);
         assert!(matches!(
-            v.verify(&h, b"x"),
+            v.verify_now(&h, b"x"),
             Err(SignatureError::Malformed(_))
         ));
     }
@@ -198,7 +251,7 @@ mod tests {
                 "2026-11-28T08:00:00Z",
             ),
         ]);
-        assert_eq!(v.verify(&ok, b"{}"), Ok(()));
+        assert_eq!(v.verify_now(&ok, b"{}"), Ok(()));
         let shifted = headers(&[
             ("x-zendesk-webhook-signature", &sig),
             (
@@ -206,11 +259,39 @@ mod tests {
                 "2026-11-28T08:00:01Z",
             ),
         ]);
-        assert_eq!(v.verify(&shifted, b"{}"), Err(SignatureError::Mismatch));
+        assert_eq!(v.verify_now(&shifted, b"{}"), Err(SignatureError::Mismatch));
         let no_ts = headers(&[("x-zendesk-webhook-signature", &sig)]);
         assert!(matches!(
-            v.verify(&no_ts, b"{}"),
+            v.verify_now(&no_ts, b"{}"),
             Err(SignatureError::MissingTimestamp(_))
         ));
+    }
+
+    #[test]
+    fn timestamps_outside_the_tolerance_are_refused() {
+        let v = verifier("X-Sig", SignatureEncoding::Hex, "", Some("X-Ts"));
+        let signed = |ts: &str| {
+            let sig = v.sign(Some(ts), b"{}");
+            headers(&[("x-sig", &sig), ("x-ts", ts)])
+        };
+        assert_eq!(v.verify_now(&signed("2026-11-28T08:00:00Z"), b"{}"), Ok(()));
+        assert_eq!(
+            v.verify_now(&signed("1795852800"), b"{}"),
+            Ok(()),
+            "unix seconds, 2 minutes ago"
+        );
+        assert_eq!(
+            v.verify_now(&signed("2026-11-28T08:06:00Z"), b"{}"),
+            Ok(()),
+            "4 minutes ahead"
+        );
+        assert_eq!(
+            v.verify_now(&signed("2026-11-28T07:50:00Z"), b"{}"),
+            Err(SignatureError::Stale("X-Ts".into()))
+        );
+        assert_eq!(
+            v.verify_now(&signed("yesterday"), b"{}"),
+            Err(SignatureError::BadTimestamp("X-Ts".into()))
+        );
     }
 }

@@ -96,6 +96,15 @@ impl Validator {
             .ok()
     }
 
+    /// Compiles an optional program: `Some(None)` when absent, `None` when
+    /// it does not compile (the error is recorded).
+    fn optional_jq(&mut self, at: String, code: Option<&str>) -> Option<Option<JqProgram>> {
+        match code {
+            None => Some(None),
+            Some(code) => self.jq(at, code).map(Some),
+        }
+    }
+
     fn duration(&mut self, at: String, text: Option<&str>, default: Duration) -> Duration {
         match text.map(humantime::parse_duration) {
             None => default,
@@ -138,15 +147,20 @@ impl Validator {
             let at = self.id("sources", i, &s.id, &mut seen);
             let auth = self.source_auth(&at, s);
             let entity_key = self.jq(format!("{at}.entity_key"), &s.entity_key);
-            let event_type = s
-                .event_type
-                .as_deref()
-                .map(|code| self.jq(format!("{at}.event_type"), code));
-            if let (Some(auth), Some(entity_key), Some(event_type)) = (
-                auth,
-                entity_key,
-                event_type.map_or(Some(None), |p| p.map(Some)),
-            ) {
+            let event_type = self.optional_jq(format!("{at}.event_type"), s.event_type.as_deref());
+            let dedupe_key = self.optional_jq(format!("{at}.dedupe_key"), s.dedupe_key.as_deref());
+            let max_body_bytes = s.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+            if max_body_bytes == 0 {
+                self.error(format!("{at}.max_body_bytes"), "must be at least 1");
+            }
+            let rate_limit = s.rate_limit.as_deref().and_then(|r| {
+                parse_rate(r)
+                    .map_err(|m| self.error(format!("{at}.rate_limit"), m))
+                    .ok()
+            });
+            if let (Some(auth), Some(entity_key), Some(event_type), Some(dedupe_key)) =
+                (auth, entity_key, event_type, dedupe_key)
+            {
                 out.insert(
                     s.id.clone(),
                     Source {
@@ -155,6 +169,9 @@ impl Validator {
                         auth,
                         entity_key,
                         event_type,
+                        dedupe_key,
+                        max_body_bytes,
+                        rate_limit,
                     },
                 );
             }
@@ -180,13 +197,36 @@ impl Validator {
                 None
             }
             Some(SourceAuthSpec::Table(t)) => {
-                let Some(secret) = t.hmac_sha256.clone() else {
-                    self.error(
-                        format!("{at}.auth"),
-                        "needs hmac_sha256 = { env = \"NAME\" } or { file = \"PATH\" }",
-                    );
-                    return None;
+                let secret = match (t.hmac_sha256.clone(), t.bearer.clone()) {
+                    (Some(secret), None) => secret,
+                    (None, Some(token)) => {
+                        let extra = t.header.is_some()
+                            || t.encoding.is_some()
+                            || t.prefix.is_some()
+                            || t.timestamp_header.is_some()
+                            || t.tolerance.is_some();
+                        if extra {
+                            self.error(format!("{at}.auth"), "header, encoding, prefix, timestamp_header and tolerance apply to hmac_sha256 only");
+                        }
+                        return Some(SourceAuth::Bearer(token));
+                    }
+                    (Some(_), Some(_)) => {
+                        self.error(format!("{at}.auth"), "set hmac_sha256 or bearer, not both");
+                        return None;
+                    }
+                    (None, None) => {
+                        self.error(
+                            format!("{at}.auth"),
+                            "needs hmac_sha256 or bearer = { env = \"NAME\" } or { file = \"PATH\" }",
+                        );
+                        return None;
+                    }
                 };
+                let tolerance = self.duration(
+                    format!("{at}.auth.tolerance"),
+                    t.tolerance.as_deref(),
+                    Duration::from_secs(300),
+                );
                 let header = t
                     .header
                     .clone()
@@ -198,6 +238,7 @@ impl Validator {
                     encoding: t.encoding.unwrap_or(SignatureEncoding::Hex),
                     prefix: t.prefix.clone().unwrap_or_else(|| default_prefix.into()),
                     timestamp_header: t.timestamp_header.clone(),
+                    tolerance,
                 }))
             }
         }
@@ -319,6 +360,9 @@ impl Validator {
     }
 }
 
+/// Default largest request body of a source.
+const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
 /// Content hash of a flow definition: any change to any field changes it.
 fn flow_version(f: &FlowSpec) -> String {
     let canonical = serde_json::to_vec(f).unwrap_or_default();
@@ -386,7 +430,7 @@ map = '''{fields: {summary: .short_description, labels: ["servicenow", .number]}
                 assert_eq!(h.prefix, "sha256=");
                 assert_eq!(h.encoding, SignatureEncoding::Hex);
             }
-            SourceAuth::None => panic!("expected hmac"),
+            other => panic!("expected hmac, got {other:?}"),
         }
         let target = &flows.targets["jira"];
         assert_eq!(target.base_url, "https://jira.example.com");
@@ -456,6 +500,67 @@ map = '''{fields: {summary: .short_description, labels: ["servicenow", .number]}
         ))
         .expect("none");
         assert!(matches!(ok.sources["servicenow"].auth, SourceAuth::None));
+    }
+
+    #[test]
+    fn source_options_of_the_design_load() {
+        let zendesk = r#"
+[[sources]]
+id = "zendesk"
+kind = "webhook"
+entity_key = ".detail.id"
+dedupe_key = '.id'
+max_body_bytes = 2048
+rate_limit = "100/s"
+[sources.auth]
+hmac_sha256 = { env = "ZENDESK_SECRET" }
+header = "X-Zendesk-Webhook-Signature"
+encoding = "base64"
+timestamp_header = "X-Zendesk-Webhook-Signature-Timestamp"
+tolerance = "2m"
+
+[[sources]]
+id = "jira"
+kind = "webhook"
+entity_key = ".issue.id"
+auth = { hmac_sha256 = { env = "JIRA_SECRET" }, header = "X-Hub-Signature", prefix = "sha256=" }
+
+[[sources]]
+id = "tool"
+kind = "webhook"
+entity_key = ".id"
+auth = { bearer = { file = "/run/secrets/tool" } }
+"#;
+        let flows = load_str(zendesk).expect("valid");
+        let z = &flows.sources["zendesk"];
+        assert_eq!(z.max_body_bytes, 2048);
+        assert!(z.dedupe_key.is_some());
+        match &z.auth {
+            SourceAuth::Hmac(h) => {
+                assert_eq!(
+                    (h.encoding, h.prefix.as_str()),
+                    (SignatureEncoding::Base64, "")
+                );
+                assert_eq!(h.tolerance, Duration::from_secs(120));
+            }
+            other => panic!("expected hmac, got {other:?}"),
+        }
+        match &flows.sources["jira"].auth {
+            SourceAuth::Hmac(h) => assert_eq!(
+                (h.header.as_str(), h.prefix.as_str()),
+                ("X-Hub-Signature", "sha256=")
+            ),
+            other => panic!("expected hmac, got {other:?}"),
+        }
+        assert!(matches!(flows.sources["tool"].auth, SourceAuth::Bearer(_)));
+        assert_eq!(flows.sources["tool"].max_body_bytes, 1024 * 1024);
+        let both = zendesk.replace("tolerance = \"2m\"", "bearer = { env = \"X\" }");
+        assert!(
+            load_str(&both)
+                .expect_err("both")
+                .to_string()
+                .contains("not both")
+        );
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub struct Source {
     pub entity_key: JqProgram,
     /// Gives the event type; `None` means `"updated"`.
     pub event_type: Option<JqProgram>,
+    /// Gives the dedupe key; `None` means random (UUIDv7) event ids.
+    pub dedupe_key: Option<JqProgram>,
+    /// Largest accepted body in bytes.
+    pub max_body_bytes: usize,
+    /// Events accepted per period at most.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// How ingest authenticates a source.
@@ -47,6 +53,8 @@ pub enum SourceAuth {
     None,
     /// HMAC-SHA256 signature of the body.
     Hmac(HmacAuth),
+    /// `Authorization: Bearer <secret>`.
+    Bearer(SecretRef),
 }
 
 /// An HMAC-SHA256 signature scheme.
@@ -62,6 +70,8 @@ pub struct HmacAuth {
     pub prefix: String,
     /// Header whose value is prepended to the body before signing.
     pub timestamp_header: Option<String>,
+    /// How far that timestamp may be from now.
+    pub tolerance: Duration,
 }
 
 /// A validated target.

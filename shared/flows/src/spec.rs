@@ -34,6 +34,13 @@ pub struct SourceSpec {
     pub entity_key: String,
     /// jq expression giving the event type; default `"updated"`.
     pub event_type: Option<String>,
+    /// jq expression identifying a record across retries (for example
+    /// `.sys_id + "@" + .sys_updated_on`); the event id is derived from it.
+    pub dedupe_key: Option<String>,
+    /// Largest accepted request body in bytes; default 1 MiB.
+    pub max_body_bytes: Option<usize>,
+    /// Events accepted per period at most (`100/s`); default unlimited.
+    pub rate_limit: Option<String>,
 }
 
 /// Source kinds.
@@ -62,6 +69,10 @@ pub enum SourceAuthSpec {
 pub struct SourceAuthTable {
     /// HMAC-SHA256 over the raw body with this secret.
     pub hmac_sha256: Option<SecretRef>,
+    /// `Authorization: Bearer <secret>` instead of a signature.
+    pub bearer: Option<SecretRef>,
+    /// How far the timestamp header may be from now (`5m`); default 5m.
+    pub tolerance: Option<String>,
     /// Header carrying the signature; default `X-Intops-Signature`.
     pub header: Option<String>,
     /// `hex` (default) or `base64`.

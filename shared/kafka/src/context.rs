@@ -53,6 +53,35 @@ impl ServiceContext {
         })
     }
 
+    /// Replaces the producer with one whose sends fail after `timeout`
+    /// (see [`Producer::with_delivery_timeout`]).
+    pub fn with_delivery_timeout(mut self, timeout: Duration) -> Result<Self, KafkaError> {
+        self.producer = Producer::with_delivery_timeout(&self.kafka, timeout)?;
+        Ok(self)
+    }
+
+    /// Keeps readiness check `kafka` true while a broker answers, checking
+    /// every `every`, until `shutdown`.
+    pub fn watch_broker(
+        &self,
+        readiness: Readiness,
+        every: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let producer = self.producer.clone();
+        readiness.register("kafka");
+        tokio::spawn(async move {
+            loop {
+                let up = producer.broker_reachable(every).await;
+                readiness.set("kafka", up);
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        });
+    }
+
     /// Creates whichever of `names` do not exist yet, with the configured
     /// partitions and replication.
     pub async fn ensure_topics(&self, names: &[String]) -> Result<(), KafkaError> {

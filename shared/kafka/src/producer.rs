@@ -1,7 +1,10 @@
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
 use crate::error::classify_produce;
@@ -22,9 +25,18 @@ pub struct Record<'a> {
 
 /// A producer whose sends complete only once the broker acknowledged the
 /// record (acks=all, idempotent).
+///
+/// When a send times out, the broker answers with an unknown error, or
+/// librdkafka raises a fatal error, the client is replaced by a new one
+/// with a new producer id, and the failed send is reported as retryable.
+/// An idempotent producer whose records timed out carries sequence state
+/// the broker may never accept again: with tansu 0.6.0, the old producer's
+/// first send after the broker returns breaks later produces to that
+/// partition even from new producers (measured; docs/architecture.md).
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: Arc<RwLock<FutureProducer>>,
+    config: ClientConfig,
 }
 
 impl std::fmt::Debug for Producer {
@@ -36,11 +48,36 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// Creates the producer.
     pub fn new(settings: &KafkaSettings) -> Result<Self, KafkaError> {
-        let inner = settings
-            .producer_config()
+        Self::from_config(settings.producer_config())
+    }
+
+    /// Creates a producer that gives a record up (and reports it failed)
+    /// `timeout` after it was sent: once a send fails, the record will not
+    /// be written later.
+    pub fn with_delivery_timeout(
+        settings: &KafkaSettings,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let mut config = settings.producer_config();
+        config.set("message.timeout.ms", timeout.as_millis().max(1).to_string());
+        Self::from_config(config)
+    }
+
+    fn from_config(config: ClientConfig) -> Result<Self, KafkaError> {
+        let inner = config
             .create()
             .map_err(|e| KafkaError::Config(e.to_string()))?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: Arc::new(RwLock::new(inner)),
+            config,
+        })
+    }
+
+    fn current(&self) -> Result<FutureProducer, KafkaError> {
+        self.inner
+            .read()
+            .map(|p| p.clone())
+            .map_err(|_| KafkaError::Fatal("producer lock poisoned".into()))
     }
 
     /// Sends one record and waits for the broker's acknowledgement;
@@ -53,24 +90,67 @@ impl Producer {
                 value: Some(*value),
             });
         }
+        let producer = self.current()?;
         let future_record = FutureRecord::to(record.topic)
             .key(record.key)
             .payload(record.value)
             .headers(headers);
-        match self
-            .inner
+        match producer
             .send(future_record, Timeout::After(Duration::from_secs(5)))
             .await
         {
             Ok(delivery) => Ok((delivery.partition, delivery.offset)),
-            Err((e, _)) => Err(classify_produce(&e)),
+            Err((e, _)) => {
+                let fatal = producer.client().fatal_error().is_some();
+                let code = e.rdkafka_error_code();
+                if fatal
+                    || matches!(
+                        code,
+                        Some(RDKafkaErrorCode::Unknown | RDKafkaErrorCode::MessageTimedOut)
+                    )
+                {
+                    self.replace(&producer, &e.to_string());
+                    return Err(KafkaError::Unavailable(e.to_string()));
+                }
+                Err(classify_produce(&e))
+            }
+        }
+    }
+
+    /// Swaps in a new client unless another send already did.
+    fn replace(&self, failed: &FutureProducer, reason: &str) {
+        let Ok(mut inner) = self.inner.write() else {
+            return;
+        };
+        if !std::ptr::eq(inner.client().native_ptr(), failed.client().native_ptr()) {
+            return;
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::warn!(error = %reason, "replacing the producer after a failed send");
+                let old = std::mem::replace(&mut *inner, fresh);
+                // Dropping purges and flushes for up to 500 ms: not on an
+                // async worker.
+                tokio::task::spawn_blocking(move || drop(old));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot replace the producer"),
         }
     }
 
     /// Waits up to `timeout` for every queued record to be acknowledged.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.inner
+        self.current()?
             .flush(Timeout::After(timeout))
             .map_err(|e| KafkaError::Unavailable(e.to_string()))
+    }
+
+    /// Whether a broker answers a metadata request within `timeout`.
+    pub async fn broker_reachable(&self, timeout: Duration) -> bool {
+        let Ok(producer) = self.current() else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).is_ok())
+            .await
+            .unwrap_or(false)
     }
 }

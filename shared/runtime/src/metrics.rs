@@ -10,6 +10,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const INGEST_REQUESTS: &str = "intops_ingest_requests_total";
 /// Events accepted by ingest; label `source`.
 pub const INGEST_EVENTS: &str = "intops_ingest_events_total";
+/// Request body bytes received; label `source`.
+pub const INGEST_BYTES: &str = "intops_ingest_bytes_total";
 /// Seconds from request to broker acknowledgement; label `source`.
 pub const INGEST_ACK_SECONDS: &str = "intops_ingest_ack_seconds";
 /// Events transform read; label `source`.

@@ -1,0 +1,141 @@
+//! Splitting a request body into records: one JSON object, a JSON array of
+//! objects, or NDJSON (one object per line). Each record keeps its JSON
+//! text exactly as received.
+
+use intops_flows::{JqValue, parse_json};
+use serde_json::value::RawValue;
+
+use crate::error::IngestError;
+
+/// One record of a request: its jq value and its text as received.
+pub(crate) type RawRecord = (JqValue, String);
+
+/// Splits `body`; `ndjson` when the content type says so.
+pub(crate) fn split(body: &[u8], ndjson: bool) -> Result<Vec<RawRecord>, IngestError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| IngestError::MalformedJson(format!("the body is not UTF-8: {e}")))?;
+    if text.trim().is_empty() {
+        return Err(IngestError::InvalidBody("the body is empty".into()));
+    }
+    let raws = if ndjson {
+        ndjson_lines(text)?
+    } else {
+        json_document(text)?
+    };
+    raws.into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            if !raw.trim_start().starts_with('{') {
+                return Err(IngestError::InvalidBody(format!(
+                    "record {i} is not a JSON object"
+                )));
+            }
+            let value = parse_json(raw.as_bytes())
+                .map_err(|e| IngestError::InvalidBody(format!("record {i}: {e}")))?;
+            Ok((value, raw.to_string()))
+        })
+        .collect()
+}
+
+fn json_document(text: &str) -> Result<Vec<&str>, IngestError> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
+        IngestError::MalformedJson(format!("line {}, column {}: {e}", e.line(), e.column()))
+    })?;
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') {
+        Ok(vec![text])
+    } else if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(trimmed).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
+        if items.is_empty() {
+            return Err(IngestError::InvalidBody(
+                "the array holds no records".into(),
+            ));
+        }
+        Ok(items.iter().map(|r| r.get()).collect())
+    } else {
+        Err(IngestError::InvalidBody(
+            "expected a JSON object, an array of objects, or NDJSON (application/x-ndjson)".into(),
+        ))
+    }
+}
+
+fn ndjson_lines(text: &str) -> Result<Vec<&str>, IngestError> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(line).map_err(|e| {
+            IngestError::MalformedJson(format!("line {}, column {}: {e}", n + 1, e.column()))
+        })?;
+        out.push(line);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(records: &[RawRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.1.as_str()).collect()
+    }
+
+    #[test]
+    fn one_object_keeps_its_text_exactly() {
+        let body = br#" {"z": 1, "a": [1, 2]} "#;
+        assert_eq!(
+            texts(&split(body, false).expect("valid")),
+            [r#" {"z": 1, "a": [1, 2]} "#]
+        );
+    }
+
+    #[test]
+    fn arrays_split_into_records_in_order() {
+        let records = split(br#"[{"b":1}, {"a":2}]"#, false).expect("valid");
+        assert_eq!(texts(&records), [r#"{"b":1}"#, r#"{"a":2}"#]);
+    }
+
+    #[test]
+    fn ndjson_splits_lines_and_skips_blank_ones() {
+        let records = split(b"{\"a\":1}\n\n{\"b\":2}\r\n", true).expect("valid");
+        assert_eq!(texts(&records), [r#"{"a":1}"#, r#"{"b":2}"#]);
+    }
+
+    #[test]
+    fn bad_bodies_are_refused_clearly() {
+        let err = split(b"{\n  \"a\": }", false).expect_err("malformed");
+        assert!(
+            matches!(&err, IngestError::MalformedJson(d) if d.contains("line 2")),
+            "{err:?}"
+        );
+        let err = split(b"{\"a\":1}\n{\"b\":\n", true).expect_err("malformed ndjson");
+        assert!(
+            matches!(&err, IngestError::MalformedJson(d) if d.starts_with("line 2")),
+            "{err:?}"
+        );
+        assert!(matches!(
+            split(b"  ", false),
+            Err(IngestError::InvalidBody(_))
+        ));
+        assert!(matches!(
+            split(b"[]", false),
+            Err(IngestError::InvalidBody(_))
+        ));
+        assert!(matches!(
+            split(b"42", false),
+            Err(IngestError::InvalidBody(_))
+        ));
+        assert!(
+            matches!(split(b"[{}, 1]", false), Err(IngestError::InvalidBody(d)) if d.contains("record 1"))
+        );
+        assert!(
+            matches!(split(b"{}\n[1]", true), Err(IngestError::InvalidBody(d)) if d.contains("record 1"))
+        );
+        assert!(matches!(
+            split(&[0xff, 0xfe], false),
+            Err(IngestError::MalformedJson(_))
+        ));
+    }
+}
