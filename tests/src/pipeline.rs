@@ -50,11 +50,24 @@ impl IngestOnly {
         bootstrap: &str,
         ack_timeout: Duration,
     ) -> anyhow::Result<Self> {
+        let prefix = stack::random_prefix(name);
+        Self::start_on_prefix(&prefix, flows, secrets, bootstrap, ack_timeout).await
+    }
+
+    /// [`IngestOnly::start`] on a given topic prefix (a restart).
+    pub async fn start_on_prefix(
+        prefix: &str,
+        flows: &str,
+        secrets: &[(&str, &str)],
+        bootstrap: &str,
+        ack_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         intops_runtime::telemetry::init(intops_runtime::telemetry::LogFormat::Text);
         let dir = write_config(flows, secrets)?;
-        let prefix = stack::random_prefix(name);
+        let prefix = prefix.to_string();
         let mut common = CommonArgs::local(dir.path().join("flows.toml"), &prefix);
         common.kafka_bootstrap = bootstrap.to_string();
+        common.shutdown_timeout = Duration::from_secs(5);
         common.schema_registry_url = stack::registry_url();
         let listener = admin::bind("127.0.0.1:0".parse()?).await?;
         let addr = listener.local_addr()?;

@@ -3,10 +3,12 @@
 //! after the broker acknowledged every one of them.
 
 mod auth;
+mod cursors;
 mod error;
 mod event;
 mod handler;
 mod limits;
+mod poll;
 mod records;
 mod signature;
 
@@ -49,7 +51,7 @@ pub struct IngestArgs {
 /// Shared state of the request handlers.
 #[derive(Debug)]
 pub(crate) struct AppState {
-    pub flows: Flows,
+    pub flows: Arc<Flows>,
     pub authenticators: BTreeMap<String, Authenticator>,
     pub limits: limits::Limits,
     pub ctx: ServiceContext,
@@ -61,7 +63,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let flows = intops_runtime::load_flows(&args.common.flows)?;
+    let flows = Arc::new(intops_runtime::load_flows(&args.common.flows)?);
     let authenticators = auth::authenticators(&flows)?;
     let ctx = ServiceContext::new(&args.common)?.with_delivery_timeout(args.ack_timeout)?;
     let readiness = Readiness::default();
@@ -70,6 +72,7 @@ pub async fn run(
         .context("creating topics")?;
     ctx.watch_broker(readiness.clone(), Duration::from_secs(2), shutdown.clone());
 
+    let pollers = poll::start(flows.clone(), ctx.clone(), shutdown.clone()).await?;
     let producer = ctx.producer.clone();
     let state = Arc::new(AppState {
         limits: limits::Limits::new(&flows),
@@ -84,7 +87,11 @@ pub async fn run(
         .with_state(state)
         .merge(admin::router(readiness));
     tracing::info!(listen = %listener.local_addr()?, "ingest listening");
-    admin::serve(listener, router, shutdown).await?;
+    admin::serve(listener, router, shutdown.clone()).await?;
+    shutdown.cancel();
+    for task in pollers {
+        let _ = task.await;
+    }
     producer
         .flush(args.common.shutdown_timeout)
         .context("flushing the producer")?;

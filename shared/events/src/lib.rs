@@ -13,5 +13,6 @@ pub use schemas::{RecordKind, parse_all_schemas};
 pub use time::now_micros;
 pub use topics::Topics;
 pub use types::{
-    DeadLetter, DeliveryRequest, IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus, Stage,
+    DeadLetter, DeliveryRequest, IngestCursor, IntegrationEvent, KafkaHeader, Outcome,
+    OutcomeStatus, Stage,
 };

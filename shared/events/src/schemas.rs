@@ -11,15 +11,18 @@ pub enum RecordKind {
     Outcome,
     /// `DeadLetter`.
     DeadLetter,
+    /// `IngestCursor`.
+    IngestCursor,
 }
 
 impl RecordKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [RecordKind; 4] = [
+    pub const ALL: [RecordKind; 5] = [
         RecordKind::IntegrationEvent,
         RecordKind::DeliveryRequest,
         RecordKind::Outcome,
         RecordKind::DeadLetter,
+        RecordKind::IngestCursor,
     ];
 
     /// The schema's JSON text as shipped in `schemas/`.
@@ -29,6 +32,7 @@ impl RecordKind {
             RecordKind::DeliveryRequest => include_str!("../../../schemas/delivery_request.avsc"),
             RecordKind::Outcome => include_str!("../../../schemas/outcome.avsc"),
             RecordKind::DeadLetter => include_str!("../../../schemas/dead_letter.avsc"),
+            RecordKind::IngestCursor => include_str!("../../../schemas/ingest_cursor.avsc"),
         }
     }
 
@@ -39,6 +43,7 @@ impl RecordKind {
             RecordKind::DeliveryRequest => "io.intops.v1.DeliveryRequest",
             RecordKind::Outcome => "io.intops.v1.Outcome",
             RecordKind::DeadLetter => "io.intops.v1.DeadLetter",
+            RecordKind::IngestCursor => "io.intops.v1.IngestCursor",
         }
     }
 }

@@ -54,6 +54,11 @@ impl Topics {
         all
     }
 
+    /// Polling positions of ingest's polled sources (compacted).
+    pub fn ingest_cursors(&self) -> String {
+        format!("{}.ingest.cursors", self.prefix)
+    }
+
     /// A consumer group name for one role (`transform`, `delivery.jira`).
     pub fn group(&self, role: &str) -> String {
         format!("{}.{role}", self.prefix)

@@ -220,3 +220,17 @@ pub struct DeadLetter {
     /// Redacted excerpt of the last response body.
     pub response_excerpt: Option<String>,
 }
+
+/// How far ingest has polled one source (`<prefix>.ingest.cursors`,
+/// compacted, keyed by source id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestCursor {
+    /// The polled source.
+    pub source_id: String,
+    /// Highest cursor value acknowledged.
+    pub cursor: String,
+    /// Event ids already captured at exactly that cursor value.
+    pub seen_at_cursor: Vec<String>,
+    /// When it was saved.
+    pub updated_at: i64,
+}

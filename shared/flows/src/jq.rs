@@ -112,6 +112,17 @@ impl JqProgram {
         }
     }
 
+    /// Every output of the program, or the first error it raises.
+    pub fn all(&self, input: &Val) -> Result<Vec<Val>, JqError> {
+        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
+        self.filter
+            .id
+            .run((ctx, input.clone()))
+            .map(unwrap_valr)
+            .map(|r| r.map_err(|e| JqError::Runtime(e.to_string())))
+            .collect()
+    }
+
     /// Whether the first output is truthy (neither `false` nor `null`);
     /// no output counts as false.
     pub fn holds(&self, input: &Val) -> Result<bool, JqError> {

@@ -14,7 +14,7 @@ pub use jaq_json::Val as JqValue;
 pub use jq::{JqError, JqProgram, parse_json};
 pub use load::{LoadError, LoadErrors, load_file, load_str};
 pub use model::{
-    Flow, Flows, HmacAuth, RateLimit, Retry, SignatureEncoding, Source, SourceAuth, SourceKind,
-    Target, TargetAuth,
+    Flow, Flows, HmacAuth, Poll, RateLimit, Retry, SignatureEncoding, Source, SourceAuth,
+    SourceKind, Target, TargetAuth,
 };
 pub use secret::{Secret, SecretRef};

@@ -9,9 +9,11 @@ use sha2::{Digest, Sha256};
 
 use crate::jq::JqProgram;
 use crate::model::{
-    Flow, Flows, HmacAuth, RateLimit, Retry, Source, SourceAuth, Target, TargetAuth,
+    Flow, Flows, HmacAuth, Poll, RateLimit, Retry, Source, SourceAuth, Target, TargetAuth,
 };
-use crate::spec::{FlowSpec, FlowsFile, SignatureEncoding, SourceAuthSpec, SourceSpec, TargetSpec};
+use crate::spec::{
+    FlowSpec, FlowsFile, SignatureEncoding, SourceAuthSpec, SourceKind, SourceSpec, TargetSpec,
+};
 
 /// One problem in a flows file, located by a path such as
 /// `flows[snow-p1-to-jira].map`.
@@ -145,7 +147,12 @@ impl Validator {
         let mut out = BTreeMap::new();
         for (i, s) in specs.iter().enumerate() {
             let at = self.id("sources", i, &s.id, &mut seen);
-            let auth = self.source_auth(&at, s);
+            let auth = match (s.kind, &s.auth) {
+                // A polled source is not called by anyone: nothing to authenticate.
+                (SourceKind::Poll, None) => Some(SourceAuth::None),
+                _ => self.source_auth(&at, s),
+            };
+            let poll = self.poll(&at, s);
             let entity_key = self.jq(format!("{at}.entity_key"), &s.entity_key);
             let event_type = self.optional_jq(format!("{at}.event_type"), s.event_type.as_deref());
             let dedupe_key = self.optional_jq(format!("{at}.dedupe_key"), s.dedupe_key.as_deref());
@@ -158,8 +165,8 @@ impl Validator {
                     .map_err(|m| self.error(format!("{at}.rate_limit"), m))
                     .ok()
             });
-            if let (Some(auth), Some(entity_key), Some(event_type), Some(dedupe_key)) =
-                (auth, entity_key, event_type, dedupe_key)
+            if let (Some(auth), Some(entity_key), Some(event_type), Some(dedupe_key), Some(poll)) =
+                (auth, entity_key, event_type, dedupe_key, poll)
             {
                 out.insert(
                     s.id.clone(),
@@ -172,11 +179,65 @@ impl Validator {
                         dedupe_key,
                         max_body_bytes,
                         rate_limit,
+                        poll,
                     },
                 );
             }
         }
         out
+    }
+
+    /// `Some(None)` for a webhook source, `Some(Some(poll))` for a valid
+    /// polled one, `None` when invalid.
+    fn poll(&mut self, at: &str, s: &SourceSpec) -> Option<Option<Poll>> {
+        match (s.kind, &s.poll) {
+            (SourceKind::Webhook, None) => Some(None),
+            (SourceKind::Webhook, Some(_)) => {
+                self.error(
+                    format!("{at}.poll"),
+                    "only sources of kind = \"poll\" take a poll table",
+                );
+                None
+            }
+            (SourceKind::Poll, None) => {
+                self.error(
+                    format!("{at}.poll"),
+                    "missing: a polled source needs url, records and cursor",
+                );
+                None
+            }
+            (SourceKind::Poll, Some(p)) => {
+                if s.dedupe_key.is_none() {
+                    self.error(
+                        format!("{at}.dedupe_key"),
+                        "a polled source needs one, so overlapping windows never duplicate events",
+                    );
+                }
+                if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
+                    self.error(
+                        format!("{at}.poll.url"),
+                        format!("{:?} must start with http:// or https://", p.url),
+                    );
+                }
+                let interval = self.duration(
+                    format!("{at}.poll.interval"),
+                    p.interval.as_deref(),
+                    Duration::from_secs(60),
+                );
+                let records = self.jq(format!("{at}.poll.records"), &p.records);
+                let cursor = self.jq(format!("{at}.poll.cursor"), &p.cursor);
+                let next = self.optional_jq(format!("{at}.poll.next"), p.next.as_deref());
+                Some(Some(Poll {
+                    url: p.url.clone(),
+                    interval,
+                    initial_cursor: p.initial_cursor.clone().unwrap_or_default(),
+                    records: records?,
+                    cursor: cursor?,
+                    next: next?,
+                    headers: p.headers.clone(),
+                }))
+            }
+        }
     }
 
     fn source_auth(&mut self, at: &str, s: &SourceSpec) -> Option<SourceAuth> {

@@ -44,6 +44,27 @@ pub struct Source {
     pub max_body_bytes: usize,
     /// Events accepted per period at most.
     pub rate_limit: Option<RateLimit>,
+    /// How to poll it, for `kind = "poll"`.
+    pub poll: Option<Poll>,
+}
+
+/// A validated `poll` table.
+#[derive(Debug)]
+pub struct Poll {
+    /// URL with an optional `{{cursor}}`.
+    pub url: String,
+    /// Time between runs.
+    pub interval: Duration,
+    /// Cursor of the first run.
+    pub initial_cursor: String,
+    /// Yields each record of a page.
+    pub records: JqProgram,
+    /// Gives a record's cursor value.
+    pub cursor: JqProgram,
+    /// Gives the next page's URL, or null.
+    pub next: Option<JqProgram>,
+    /// Request headers by secret reference.
+    pub headers: BTreeMap<String, SecretRef>,
 }
 
 /// How ingest authenticates a source.

@@ -41,6 +41,31 @@ pub struct SourceSpec {
     pub max_body_bytes: Option<usize>,
     /// Events accepted per period at most (`100/s`); default unlimited.
     pub rate_limit: Option<String>,
+    /// How to poll a `kind = "poll"` source.
+    pub poll: Option<PollSpec>,
+}
+
+/// The `poll` table of a polled source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollSpec {
+    /// URL to GET; `{{cursor}}` is replaced by the URL-encoded cursor.
+    pub url: String,
+    /// Time between runs (`30s`); default 60s.
+    pub interval: Option<String>,
+    /// Cursor of the first run; default empty.
+    pub initial_cursor: Option<String>,
+    /// jq program yielding each record of a page (`.issues[]`).
+    pub records: String,
+    /// jq expression giving a record's cursor value (`.fields.updated`);
+    /// records must come in ascending cursor order.
+    pub cursor: String,
+    /// jq expression giving the next page's URL from a page, or null on
+    /// the last page.
+    pub next: Option<String>,
+    /// Request headers; values are secrets (`{ env = "NAME" }`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, SecretRef>,
 }
 
 /// Source kinds.

@@ -105,6 +105,15 @@ impl ServiceContext {
         Ok(())
     }
 
+    /// Creates `name` as a compacted topic if it does not exist (state
+    /// whose latest record per key is what counts).
+    pub async fn ensure_compacted_topic(&self, name: &str) -> Result<(), KafkaError> {
+        let mut spec = TopicSpec::new(name, self.partitions, self.replication);
+        spec.configs
+            .push(("cleanup.policy".into(), "compact".into()));
+        topics::ensure(&self.kafka, &[spec]).await
+    }
+
     /// Encodes `record` as `kind` for `topic` and produces it under `key`,
     /// waiting for the broker's acknowledgement.
     pub async fn publish<T: Serialize>(

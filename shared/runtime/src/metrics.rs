@@ -14,6 +14,11 @@ pub const INGEST_EVENTS: &str = "intops_ingest_events_total";
 pub const INGEST_BYTES: &str = "intops_ingest_bytes_total";
 /// Seconds from request to broker acknowledgement; label `source`.
 pub const INGEST_ACK_SECONDS: &str = "intops_ingest_ack_seconds";
+/// Poll runs of polled sources; labels `source`, `result` (ok, error).
+pub const INGEST_POLL_RUNS: &str = "intops_ingest_poll_runs_total";
+/// Unix time of a polled source's last successful run; label `source`.
+/// `time() - intops_ingest_poll_last_success_seconds` is the cursor lag.
+pub const INGEST_POLL_LAST_SUCCESS: &str = "intops_ingest_poll_last_success_seconds";
 /// Events transform read; label `source`.
 pub const TRANSFORM_EVENTS: &str = "intops_transform_events_total";
 /// Delivery requests produced; labels `flow`, `target`.
@@ -65,6 +70,18 @@ fn describe() {
         "HTTP requests answered by ingest, by source and status"
     );
     describe_counter!(INGEST_EVENTS, "events accepted by ingest, by source");
+    describe_counter!(
+        INGEST_BYTES,
+        "request body bytes received by ingest, by source"
+    );
+    describe_counter!(
+        INGEST_POLL_RUNS,
+        "poll runs of polled sources, by source and result"
+    );
+    describe_gauge!(
+        INGEST_POLL_LAST_SUCCESS,
+        "unix time of a polled source's last successful run"
+    );
     describe_histogram!(
         INGEST_ACK_SECONDS,
         "seconds from request to broker acknowledgement"
