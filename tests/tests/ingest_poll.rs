@@ -53,9 +53,10 @@ async fn search(
         .take(PAGE)
         .cloned()
         .collect();
-    let next = ((page + 1) * PAGE < matching.len())
-        .then(|| format!("/search?since={since}&page={}", page + 1));
-    axum::Json(json!({"items": items, "next": next}))
+    let more = (page + 1) * PAGE < matching.len();
+    let next = more.then(|| format!("/search?since={since}&page={}", page + 1));
+    let next_page = more.then(|| (page + 1).to_string());
+    axum::Json(json!({"items": items, "next": next, "next_page": next_page}))
 }
 
 fn record(i: usize, minute: usize) -> Value {
@@ -63,6 +64,10 @@ fn record(i: usize, minute: usize) -> Value {
 }
 
 fn flows(base: &str) -> String {
+    flows_with(base, "page=0", ".next")
+}
+
+fn flows_with(base: &str, page: &str, next: &str) -> String {
     format!(
         r#"
 [[sources]]
@@ -71,12 +76,12 @@ kind = "poll"
 entity_key = ".id"
 dedupe_key = '.id + "@" + .updated'
 [sources.poll]
-url = "{base}/search?since={{{{cursor}}}}&page=0"
+url = "{base}/search?since={{{{cursor}}}}&{page}"
 interval = "100ms"
 initial_cursor = "2026-01-01T00:00:00Z"
 records = ".items[]"
 cursor = ".updated"
-next = ".next"
+next = "{next}"
 "#
     )
 }
@@ -189,5 +194,34 @@ async fn polled_records_arrive_exactly_once_across_pages_restarts_and_overlaps()
             .sum()
     };
     assert_eq!(total, 27, "no duplicates after further runs");
+    ingest.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_page_cursors_fill_the_url_template() {
+    let api = Arc::new(Api::default());
+    *api.records.lock().expect("lock") = (0..25).map(|i| record(i, i)).collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = Router::new()
+        .route("/search", get(search))
+        .with_state(api.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let flows = flows_with(&base, "page={{next}}", ".next_page");
+    let ingest = IngestOnly::start(
+        "pollnext",
+        &flows,
+        &[],
+        &stack::bootstrap(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("ingest");
+    let mut keys = captured(&ingest.prefix, 25).await;
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 25, "all three pages, each record once");
     ingest.stop().await.expect("clean stop");
 }

@@ -134,8 +134,8 @@ impl Task {
         poll: &Poll,
         position: &mut Position,
     ) -> anyhow::Result<usize> {
-        let mut url =
-            reqwest::Url::parse(&poll.url.replace("{{cursor}}", &encode(&position.cursor)))?;
+        let with_cursor = poll.url.replace("{{cursor}}", &encode(&position.cursor));
+        let mut url = reqwest::Url::parse(&with_cursor.replace("{{next}}", ""))?;
         let mut captured = 0;
         loop {
             let mut request = self.http.get(url.clone());
@@ -154,7 +154,13 @@ impl Task {
                 None => None,
             };
             match next.filter(|n| !n.is_empty()) {
-                Some(n) if !self.shutdown.is_cancelled() => url = url.join(&n)?,
+                _ if self.shutdown.is_cancelled() => return Ok(captured),
+                // A `{{next}}` in the URL takes a next-page cursor; without
+                // it, `next` gives a link (absolute or relative).
+                Some(n) if with_cursor.contains("{{next}}") => {
+                    url = reqwest::Url::parse(&with_cursor.replace("{{next}}", &encode(&n)))?;
+                }
+                Some(n) => url = url.join(&n)?,
                 _ => return Ok(captured),
             }
         }
