@@ -42,6 +42,9 @@ struct Args {
     /// measures latency below saturation.
     #[arg(long, default_value_t = 200)]
     paced_rate: u32,
+    /// Skip the end-to-end phases (raw and ingest only).
+    #[arg(long)]
+    skip_end_to_end: bool,
     /// Seconds of the paced phase.
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
@@ -89,6 +92,9 @@ async fn main() -> anyhow::Result<()> {
         batched.latency_ms.p99
     );
 
+    if args.skip_end_to_end {
+        return Ok(());
+    }
     let e2e = end_to_end(&args, &events).await?;
     println!(
         "end to end: {:.0} events/s ({} events in {:.2}s; ingest accepted all in {:.2}s)",
