@@ -111,7 +111,9 @@ async fn signed_incident_is_delivered_mapped_and_traced() {
             "issuetype": {"name": "Incident"},
             "summary": "Email server down in Helsinki office",
             "description": "Users cannot send or receive email since 08:10 EET.",
-            "labels": ["servicenow", "INC0010023"]
+            "priority": {"name": "Highest"},
+            "labels": ["servicenow", "INC0010023"],
+            "customfield_10050": "2026-11-28T08:12:44Z"
         }})
     );
 

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cases;
 mod flows;
+mod flows_test;
 
 /// The intops command line.
 #[derive(Debug, Parser)]
@@ -32,6 +34,15 @@ enum FlowsCommand {
         /// The flows file.
         file: PathBuf,
     },
+    /// Run test cases (`*.toml` in CASES_DIR) through the flows' routing
+    /// and mapping; print a diff for each mismatch. Exit 0 when all pass,
+    /// 1 when any fails, 2 when the flows file or a case is invalid.
+    Test {
+        /// The flows file.
+        file: PathBuf,
+        /// Directory of case files.
+        cases_dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,5 +51,8 @@ fn main() -> ExitCode {
         Command::Flows {
             command: FlowsCommand::Check { file },
         } => flows::check(&file),
+        Command::Flows {
+            command: FlowsCommand::Test { file, cases_dir },
+        } => flows_test::run(&file, &cases_dir),
     }
 }

@@ -14,7 +14,7 @@ use intops_kafka::{
 };
 use intops_runtime::metrics as m;
 
-use crate::route::{FlowResult, Plan, plan};
+use intops_flows::route::{FlowResult, Plan, plan};
 
 /// Handles records of the events topic.
 #[derive(Debug, Clone)]

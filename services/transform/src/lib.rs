@@ -5,7 +5,6 @@
 //! outcome; failures go to `<prefix>.dlq.transform`.
 
 mod handler;
-pub mod route;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -48,7 +48,8 @@ impl JqProgram {
     pub fn compile(code: &str) -> Result<Self, JqError> {
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
+            .chain(jaq_json::defs())
+            .chain(helpers());
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
             .chain(jaq_json::funs());
@@ -160,6 +161,13 @@ impl JqProgram {
     }
 }
 
+/// The intops mapping helpers (`src/helpers.jq`).
+fn helpers() -> impl Iterator<Item = jaq_core::load::parse::Def<&'static str>> {
+    jaq_core::load::parse(include_str!("helpers.jq"), |p| p.defs())
+        .unwrap_or_default()
+        .into_iter()
+}
+
 /// Parses one JSON document into a jq value.
 pub fn parse_json(bytes: &[u8]) -> Result<Val, JqError> {
     jaq_json::read::parse_single(bytes).map_err(|e| JqError::Input(e.to_string()))
@@ -245,6 +253,52 @@ mod tests {
         assert!(p.first_text(&val(r#"{"id":null}"#)).is_err());
         assert!(p.first_text(&val(r#"{"id":{}}"#)).is_err());
         assert!(p.first_text(&val(r#"{"id":""}"#)).is_err());
+    }
+
+    fn run(program: &str, input: &str) -> serde_json::Value {
+        let p = JqProgram::compile(program).expect("compiles");
+        serde_json::from_str(&p.first_json(&val(input)).expect("runs")).expect("json")
+    }
+
+    #[test]
+    fn mapping_helpers_work() {
+        let jira = r#"{"1": "Highest", "2": "High"}"#;
+        assert_eq!(
+            run(&format!(".p | value_map({jira})"), r#"{"p":"1"}"#),
+            "Highest"
+        );
+        assert_eq!(
+            run(&format!(".p | value_map({jira})"), r#"{"p":1}"#),
+            "Highest",
+            "numbers look up as text"
+        );
+        assert_eq!(run(&format!(".p | value_map({jira})"), r#"{"p":"5"}"#), "5");
+        assert_eq!(
+            run(
+                &format!(r#".p | value_map({jira}; "Medium")"#),
+                r#"{"p":"5"}"#
+            ),
+            "Medium"
+        );
+        assert_eq!(run(".s | truncate(5)", r#"{"s":"abcdefgh"}"#), "abcd…");
+        assert_eq!(run(".s | truncate(5)", r#"{"s":"abcde"}"#), "abcde");
+        assert_eq!(
+            run(".t | snow_to_iso", r#"{"t":"2026-11-28 08:12:44"}"#),
+            "2026-11-28T08:12:44Z"
+        );
+        assert_eq!(
+            run(
+                r#".t | reformat_date("%d.%m.%Y"; "%Y-%m-%d")"#,
+                r#"{"t":"28.11.2026"}"#
+            ),
+            "2026-11-28"
+        );
+    }
+
+    #[test]
+    fn helpers_do_not_shift_error_positions() {
+        let e = JqProgram::compile(".a |").expect_err("invalid");
+        assert!(matches!(e, JqError::Compile { line: 1, .. }), "{e:?}");
     }
 
     #[test]

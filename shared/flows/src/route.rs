@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use crate::jq::{JqError, parse_json};
+use crate::model::{Flow, Flows};
 use intops_events::{DeliveryRequest, IntegrationEvent, now_micros};
-use intops_flows::{Flow, Flows, JqError, parse_json};
 
 /// What one flow made of an event.
 #[derive(Debug)]
@@ -140,7 +141,7 @@ map = '.a.b.c | error("no mapping for " + .)'
 
     #[test]
     fn matching_flows_fan_out_with_mapped_bodies() {
-        let flows = intops_flows::load_str(FLOWS).expect("flows");
+        let flows = crate::load_str(FLOWS).expect("flows");
         let Plan::Routed(results) = plan(&flows, &event(&fixture())) else {
             panic!("routed")
         };
@@ -177,7 +178,7 @@ map = '.a.b.c | error("no mapping for " + .)'
 
     #[test]
     fn unmatched_event_is_unrouted_and_bad_payload_is_reported() {
-        let flows = intops_flows::load_str(FLOWS).expect("flows");
+        let flows = crate::load_str(FLOWS).expect("flows");
         let mut e = event("{}");
         e.source_id = "other".into();
         assert!(matches!(plan(&flows, &e), Plan::Unrouted));
@@ -189,7 +190,7 @@ map = '.a.b.c | error("no mapping for " + .)'
 
     #[test]
     fn a_failing_flow_does_not_stop_the_others() {
-        let flows = intops_flows::load_str(FLOWS).expect("flows");
+        let flows = crate::load_str(FLOWS).expect("flows");
         let Plan::Routed(results) = plan(&flows, &event(r#"{"priority":"9","a":{"b":{"c":"x"}}}"#))
         else {
             panic!("routed")
