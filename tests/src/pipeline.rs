@@ -220,6 +220,11 @@ impl Pipeline {
         Ok(pipeline)
     }
 
+    /// The flows file the services run with (rewrite it to reload).
+    pub fn flows_path(&self) -> PathBuf {
+        self._dir.path().join("flows.toml")
+    }
+
     /// The URL of ingest's webhook endpoint for `source`.
     pub fn ingest_url(&self, source: &str) -> String {
         format!("http://{}/v1/sources/{source}/events", self.ingest)

@@ -1,38 +1,39 @@
 //! One event through transform: decode, plan, produce every output, and
 //! only then let the loop store the offset.
 
-use std::sync::Arc;
-
 use futures::future::try_join_all;
 use intops_events::{
     CodecError, DeliveryRequest, IntegrationEvent, Outcome, OutcomeStatus, RecordKind, Stage,
     now_micros,
 };
-use intops_flows::{Flow, Flows, JqError};
+use intops_flows::{Flow, JqError};
 use intops_kafka::{
     DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, ServiceContext,
 };
 use intops_runtime::metrics as m;
+use intops_runtime::reload::SharedFlows;
 
 use intops_flows::route::{FlowResult, Plan, plan};
 
 /// Handles records of the events topic.
 #[derive(Debug, Clone)]
 pub(crate) struct Handler {
-    flows: Arc<Flows>,
+    flows: SharedFlows,
     ctx: ServiceContext,
     dlq: DeadLetterWriter,
 }
 
 impl Handler {
-    pub(crate) fn new(flows: Arc<Flows>, ctx: ServiceContext, dlq: DeadLetterWriter) -> Self {
+    pub(crate) fn new(flows: SharedFlows, ctx: ServiceContext, dlq: DeadLetterWriter) -> Self {
         Self { flows, ctx, dlq }
     }
 
     pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<(), ProcessError> {
         let event = self.decode(&message).await?;
         metrics::counter!(m::TRANSFORM_EVENTS, "source" => event.source_id.clone()).increment(1);
-        match plan(&self.flows, &event) {
+        // One version of the flows for the whole record, even mid-reload.
+        let flows = self.flows.load_full();
+        match plan(&flows, &event) {
             Plan::BadPayload(e) => {
                 self.dead_letter(&message, &event, None, "payload", &e)
                     .await

@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use intops_events::Stage;
+use intops_flows::Flows;
 use intops_kafka::{ConsumeOptions, DeadLetterWriter, ServiceContext, consume, new_consumer};
+use intops_runtime::reload::{self, BeforeSwap, SharedFlows};
 use intops_runtime::{CancellationToken, CommonArgs, Readiness, admin};
 
 /// Settings of the transform service.
@@ -60,7 +63,25 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         concurrency: args.concurrency,
     };
     tracing::info!(topic = %events, flows = flows.flows.len(), "transform consuming");
-    let handler = handler::Handler::new(flows, ctx.clone(), options.dead_letters.clone());
+    let shared: SharedFlows = Arc::new(ArcSwap::new(flows));
+    let topics_ctx = ctx.clone();
+    let before_swap: BeforeSwap = Arc::new(move |new: Arc<Flows>| {
+        let ctx = topics_ctx.clone();
+        Box::pin(async move {
+            // Topics of new targets exist before any record is routed there.
+            let names = ctx.topics.all(new.targets.keys().map(String::as_str));
+            ctx.ensure_topics(&names).await.map_err(|e| e.to_string())
+        })
+    });
+    reload::watch(
+        "transform",
+        args.common.flows.clone(),
+        shared.clone(),
+        Duration::from_secs(1),
+        before_swap,
+        shutdown.clone(),
+    );
+    let handler = handler::Handler::new(shared, ctx.clone(), options.dead_letters.clone());
     let result = consume(&consumer, &options, move |message| {
         let handler = handler.clone();
         async move { handler.handle(message).await }

@@ -6,6 +6,7 @@ pub mod admin;
 mod exit;
 pub mod metrics;
 mod readiness;
+pub mod reload;
 mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -19,6 +19,8 @@ pub const INGEST_POLL_RUNS: &str = "intops_ingest_poll_runs_total";
 /// Unix time of a polled source's last successful run; label `source`.
 /// `time() - intops_ingest_poll_last_success_seconds` is the cursor lag.
 pub const INGEST_POLL_LAST_SUCCESS: &str = "intops_ingest_poll_last_success_seconds";
+/// Flows-file reloads; labels `service`, `result` (ok, error).
+pub const FLOWS_RELOADS: &str = "intops_flows_reloads_total";
 /// Events transform read; label `source`.
 pub const TRANSFORM_EVENTS: &str = "intops_transform_events_total";
 /// Delivery requests produced; labels `flow`, `target`.
@@ -70,6 +72,7 @@ fn describe() {
         "HTTP requests answered by ingest, by source and status"
     );
     describe_counter!(INGEST_EVENTS, "events accepted by ingest, by source");
+    describe_counter!(FLOWS_RELOADS, "flows-file reloads, by service and result");
     describe_counter!(
         INGEST_BYTES,
         "request body bytes received by ingest, by source"
