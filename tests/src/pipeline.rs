@@ -185,6 +185,8 @@ impl Pipeline {
         let args = intops_transform::Args {
             common: common.clone(),
             concurrency: 32,
+            dlq_cap_window: 20,
+            dlq_cap_ratio: 0.5,
         };
         tasks.spawn(async move { ("transform", intops_transform::run(args, s).await) });
         let s = shutdown.clone();

@@ -12,6 +12,9 @@ use intops_kafka::{
 };
 use intops_runtime::metrics as m;
 use intops_runtime::reload::SharedFlows;
+use std::sync::Arc;
+
+use crate::cap::DeadLetterCap;
 
 use intops_flows::route::{FlowResult, Plan, plan};
 
@@ -19,16 +22,43 @@ use intops_flows::route::{FlowResult, Plan, plan};
 #[derive(Debug, Clone)]
 pub(crate) struct Handler {
     flows: SharedFlows,
+    cap: Arc<DeadLetterCap>,
     ctx: ServiceContext,
     dlq: DeadLetterWriter,
 }
 
 impl Handler {
-    pub(crate) fn new(flows: SharedFlows, ctx: ServiceContext, dlq: DeadLetterWriter) -> Self {
-        Self { flows, ctx, dlq }
+    pub(crate) fn new(
+        flows: SharedFlows,
+        ctx: ServiceContext,
+        dlq: DeadLetterWriter,
+        cap: Arc<DeadLetterCap>,
+    ) -> Self {
+        Self {
+            flows,
+            ctx,
+            dlq,
+            cap,
+        }
     }
 
     pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<(), ProcessError> {
+        if self.cap.is_tripped() {
+            // Held, not dead-lettered: retried with backoff until the cap
+            // is reset by a valid flows file.
+            return Err(ProcessError::Retryable(
+                "dead-letter cap tripped; waiting for a fixed flows file".into(),
+            ));
+        }
+        let result = self.process(message).await;
+        if let Ok(dead_lettered) = &result {
+            self.cap.record(*dead_lettered);
+        }
+        result.map(|_| ())
+    }
+
+    /// Processes one record; `Ok(true)` when any part was dead-lettered.
+    async fn process(&self, message: OwnedMessage) -> Result<bool, ProcessError> {
         let event = self.decode(&message).await?;
         metrics::counter!(m::TRANSFORM_EVENTS, "source" => event.source_id.clone()).increment(1);
         // One version of the flows for the whole record, even mid-reload.
@@ -36,18 +66,21 @@ impl Handler {
         match plan(&flows, &event) {
             Plan::BadPayload(e) => {
                 self.dead_letter(&message, &event, None, "payload", &e)
-                    .await
+                    .await?;
+                Ok(true)
             }
             Plan::Unrouted => {
                 metrics::counter!(m::TRANSFORM_UNROUTED, "source" => event.source_id.clone())
                     .increment(1);
                 tracing::debug!(event_id = %event.event_id, source = %event.source_id, "event unrouted");
                 self.outcome(&event, OutcomeStatus::Unrouted, None, None)
-                    .await
+                    .await?;
+                Ok(false)
             }
             Plan::Routed(results) => {
+                let failed = results.iter().any(|r| matches!(r, FlowResult::Failed(..)));
                 try_join_all(results.into_iter().map(|r| self.apply(&message, &event, r))).await?;
-                Ok(())
+                Ok(failed)
             }
         }
     }

@@ -4,6 +4,7 @@
 //! every output was acknowledged. Events no flow matches get an `unrouted`
 //! outcome; failures go to `<prefix>.dlq.transform`.
 
+mod cap;
 mod handler;
 
 use std::sync::Arc;
@@ -29,6 +30,15 @@ pub struct Args {
     /// order).
     #[arg(long, env = "INTOPS_TRANSFORM_CONCURRENCY", default_value_t = 32)]
     pub concurrency: usize,
+
+    /// Records the dead-letter cap looks back over; 0 disables the cap.
+    #[arg(long, env = "INTOPS_TRANSFORM_DLQ_CAP_WINDOW", default_value_t = 100)]
+    pub dlq_cap_window: usize,
+
+    /// Share of that window that may be dead-lettered before transform
+    /// stops processing and reports not ready.
+    #[arg(long, env = "INTOPS_TRANSFORM_DLQ_CAP_RATIO", default_value_t = 0.5)]
+    pub dlq_cap_ratio: f64,
 }
 
 /// Runs transform until `shutdown` or a fatal error.
@@ -64,13 +74,23 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     };
     tracing::info!(topic = %events, flows = flows.flows.len(), "transform consuming");
     let shared: SharedFlows = Arc::new(ArcSwap::new(flows));
+    let cap = Arc::new(cap::DeadLetterCap::new(
+        args.dlq_cap_window,
+        args.dlq_cap_ratio,
+        readiness.clone(),
+    ));
     let topics_ctx = ctx.clone();
+    let reload_cap = cap.clone();
     let before_swap: BeforeSwap = Arc::new(move |new: Arc<Flows>| {
         let ctx = topics_ctx.clone();
+        let cap = reload_cap.clone();
         Box::pin(async move {
             // Topics of new targets exist before any record is routed there.
             let names = ctx.topics.all(new.targets.keys().map(String::as_str));
-            ctx.ensure_topics(&names).await.map_err(|e| e.to_string())
+            ctx.ensure_topics(&names).await.map_err(|e| e.to_string())?;
+            // A new flows file is the fix a tripped cap waits for.
+            cap.reset();
+            Ok(())
         })
     });
     reload::watch(
@@ -81,7 +101,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         before_swap,
         shutdown.clone(),
     );
-    let handler = handler::Handler::new(shared, ctx.clone(), options.dead_letters.clone());
+    let handler = handler::Handler::new(shared, ctx.clone(), options.dead_letters.clone(), cap);
     let result = consume(&consumer, &options, move |message| {
         let handler = handler.clone();
         async move { handler.handle(message).await }

@@ -21,6 +21,8 @@ pub const INGEST_POLL_RUNS: &str = "intops_ingest_poll_runs_total";
 pub const INGEST_POLL_LAST_SUCCESS: &str = "intops_ingest_poll_last_success_seconds";
 /// Flows-file reloads; labels `service`, `result` (ok, error).
 pub const FLOWS_RELOADS: &str = "intops_flows_reloads_total";
+/// 1 while transform's dead-letter cap holds processing, else 0.
+pub const TRANSFORM_CAP_TRIPPED: &str = "intops_transform_dead_letter_cap_tripped";
 /// Events transform read; label `source`.
 pub const TRANSFORM_EVENTS: &str = "intops_transform_events_total";
 /// Delivery requests produced; labels `flow`, `target`.
@@ -72,6 +74,10 @@ fn describe() {
         "HTTP requests answered by ingest, by source and status"
     );
     describe_counter!(INGEST_EVENTS, "events accepted by ingest, by source");
+    describe_gauge!(
+        TRANSFORM_CAP_TRIPPED,
+        "1 while transform's dead-letter cap holds processing"
+    );
     describe_counter!(FLOWS_RELOADS, "flows-file reloads, by service and result");
     describe_counter!(
         INGEST_BYTES,
