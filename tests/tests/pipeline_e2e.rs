@@ -417,3 +417,93 @@ async fn failing_mapping_becomes_a_transform_dead_letter() {
     assert!(target.requests().is_empty());
     pipeline.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fan_out_to_two_targets_with_templates_and_a_failing_flow_that_does_not_block() {
+    let jira = MockTarget::start().await.expect("jira");
+    let audit = MockTarget::start().await.expect("audit");
+    let audit_flows = format!(
+        r#"
+[[targets]]
+id = "audit"
+base_url = "{}"
+
+[[flows]]
+id = "all-to-audit"
+source = "servicenow"
+target = "audit"
+method = "PUT"
+path = "/audit/{{{{ .number }}}}"
+headers = {{ "X-Ticket" = "{{{{ .number }}}} state {{{{ .state }}}}" }}
+map = '{{number: .number, state: (.state | tonumber)}}'
+"#,
+        audit.base_url()
+    );
+    let flows = format!("{}\n{audit_flows}", example_flows(&jira));
+    let pipeline = Pipeline::start("fanout", &flows, &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
+    let bad = fixture("servicenow-incident-created.json")
+        .replace("\"state\": \"1\"", "\"state\": \"New\"");
+    assert!(bad.contains("\"state\": \"New\""));
+    let bad_id = send(&pipeline, &bad).await;
+    let good_id = send(&pipeline, &fixture("servicenow-incident-updated.json")).await;
+
+    poll_until("both jira deliveries", WAIT, || async {
+        (jira.requests().len() >= 2).then_some(())
+    })
+    .await;
+    poll_until("the audit delivery", WAIT, || async {
+        (!audit.requests().is_empty()).then_some(())
+    })
+    .await;
+    let a = &audit.requests()[0];
+    assert_eq!(
+        (a.method.as_str(), a.path.as_str()),
+        ("PUT", "/audit/INC0010023")
+    );
+    assert_eq!(a.header("x-ticket"), Some("INC0010023 state 2"));
+    assert_eq!(a.json(), json!({"number": "INC0010023", "state": 2}));
+    assert_eq!(
+        a.header("idempotency-key"),
+        Some(format!("{good_id}:all-to-audit").as_str())
+    );
+    let keys: Vec<String> = jira
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("idempotency-key").map(String::from))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            format!("{bad_id}:snow-p1-to-jira"),
+            format!("{good_id}:snow-p1-to-jira")
+        ],
+        "in order, per entity"
+    );
+
+    let letters = intops_tests::topic::read(&format!("{}.dlq.transform", pipeline.prefix), 1, WAIT);
+    let dead: intops_events::DeadLetter = intops_tests::stack::codec()
+        .decode(rdkafka::message::Message::payload(&letters[0]).expect("value"))
+        .await
+        .expect("decodes");
+    assert_eq!(
+        (dead.flow_id.as_deref(), dead.event_id.as_deref()),
+        (Some("all-to-audit"), Some(bad_id.as_str()))
+    );
+    let t = trace(&pipeline, &bad_id, |v| {
+        statuses(v).iter().any(|(_, s)| s == "delivered")
+    })
+    .await;
+    let seen = statuses(&t);
+    assert!(
+        seen.contains(&("transform".into(), "dead_lettered".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("delivery".into(), "delivered".into())),
+        "{seen:?}"
+    );
+    assert_eq!(audit.requests().len(), 1);
+    pipeline.stop().await.expect("clean stop");
+}

@@ -10,6 +10,7 @@ mod model;
 pub mod route;
 mod secret;
 pub mod spec;
+mod template;
 
 pub use jaq_json::Val as JqValue;
 pub use jq::{JqError, JqProgram, parse_json};
@@ -19,3 +20,4 @@ pub use model::{
     SourceKind, Target, TargetAuth,
 };
 pub use secret::{Secret, SecretRef};
+pub use template::Template;

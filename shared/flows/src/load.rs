@@ -14,6 +14,7 @@ use crate::model::{
 use crate::spec::{
     FlowSpec, FlowsFile, SignatureEncoding, SourceAuthSpec, SourceKind, SourceSpec, TargetSpec,
 };
+use crate::template::Template;
 
 /// One problem in a flows file, located by a path such as
 /// `flows[snow-p1-to-jira].map`.
@@ -94,6 +95,12 @@ impl Validator {
 
     fn jq(&mut self, at: String, code: &str) -> Option<JqProgram> {
         JqProgram::compile(code)
+            .map_err(|e| self.error(at, e.to_string()))
+            .ok()
+    }
+
+    fn template(&mut self, at: String, text: &str) -> Option<Template> {
+        Template::compile(text)
             .map_err(|e| self.error(at, e.to_string()))
             .ok()
     }
@@ -404,7 +411,27 @@ impl Validator {
             }
             let when = f.when.as_deref().map(|c| self.jq(format!("{at}.when"), c));
             let map = self.jq(format!("{at}.map"), f.map.as_deref().unwrap_or("."));
-            if let (Some(when), Some(map)) = (when.map_or(Some(None), |p| p.map(Some)), map) {
+            let path = self.template(format!("{at}.path"), &f.path);
+            let mut headers = Some(Vec::new());
+            for (name, value) in &f.headers {
+                let lower = name.to_ascii_lowercase();
+                if ["authorization", "idempotency-key", "content-type"].contains(&lower.as_str()) {
+                    self.error(
+                        format!("{at}.headers.{name}"),
+                        "is set by intops (credentials come from the target's auth)",
+                    );
+                }
+                match (
+                    self.template(format!("{at}.headers.{name}"), value),
+                    headers.as_mut(),
+                ) {
+                    (Some(t), Some(h)) => h.push((name.clone(), t)),
+                    _ => headers = None,
+                }
+            }
+            if let (Some(when), Some(map), Some(path), Some(headers)) =
+                (when.map_or(Some(None), |p| p.map(Some)), map, path, headers)
+            {
                 out.push(Flow {
                     id: f.id.clone(),
                     version: flow_version(f),
@@ -412,7 +439,8 @@ impl Validator {
                     when,
                     target: f.target.clone(),
                     method,
-                    path: f.path.clone(),
+                    path,
+                    headers,
                     map,
                 });
             }

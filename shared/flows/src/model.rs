@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::jq::JqProgram;
 use crate::secret::SecretRef;
 pub use crate::spec::{SignatureEncoding, SourceKind};
+use crate::template::Template;
 
 /// A validated flows file.
 #[derive(Debug)]
@@ -168,8 +169,10 @@ pub struct Flow {
     pub target: String,
     /// HTTP method, uppercase.
     pub method: String,
-    /// Path on the target.
-    pub path: String,
+    /// Path on the target, possibly templated.
+    pub path: Template,
+    /// Extra headers, possibly templated.
+    pub headers: Vec<(String, Template)>,
     /// Builds the body.
     pub map: JqProgram,
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::jq::{JqError, parse_json};
 use crate::model::{Flow, Flows};
 use intops_events::{DeliveryRequest, IntegrationEvent, now_micros};
+use jaq_json::Val;
 
 /// What one flow made of an event.
 #[derive(Debug)]
@@ -41,11 +42,8 @@ pub fn plan<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
         };
         match matched {
             Ok(false) => {}
-            Ok(true) => match flow.map.first_json(&input) {
-                Ok(body) => results.push(FlowResult::Deliver(
-                    flow,
-                    Box::new(request(flow, event, body)),
-                )),
+            Ok(true) => match request(flow, event, &input) {
+                Ok(r) => results.push(FlowResult::Deliver(flow, Box::new(r))),
                 Err(e) => results.push(FlowResult::Failed(flow, e)),
             },
             Err(e) => results.push(FlowResult::Failed(flow, e)),
@@ -58,20 +56,27 @@ pub fn plan<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
     }
 }
 
-fn request(flow: &Flow, event: &IntegrationEvent, body: String) -> DeliveryRequest {
-    DeliveryRequest {
+fn request(flow: &Flow, event: &IntegrationEvent, input: &Val) -> Result<DeliveryRequest, JqError> {
+    let body = flow.map.first_json(input)?;
+    let path = flow.path.render(input, true)?;
+    let headers = flow
+        .headers
+        .iter()
+        .map(|(name, t)| Ok((name.clone(), t.render(input, false)?)))
+        .collect::<Result<HashMap<_, _>, JqError>>()?;
+    Ok(DeliveryRequest {
         event_id: event.event_id.clone(),
         flow_id: flow.id.clone(),
         flow_version: flow.version.clone(),
         target_id: flow.target.clone(),
         entity_key: event.entity_key.clone(),
         method: flow.method.clone(),
-        path: flow.path.clone(),
-        headers: HashMap::new(),
+        path,
+        headers,
         body,
         created_at: now_micros(),
         ingested_at: event.ingested_at,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -106,7 +111,8 @@ id = "all-to-audit"
 source = "servicenow"
 target = "audit"
 method = "put"
-path = "/log"
+path = "/log/{{ .number }}"
+headers = { "X-Ticket" = "{{ .number }} ({{ .priority }})" }
 
 [[flows]]
 id = "broken"
@@ -169,6 +175,11 @@ map = '.a.b.c | error("no mapping for " + .)'
             panic!("deliver")
         };
         assert_eq!(audit.method, "PUT");
+        assert_eq!(audit.path, "/log/INC0010023");
+        assert_eq!(
+            audit.headers.get("X-Ticket").map(String::as_str),
+            Some("INC0010023 (1)")
+        );
         let original: serde_json::Value = serde_json::from_str(&fixture()).expect("json");
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&audit.body).expect("json"),
@@ -191,8 +202,10 @@ map = '.a.b.c | error("no mapping for " + .)'
     #[test]
     fn a_failing_flow_does_not_stop_the_others() {
         let flows = crate::load_str(FLOWS).expect("flows");
-        let Plan::Routed(results) = plan(&flows, &event(r#"{"priority":"9","a":{"b":{"c":"x"}}}"#))
-        else {
+        let Plan::Routed(results) = plan(
+            &flows,
+            &event(r#"{"priority":"9","number":"INC9","a":{"b":{"c":"x"}}}"#),
+        ) else {
             panic!("routed")
         };
         assert_eq!(results.len(), 2);

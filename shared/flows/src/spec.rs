@@ -174,8 +174,12 @@ pub struct FlowSpec {
     pub target: String,
     /// HTTP method; default `POST`.
     pub method: Option<String>,
-    /// Path appended to the target's base URL.
+    /// Path appended to the target's base URL; `{{ jq }}` parts are filled
+    /// from the payload (percent-encoded).
     pub path: String,
+    /// Extra request headers; values may contain `{{ jq }}` parts.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
     /// jq program building the body from the payload; default `.`.
     pub map: Option<String>,
 }
