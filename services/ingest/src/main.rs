@@ -4,6 +4,10 @@ use clap::Parser;
 use intops_ingest::IngestArgs;
 use intops_runtime::{admin, shutdown, telemetry};
 
+// mimalloc: the per-record work is allocation-heavy (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = IngestArgs::parse();

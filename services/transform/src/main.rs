@@ -3,6 +3,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use intops_runtime::{shutdown, telemetry};
 
+// mimalloc: the per-record work is allocation-heavy (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = intops_transform::Args::parse();

@@ -6,7 +6,11 @@
 //! Run against the local stack: `deploy/local/bench.sh` (see
 //! docs/benchmarks.md).
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod ingest;
+mod transform;
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +67,12 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "intops benchmark: {} events of {record_size} bytes",
         args.events
+    );
+
+    let flows_text = example_flows("http://127.0.0.1:1").replace("{secrets}/snow", "/dev/null");
+    let per_core = transform::in_process(&flows_text, payload, 100_000)?;
+    println!(
+        "transform in-process, one core (decode, route, map, encode; example flows): {per_core:.0} events/s"
     );
 
     let raw = raw_ceiling(&events).await?;
