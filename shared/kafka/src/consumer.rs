@@ -59,7 +59,7 @@ pub struct ConsumeOptions {
 }
 
 /// Records queued per lane before the consumer waits.
-const LANE_QUEUE: usize = 64;
+const LANE_QUEUE: usize = 16;
 
 /// Creates a consumer of `group` subscribed to `topics`.
 pub fn new_consumer(

@@ -85,6 +85,13 @@ async fn main() -> anyhow::Result<()> {
         "raw broker round trip, one record at a time: p50 {} us, p99 {} us",
         raw.round_trip_us.p50, raw.round_trip_us.p99
     );
+    let stage = transform::on_broker(&flows_text, &events).await?;
+    println!(
+        "transform stage on the broker: {:.0} events/s; raw consume-and-produce loop: {:.0} msg/s ({:.0}%)",
+        stage.transform,
+        stage.raw_loop,
+        100.0 * stage.transform / stage.raw_loop
+    );
     let single = ingest::measure(&events[..events.len().min(3000)], 1, 32).await?;
     println!(
         "ingest, single-event requests (32 in flight): {:.0} events/s ({:.0}% of raw produce), ack latency p50 {} ms, p99 {} ms",
