@@ -24,6 +24,10 @@ export INTOPS_INTEROP_PYTHON="$venv/bin/python"
 # The broker binary, for tests that run a private broker to stop it.
 export INTOPS_TANSU_BIN="$TANSU_BIN"
 
+# The service binaries, for tests that run (and kill -9) them as processes.
+cargo build --locked --bins
+export INTOPS_BIN_DIR="$root/target/debug"
+
 "$here/start.sh"
 trap '"$here/stop.sh"' EXIT
 cargo test --workspace --locked "$@"

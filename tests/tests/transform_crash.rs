@@ -1,0 +1,162 @@
+//! kill -9 of the transform process mid-stream, then a restart: every
+//! event still gets its delivery request (at least once); duplicates come
+//! only from work done after the last offset commit, and are counted.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use intops_events::{DeliveryRequest, IntegrationEvent, RecordKind};
+use intops_kafka::{KafkaSettings, Producer, Record};
+use intops_tests::pipeline::example_flows;
+use intops_tests::{poll_until, stack, topic};
+use rdkafka::message::Message;
+
+const EVENTS: usize = 3000;
+const WAIT: Duration = Duration::from_secs(120);
+
+fn transform_bin() -> std::path::PathBuf {
+    let dir = std::env::var("INTOPS_BIN_DIR")
+        .expect("INTOPS_BIN_DIR is not set: run the suite through deploy/local/test.sh, which builds the binaries");
+    std::path::Path::new(&dir).join("intops-transform")
+}
+
+fn start(flows: &std::path::Path, prefix: &str) -> Child {
+    Command::new(transform_bin())
+        .env("INTOPS_FLOWS", flows)
+        .env("INTOPS_TOPIC_PREFIX", prefix)
+        .env("INTOPS_TOPIC_PARTITIONS", "3")
+        .env("INTOPS_KAFKA_BOOTSTRAP", stack::bootstrap())
+        .env("INTOPS_SCHEMA_REGISTRY_URL", stack::registry_url())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("transform starts")
+}
+
+fn count(topic: &str) -> i64 {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack::bootstrap())
+        .set("broker.address.family", "v4")
+        .create()
+        .expect("consumer");
+    let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+        return 0;
+    };
+    md.topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .filter_map(|p| {
+            c.fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .ok()
+        })
+        .map(|(lo, hi)| hi - lo)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_loses_nothing() {
+    let prefix = stack::random_prefix("crash");
+    let topics = intops_events::Topics::new(&prefix);
+    let settings = KafkaSettings::new(stack::bootstrap(), Default::default()).expect("settings");
+    let specs: Vec<_> = topics
+        .all(["jira"])
+        .iter()
+        .map(|n| intops_kafka::topics::TopicSpec::new(n, 3, 1))
+        .collect();
+    intops_kafka::topics::ensure(&settings, &specs)
+        .await
+        .expect("topics");
+
+    // The events, written the way ingest writes them.
+    let codec = stack::codec();
+    let producer = Producer::new(&settings).expect("producer");
+    let payload = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/servicenow-incident-created.json"
+    ))
+    .expect("fixture");
+    let events = topics.events();
+    let mut ids = Vec::new();
+    for i in 0..EVENTS {
+        let e = IntegrationEvent {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            source_id: "servicenow".into(),
+            event_type: "created".into(),
+            entity_key: format!("k{}", i % 50),
+            occurred_at: 1,
+            ingested_at: 1,
+            correlation_id: None,
+            attributes: HashMap::new(),
+            payload: payload.clone(),
+        };
+        let value = codec
+            .encode(&events, RecordKind::IntegrationEvent, &e)
+            .await
+            .expect("encode");
+        let key = e.kafka_key();
+        producer
+            .send(Record {
+                topic: &events,
+                key: key.as_bytes(),
+                value: &value,
+                headers: &[],
+            })
+            .await
+            .expect("produce");
+        ids.push(e.event_id);
+    }
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flows = dir.path().join("flows.toml");
+    std::fs::write(
+        &flows,
+        example_flows("http://127.0.0.1:1").replace("{secrets}/snow", "/dev/null"),
+    )
+    .expect("flows");
+    let deliveries = topics.deliveries("jira");
+
+    let mut first = start(&flows, &prefix);
+    poll_until("transform to be mid-stream", WAIT, || async {
+        (count(&deliveries) >= 300).then_some(())
+    })
+    .await;
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+    let at_kill = count(&deliveries);
+
+    let mut second = start(&flows, &prefix);
+    // Duplicates pad the topic, so wait for every event id, not a count.
+    let codec = &codec;
+    let deliveries = &deliveries;
+    let (seen, total) = poll_until("every event's delivery request", WAIT, || async move {
+        let total = count(deliveries) as usize;
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for m in topic::read(deliveries, total, WAIT) {
+            let r: DeliveryRequest = codec.decode(m.payload()?).await.ok()?;
+            *seen.entry(r.event_id).or_default() += 1;
+        }
+        (seen.len() >= EVENTS).then_some((seen, total))
+    })
+    .await;
+    let _ = second.kill();
+    let _ = second.wait();
+    let missing: Vec<&String> = ids.iter().filter(|id| !seen.contains_key(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} events lost, first {:?}",
+        missing.len(),
+        missing.first()
+    );
+    let duplicates = total - EVENTS;
+    println!(
+        "kill -9 after {at_kill} delivery requests: {duplicates} duplicates of {EVENTS} events"
+    );
+    assert!(
+        duplicates < EVENTS,
+        "duplicates are bounded by the work after the last commit"
+    );
+}
