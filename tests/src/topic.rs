@@ -64,3 +64,34 @@ pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
             .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
     })
 }
+
+/// Records currently in `topic` of the broker at `bootstrap` (sum of high
+/// minus low watermarks); 0 when the topic does not exist.
+pub fn count_at(bootstrap: &str, topic: &str) -> i64 {
+    let Ok(consumer) = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .create::<BaseConsumer>()
+    else {
+        return 0;
+    };
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+        return 0;
+    };
+    metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .filter_map(|p| {
+            consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .ok()
+        })
+        .map(|(low, high)| high - low)
+        .sum()
+}
+
+/// [`count_at`] on the local stack.
+pub fn count(topic: &str) -> i64 {
+    count_at(&stack::bootstrap(), topic)
+}

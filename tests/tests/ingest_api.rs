@@ -90,29 +90,6 @@ async fn post_signed(url: &str, body: &str) -> Answer {
     .await
 }
 
-fn written(bootstrap: &str, topic: &str) -> i64 {
-    use rdkafka::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("broker.address.family", "v4")
-        .create()
-        .expect("consumer");
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    md.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| {
-            let (lo, hi) = consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-                .expect("watermarks");
-            hi - lo
-        })
-        .sum()
-}
-
 fn incident(sys_id: &str, updated: &str) -> String {
     json!({"sys_id": sys_id, "sys_updated_on": updated, "number": "INC1", "priority": "1"})
         .to_string()
@@ -234,11 +211,7 @@ async fn every_bad_input_is_refused_clearly_and_writes_nothing() {
         );
     }
     let events = format!("{}.events", ingest.prefix);
-    assert_eq!(
-        written(&stack::bootstrap(), &events),
-        0,
-        "refused requests wrote nothing"
-    );
+    assert_eq!(topic::count(&events), 0, "refused requests wrote nothing");
 
     // The rate limit: 3 events a minute; a 2-event batch, then 2 more.
     let limited = ingest.url("limited");
@@ -255,7 +228,7 @@ async fn every_bad_input_is_refused_clearly_and_writes_nothing() {
     // A valid request is written, so the zero above was not blindness.
     let (status, body, _) = post_signed(&signed, &ok).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(written(&stack::bootstrap(), &events), 3);
+    assert_eq!(topic::count(&events), 3);
     ingest.stop().await.expect("clean stop");
 }
 
@@ -378,6 +351,6 @@ async fn broker_outage_gives_503_and_a_retry_afterwards_is_not_duplicated() {
         ids, expected,
         "the 503'd batch was not written behind the retry's back"
     );
-    assert_eq!(written(&broker.bootstrap(), &events), 4);
+    assert_eq!(topic::count_at(&broker.bootstrap(), &events), 4);
     ingest.stop().await.expect("clean stop");
 }

@@ -104,19 +104,6 @@ async fn captured(prefix: &str, count: usize) -> Vec<String> {
     keys
 }
 
-async fn poll_runs(ingest: &IngestOnly) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", ingest.addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|l| l.starts_with("intops_ingest_poll_runs_total{") && l.contains("result=\"ok\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polled_records_arrive_exactly_once_across_pages_restarts_and_overlaps() {
     let api = Arc::new(Api::default());
@@ -159,9 +146,19 @@ async fn polled_records_arrive_exactly_once_across_pages_restarts_and_overlaps()
         .expect("lock")
         .extend([record(25, 8), record(26, 9)]);
     let all_after = captured(&prefix, 27).await;
-    let runs = poll_runs(&ingest).await;
+    let runs = intops_tests::metrics::sum(
+        ingest.addr,
+        "intops_ingest_poll_runs_total{source=\"api\",result=\"ok\"}",
+    )
+    .await;
     poll_until("three more poll runs", WAIT, || async {
-        (poll_runs(&ingest).await >= runs + 3.0).then_some(())
+        (intops_tests::metrics::sum(
+            ingest.addr,
+            "intops_ingest_poll_runs_total{source=\"api\",result=\"ok\"}",
+        )
+        .await
+            >= runs + 3.0)
+            .then_some(())
     })
     .await;
     let settled = topic::read(&format!("{prefix}.events"), 27, WAIT);

@@ -6,47 +6,11 @@ use std::time::Duration;
 
 use intops_tests::pipeline::example_flows;
 use intops_tests::sign::intops_signature;
-use intops_tests::{MockTarget, Pipeline, poll_until, stack};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use intops_tests::{MockTarget, Pipeline, poll_until};
 
 const SECRET: &str = "cap-secret";
 const WAIT: Duration = Duration::from_secs(90);
 const EVENTS: usize = 200;
-
-async fn metric(pipeline: &Pipeline, line_start: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", pipeline.monitor))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(line_start))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-fn records(topic: &str) -> i64 {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", stack::bootstrap())
-        .set("broker.address.family", "v4")
-        .create()
-        .expect("consumer");
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    md.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| {
-            let (lo, hi) = c
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-                .expect("watermarks");
-            hi - lo
-        })
-        .sum()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bad_deploy_trips_the_cap_and_a_fix_releases_the_held_events() {
@@ -81,18 +45,21 @@ async fn a_bad_deploy_trips_the_cap_and_a_fix_releases_the_held_events() {
     assert_eq!(r.status(), 202);
 
     poll_until("the cap to trip", WAIT, || async {
-        (metric(&pipeline, "intops_transform_dead_letter_cap_tripped").await == 1.0).then_some(())
+        (intops_tests::metrics::sum(pipeline.monitor, "intops_transform_dead_letter_cap_tripped")
+            .await
+            == 1.0)
+            .then_some(())
     })
     .await;
     // Records are now held (retried), not dead-lettered.
-    let held = metric(
-        &pipeline,
+    let held = intops_tests::metrics::sum(
+        pipeline.monitor,
         "intops_consumer_errors_total{stage=\"transform\",class=\"retryable\"}",
     )
     .await;
     poll_until("held records to be retried", WAIT, || async {
-        (metric(
-            &pipeline,
+        (intops_tests::metrics::sum(
+            pipeline.monitor,
             "intops_consumer_errors_total{stage=\"transform\",class=\"retryable\"}",
         )
         .await
@@ -101,7 +68,7 @@ async fn a_bad_deploy_trips_the_cap_and_a_fix_releases_the_held_events() {
     })
     .await;
     let dlq = format!("{}.dlq.transform", pipeline.prefix);
-    let dead = records(&dlq);
+    let dead = intops_tests::topic::count(&dlq);
     assert!(
         dead >= 11,
         "the cap trips after more than half of 20 failed: {dead}"
@@ -120,9 +87,14 @@ async fn a_bad_deploy_trips_the_cap_and_a_fix_releases_the_held_events() {
     })
     .await;
     assert_eq!(
-        metric(&pipeline, "intops_transform_dead_letter_cap_tripped").await,
+        intops_tests::metrics::sum(pipeline.monitor, "intops_transform_dead_letter_cap_tripped")
+            .await,
         0.0
     );
-    assert_eq!(records(&dlq), dead, "nothing more was dead-lettered");
+    assert_eq!(
+        intops_tests::topic::count(&dlq),
+        dead,
+        "nothing more was dead-lettered"
+    );
     pipeline.stop().await.expect("clean stop");
 }

@@ -35,28 +35,6 @@ fn start(flows: &std::path::Path, prefix: &str) -> Child {
         .expect("transform starts")
 }
 
-fn count(topic: &str) -> i64 {
-    use rdkafka::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", stack::bootstrap())
-        .set("broker.address.family", "v4")
-        .create()
-        .expect("consumer");
-    let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
-        return 0;
-    };
-    md.topics()
-        .iter()
-        .flat_map(|t| t.partitions())
-        .filter_map(|p| {
-            c.fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-                .ok()
-        })
-        .map(|(lo, hi)| hi - lo)
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_nothing() {
     let prefix = stack::random_prefix("crash");
@@ -121,19 +99,19 @@ async fn kill_9_mid_stream_loses_nothing() {
 
     let mut first = start(&flows, &prefix);
     poll_until("transform to be mid-stream", WAIT, || async {
-        (count(&deliveries) >= 300).then_some(())
+        (topic::count(&deliveries) >= 300).then_some(())
     })
     .await;
     first.kill().expect("kill -9");
     let _ = first.wait();
-    let at_kill = count(&deliveries);
+    let at_kill = topic::count(&deliveries);
 
     let mut second = start(&flows, &prefix);
     // Duplicates pad the topic, so wait for every event id, not a count.
     let codec = &codec;
     let deliveries = &deliveries;
     let (seen, total) = poll_until("every event's delivery request", WAIT, || async move {
-        let total = count(deliveries) as usize;
+        let total = topic::count(deliveries) as usize;
         let mut seen: HashMap<String, usize> = HashMap::new();
         for m in topic::read(deliveries, total, WAIT) {
             let r: DeliveryRequest = codec.decode(m.payload()?).await.ok()?;

@@ -33,19 +33,6 @@ fn incident(n: usize) -> String {
     .to_string()
 }
 
-async fn metric(pipeline: &Pipeline, line_start: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", pipeline.monitor))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(line_start))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flows_reload_valid_changes_and_refuse_invalid_ones() {
     let target = MockTarget::start().await.expect("target");
@@ -93,8 +80,8 @@ async fn flows_reload_valid_changes_and_refuse_invalid_ones() {
         }
     })
     .await;
-    let reloaded_ok = metric(
-        &pipeline,
+    let reloaded_ok = intops_tests::metrics::sum(
+        pipeline.monitor,
         "intops_flows_reloads_total{service=\"transform\",result=\"ok\"}",
     )
     .await;
@@ -107,8 +94,8 @@ async fn flows_reload_valid_changes_and_refuse_invalid_ones() {
     )
     .expect("write");
     poll_until("the refused reload to be counted", WAIT, || async {
-        (metric(
-            &pipeline,
+        (intops_tests::metrics::sum(
+            pipeline.monitor,
             "intops_flows_reloads_total{service=\"transform\",result=\"error\"}",
         )
         .await

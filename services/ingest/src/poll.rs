@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use intops_events::{RecordKind, now_micros};
-use intops_flows::{Flows, Poll, Secret, Source, parse_json};
+use intops_flows::{Flows, Poll, Secret, Source, parse_json, percent_encode};
 use intops_kafka::ServiceContext;
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError};
@@ -134,7 +134,9 @@ impl Task {
         poll: &Poll,
         position: &mut Position,
     ) -> anyhow::Result<usize> {
-        let with_cursor = poll.url.replace("{{cursor}}", &encode(&position.cursor));
+        let with_cursor = poll
+            .url
+            .replace("{{cursor}}", &percent_encode(&position.cursor));
         let mut url = reqwest::Url::parse(&with_cursor.replace("{{next}}", ""))?;
         let mut captured = 0;
         loop {
@@ -158,7 +160,8 @@ impl Task {
                 // A `{{next}}` in the URL takes a next-page cursor; without
                 // it, `next` gives a link (absolute or relative).
                 Some(n) if with_cursor.contains("{{next}}") => {
-                    url = reqwest::Url::parse(&with_cursor.replace("{{next}}", &encode(&n)))?;
+                    url =
+                        reqwest::Url::parse(&with_cursor.replace("{{next}}", &percent_encode(&n)))?;
                 }
                 Some(n) => url = url.join(&n)?,
                 _ => return Ok(captured),
@@ -215,18 +218,6 @@ fn new_backoff(interval: Duration) -> backon::ExponentialBackoff {
         .build()
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +225,7 @@ mod tests {
     #[test]
     fn cursors_are_url_encoded() {
         assert_eq!(
-            encode("2026-11-28 08:00:00+02:00"),
+            percent_encode("2026-11-28 08:00:00+02:00"),
             "2026-11-28%2008%3A00%3A00%2B02%3A00"
         );
     }

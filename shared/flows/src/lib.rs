@@ -20,4 +20,4 @@ pub use model::{
     SourceKind, Target, TargetAuth,
 };
 pub use secret::{Secret, SecretRef};
-pub use template::Template;
+pub use template::{Template, percent_encode};
