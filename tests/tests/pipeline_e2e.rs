@@ -485,3 +485,68 @@ map = '{{number: .number, state: (.state | tonumber)}}'
     assert_eq!(audit.requests().len(), 1);
     pipeline.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undecodable_records_are_dead_lettered_and_the_partition_keeps_flowing() {
+    use intops_kafka::{KafkaSettings, Producer, Record};
+
+    let target = MockTarget::start().await.expect("target");
+    let pipeline = Pipeline::start("undecodable", &example_flows(&target), &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
+    let events = format!("{}.events", pipeline.prefix);
+    let producer = Producer::new(
+        &KafkaSettings::new(intops_tests::stack::bootstrap(), Default::default())
+            .expect("settings"),
+    )
+    .expect("producer");
+    let key = b"servicenow:9d385017c611228701d22104cc95c371";
+    let not_avro = br#"{"plain":"json"}"#.to_vec();
+    let unknown_schema = vec![0u8, 0x7f, 0xff, 0xff, 0xf0, 2, 4];
+    for value in [&not_avro, &unknown_schema] {
+        producer
+            .send(Record {
+                topic: &events,
+                key,
+                value,
+                headers: &[("origin", b"test")],
+            })
+            .await
+            .expect("produce");
+    }
+    // A valid event with the same key (so the same partition) afterwards.
+    let good = send(&pipeline, &fixture("servicenow-incident-created.json")).await;
+    poll_until("the valid event's delivery", WAIT, || async {
+        (!target.requests().is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        target.requests()[0].header("idempotency-key"),
+        Some(format!("{good}:snow-p1-to-jira").as_str())
+    );
+
+    let letters = intops_tests::topic::read(&format!("{}.dlq.transform", pipeline.prefix), 2, WAIT);
+    let codec = intops_tests::stack::codec();
+    let mut originals = Vec::new();
+    for m in &letters {
+        let d: intops_events::DeadLetter = codec
+            .decode(rdkafka::message::Message::payload(m).expect("value"))
+            .await
+            .expect("decodes");
+        assert_eq!(d.error_class, "decode");
+        assert_eq!(d.original_key.as_deref(), Some(&key[..]));
+        assert_eq!(
+            d.original_headers.first().map(|h| h.key.as_str()),
+            Some("origin")
+        );
+        originals.push(d.original_value.expect("value kept"));
+    }
+    originals.sort();
+    let mut expected = vec![not_avro, unknown_schema];
+    expected.sort();
+    assert_eq!(
+        originals, expected,
+        "the failed records are kept byte for byte"
+    );
+    pipeline.stop().await.expect("clean stop");
+}
