@@ -104,20 +104,24 @@ async fn captured(prefix: &str, count: usize) -> Vec<String> {
     keys
 }
 
+/// Serves `api` on a loopback port; returns its base URL.
+async fn serve(api: Arc<Api>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = Router::new().route("/search", get(search)).with_state(api);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polled_records_arrive_exactly_once_across_pages_restarts_and_overlaps() {
     let api = Arc::new(Api::default());
     // 25 records; several share a minute, so the window boundary has ties.
     *api.records.lock().expect("lock") = (0..25).map(|i| record(i, i / 3)).collect();
     *api.hold_page_1.lock().expect("lock") = true;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = Router::new()
-        .route("/search", get(search))
-        .with_state(api.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let base = serve(api.clone()).await;
 
     let flows = flows(&base);
     let bootstrap = stack::bootstrap();
@@ -198,14 +202,7 @@ async fn polled_records_arrive_exactly_once_across_pages_restarts_and_overlaps()
 async fn next_page_cursors_fill_the_url_template() {
     let api = Arc::new(Api::default());
     *api.records.lock().expect("lock") = (0..25).map(|i| record(i, i)).collect();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = Router::new()
-        .route("/search", get(search))
-        .with_state(api.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let base = serve(api.clone()).await;
     let flows = flows_with(&base, "page={{next}}", ".next_page");
     let ingest = IngestOnly::start(
         "pollnext",
