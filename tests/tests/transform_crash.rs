@@ -13,7 +13,7 @@ use intops_tests::{poll_until, stack, topic};
 use rdkafka::message::Message;
 
 const EVENTS: usize = 3000;
-const WAIT: Duration = Duration::from_secs(120);
+const WAIT: Duration = Duration::from_secs(240);
 
 fn transform_bin() -> std::path::PathBuf {
     let dir = std::env::var("INTOPS_BIN_DIR")
@@ -29,6 +29,9 @@ fn start(flows: &std::path::Path, prefix: &str) -> Child {
         .env("INTOPS_KAFKA_BOOTSTRAP", stack::bootstrap())
         .env("INTOPS_SCHEMA_REGISTRY_URL", stack::registry_url())
         .env("RUST_LOG", "warn")
+        // A killed member must not hold a rebalance for librdkafka's default
+        // five minutes.
+        .env("INTOPS_KAFKA_OPTION_MAX_POLL_INTERVAL_MS", "30000")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -59,6 +62,7 @@ async fn kill_9_mid_stream_loses_nothing() {
     .expect("fixture");
     let events = topics.events();
     let mut ids = Vec::new();
+    let mut records = Vec::new();
     for i in 0..EVENTS {
         let e = IntegrationEvent {
             event_id: uuid::Uuid::now_v7().to_string(),
@@ -75,18 +79,20 @@ async fn kill_9_mid_stream_loses_nothing() {
             .encode(&events, RecordKind::IntegrationEvent, &e)
             .await
             .expect("encode");
-        let key = e.kafka_key();
-        producer
-            .send(Record {
-                topic: &events,
-                key: key.as_bytes(),
-                value: &value,
-                headers: &[],
-            })
-            .await
-            .expect("produce");
+        records.push((e.kafka_key(), value));
         ids.push(e.event_id);
     }
+    // Sends are started in order per key, so each entity's order holds.
+    futures::future::try_join_all(records.iter().map(|(key, value)| {
+        producer.send(Record {
+            topic: &events,
+            key: key.as_bytes(),
+            value,
+            headers: &[],
+        })
+    }))
+    .await
+    .expect("produce");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let flows = dir.path().join("flows.toml");
