@@ -22,6 +22,8 @@ pub struct Captured {
     pub headers: Vec<(String, String)>,
     /// Body text.
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Captured {
@@ -125,6 +127,7 @@ async fn capture(
             })
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        at: std::time::Instant::now(),
     };
     if log {
         println!(

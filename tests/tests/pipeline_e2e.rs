@@ -550,3 +550,45 @@ async fn undecodable_records_are_dead_lettered_and_the_partition_keeps_flowing()
     );
     pipeline.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_target_rate_limit_spaces_the_requests() {
+    let target = MockTarget::start().await.expect("target");
+    let flows = example_flows(&target)
+        .replace("concurrency = 16", "concurrency = 16\nrate_limit = \"5/s\"");
+    assert!(flows.contains("rate_limit = \"5/s\""));
+    let pipeline = Pipeline::start("ratelimit", &flows, &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
+    let base: Value =
+        serde_json::from_str(&fixture("servicenow-incident-created.json")).expect("json");
+    let batch: Vec<Value> = (0..15)
+        .map(|i| {
+            let mut r = base.clone();
+            r["sys_id"] = json!(format!("rate-{i}"));
+            r
+        })
+        .collect();
+    let body = serde_json::to_string(&batch).expect("json");
+    let signature = intops_signature(SECRET, body.as_bytes());
+    let r = post_signed(&pipeline.ingest_url("servicenow"), &body, &signature).await;
+    assert_eq!(r.status(), 202);
+    poll_until("all 15 deliveries", WAIT, || async {
+        (target.requests().len() >= 15).then_some(())
+    })
+    .await;
+    let requests = target.requests();
+    let first = requests.iter().map(|r| r.at).min().expect("first");
+    let last = requests.iter().map(|r| r.at).max().expect("last");
+    // A burst of 5, then one every 200 ms: never faster than that.
+    assert!(
+        last - first >= Duration::from_millis(1700),
+        "15 requests within {:?}",
+        last - first
+    );
+    let waits =
+        intops_tests::metrics::sum(pipeline.monitor, "intops_delivery_rate_limited_waits_total")
+            .await;
+    assert!(waits >= 1.0, "{waits}");
+    pipeline.stop().await.expect("clean stop");
+}

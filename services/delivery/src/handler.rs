@@ -25,6 +25,8 @@ pub(crate) struct TargetRuntime {
     bearer: Option<Secret>,
     retry: Retry,
     http: reqwest::Client,
+    /// The target's `rate_limit`, shared by all its lanes.
+    limiter: Option<governor::DefaultDirectRateLimiter>,
 }
 
 impl TargetRuntime {
@@ -45,12 +47,18 @@ impl TargetRuntime {
             .pool_max_idle_per_host(target.concurrency as usize)
             .user_agent(concat!("intops/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let limiter = target.rate_limit.and_then(|rate| {
+            let burst = std::num::NonZeroU32::new(rate.count)?;
+            let quota = governor::Quota::with_period(rate.per / rate.count)?.allow_burst(burst);
+            Some(governor::RateLimiter::direct(quota))
+        });
         Ok(Self {
             id: target.id.clone(),
             base_url: target.base_url.clone(),
             bearer,
             retry: target.retry,
             http,
+            limiter,
         })
     }
 }
@@ -172,6 +180,16 @@ impl Handler {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            if let Some(limiter) = &self.target.limiter
+                && limiter.check().is_err()
+            {
+                metrics::counter!(m::DELIVERY_RATE_LIMITED, "target" => self.target.id.clone())
+                    .increment(1);
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return Err(ProcessError::Retryable("shutting down while rate limited".into())),
+                    () = limiter.until_ready() => {}
+                }
+            }
             let started = Instant::now();
             let result = attempt(
                 &self.target.http,

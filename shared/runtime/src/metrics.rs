@@ -33,6 +33,8 @@ pub const TRANSFORM_UNROUTED: &str = "intops_transform_unrouted_total";
 pub const DEAD_LETTERS: &str = "intops_dead_letters_total";
 /// Delivery HTTP attempts; labels `target`, `status` (2xx, 4xx, 5xx, error).
 pub const DELIVERY_ATTEMPTS: &str = "intops_delivery_attempts_total";
+/// Delivery attempts that waited for the target's rate limit; label `target`.
+pub const DELIVERY_RATE_LIMITED: &str = "intops_delivery_rate_limited_waits_total";
 /// Final delivery results; labels `target`, `status` (delivered, dead_lettered).
 pub const DELIVERY_RESULTS: &str = "intops_delivery_results_total";
 /// Seconds per HTTP attempt; label `target`.
@@ -77,6 +79,10 @@ fn describe() {
     describe_gauge!(
         TRANSFORM_CAP_TRIPPED,
         "1 while transform's dead-letter cap holds processing"
+    );
+    describe_counter!(
+        DELIVERY_RATE_LIMITED,
+        "delivery attempts that waited for the target's rate limit"
     );
     describe_counter!(FLOWS_RELOADS, "flows-file reloads, by service and result");
     describe_counter!(
