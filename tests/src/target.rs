@@ -45,6 +45,8 @@ impl Captured {
 struct Shared {
     requests: Mutex<Vec<Captured>>,
     status: AtomicU16,
+    /// (requests left, status) answered before `status` applies again.
+    failing: Mutex<(u32, u16)>,
 }
 
 /// A running mock target; stops when dropped.
@@ -98,6 +100,13 @@ impl MockTarget {
             .unwrap_or_default()
     }
 
+    /// Answers the next `n` requests with `status`, then as before.
+    pub fn fail_next(&self, n: u32, status: u16) {
+        if let Ok(mut f) = self.shared.failing.lock() {
+            *f = (n, status);
+        }
+    }
+
     /// Sets the status later requests get.
     pub fn set_status(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
@@ -141,6 +150,12 @@ async fn capture(
     if let Ok(mut r) = shared.requests.lock() {
         r.push(captured);
     }
-    StatusCode::from_u16(shared.status.load(Ordering::SeqCst))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    let failing = shared.failing.lock().ok().and_then(|mut f| {
+        (f.0 > 0).then(|| {
+            f.0 -= 1;
+            f.1
+        })
+    });
+    let status = failing.unwrap_or_else(|| shared.status.load(Ordering::SeqCst));
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -592,3 +592,26 @@ async fn a_target_rate_limit_spaces_the_requests() {
     assert!(waits >= 1.0, "{waits}");
     pipeline.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_target_is_retried_with_the_same_idempotency_key() {
+    let target = MockTarget::start().await.expect("target");
+    target.fail_next(2, 503);
+    let pipeline = Pipeline::start("retry", &example_flows(&target), &[("snow", SECRET)])
+        .await
+        .expect("pipeline");
+    let event_id = send(&pipeline, &fixture("servicenow-incident-created.json")).await;
+    let t = trace(&pipeline, &event_id, |v| {
+        statuses(v).iter().any(|(_, s)| s == "delivered")
+    })
+    .await;
+    assert_eq!(t["stages"][2]["attempts"], 3, "{t}");
+    assert_eq!(t["stages"][2]["http_status"], 201);
+    let keys: Vec<String> = target
+        .requests()
+        .iter()
+        .filter_map(|r| r.header("idempotency-key").map(String::from))
+        .collect();
+    assert_eq!(keys, vec![format!("{event_id}:snow-p1-to-jira"); 3]);
+    pipeline.stop().await.expect("clean stop");
+}

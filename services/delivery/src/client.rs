@@ -107,8 +107,7 @@ pub(crate) async fn attempt(
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
     let body = response.bytes().await.unwrap_or_default();
     let cut = &body[..body.len().min(EXCERPT_BYTES)];
     let excerpt = Some(redact(&String::from_utf8_lossy(cut), bearer));
@@ -127,6 +126,17 @@ pub(crate) async fn attempt(
             excerpt,
         }
     }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110); a date in
+/// the past means now.
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 fn permanent(status: Option<u16>, reason: String) -> Attempt {
@@ -158,6 +168,24 @@ mod tests {
         for s in [400, 401, 403, 404, 409, 422] {
             assert_eq!(classify_status(s), "permanent", "{s}");
         }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now = httpdate::parse_http_date("Sat, 28 Nov 2026 08:00:00 GMT").expect("date");
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 28 Nov 2026 08:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 28 Nov 2026 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]
