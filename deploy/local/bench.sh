@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/../.."
 "$here/install.sh"
-cargo build --release --locked -p intops-tests --bin intops-bench
+cargo build --release --locked -p intops-tests --bin intops-bench -p intops-cli --bin intops
 "$here/start.sh"
 trap '"$here/stop.sh"' EXIT
 RUST_LOG="${RUST_LOG:-warn}" target/release/intops-bench "$@"

@@ -3,6 +3,7 @@
 //! four services started in-process, and polling with a deadline.
 
 pub mod broker;
+pub mod cli;
 pub mod metrics;
 pub mod pipeline;
 pub mod poll;

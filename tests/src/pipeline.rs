@@ -66,9 +66,9 @@ impl IngestOnly {
         let dir = write_config(flows, secrets)?;
         let prefix = prefix.to_string();
         let mut common = CommonArgs::local(dir.path().join("flows.toml"), &prefix);
-        common.kafka_bootstrap = bootstrap.to_string();
+        common.connect.kafka_bootstrap = bootstrap.to_string();
         common.shutdown_timeout = Duration::from_secs(5);
-        common.schema_registry_url = stack::registry_url();
+        common.connect.schema_registry_url = stack::registry_url();
         let listener = admin::bind("127.0.0.1:0".parse()?).await?;
         let addr = listener.local_addr()?;
         let args = intops_ingest::IngestArgs {
@@ -159,8 +159,8 @@ impl Pipeline {
         )?;
         let prefix = stack::random_prefix(name);
         let mut common = CommonArgs::local(flows_path, &prefix);
-        common.kafka_bootstrap = stack::bootstrap();
-        common.schema_registry_url = stack::registry_url();
+        common.connect.kafka_bootstrap = stack::bootstrap();
+        common.connect.schema_registry_url = stack::registry_url();
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();

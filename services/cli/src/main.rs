@@ -4,10 +4,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use intops_kafka::ServiceContext;
+use intops_runtime::ConnectArgs;
 
+mod audit;
 mod cases;
+mod decode;
+mod dlq;
 mod flows;
 mod flows_test;
+mod lanes;
+mod pace;
+mod rewind;
+mod send;
+mod tap;
+mod when;
 
 /// The intops command line.
 #[derive(Debug, Parser)]
@@ -23,6 +34,28 @@ enum Command {
     Flows {
         #[command(subcommand)]
         command: FlowsCommand,
+    },
+    /// Inspect and replay dead letters.
+    Dlq {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Print any topic's records as JSON lines (joins no consumer group,
+    /// commits nothing).
+    Tap {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: tap::TapArgs,
+    },
+    /// Work with one flow's past events.
+    Flow {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: FlowCommand,
     },
 }
 
@@ -45,6 +78,37 @@ enum FlowsCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Count dead letters by stage, flow, target and error class, with the
+    /// oldest and newest and how many no replay has sent on yet.
+    List {
+        #[command(flatten)]
+        filters: dlq::Filters,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print dead letters: provenance, error, attempts, the target's last
+    /// answer and the decoded payload.
+    Show {
+        #[command(flatten)]
+        filters: dlq::Filters,
+        /// Print one JSON object per dead letter.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send dead letters back to the topic they failed from.
+    Replay(dlq::ReplayArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum FlowCommand {
+    /// Re-run one flow over past events and deliver what it makes of them
+    /// now.
+    Rewind(rewind::RewindArgs),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -54,5 +118,77 @@ fn main() -> ExitCode {
         Command::Flows {
             command: FlowsCommand::Test { file, cases_dir },
         } => flows_test::run(&file, &cases_dir),
+        Command::Dlq { connect, command } => online(&connect, async |ctx| match command {
+            DlqCommand::List { filters, json } => dlq::list(ctx, &filters, json).await.map(ok),
+            DlqCommand::Show { filters, json } => dlq::show(ctx, &filters, json).await.map(ok),
+            DlqCommand::Replay(args) => dlq::replay(ctx, &args).await.map(ok),
+        }),
+        Command::Tap { connect, args } => {
+            online(&connect, async |ctx| tap::run(ctx, &args).await.map(ok))
+        }
+        Command::Flow {
+            connect,
+            command: FlowCommand::Rewind(args),
+        } => {
+            let flows = match intops_runtime::load_flows(&args.flows) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let Some(flow) = flows.flows.iter().find(|f| f.id == args.flow) else {
+                let ids: Vec<&str> = flows.flows.iter().map(|f| f.id.as_str()).collect();
+                eprintln!(
+                    "error: no flow {:?} in {} (flows: {})",
+                    args.flow,
+                    args.flows.display(),
+                    ids.join(", ")
+                );
+                return ExitCode::from(2);
+            };
+            online(&connect, async |ctx| {
+                rewind::run(ctx, &args, flow).await.map(|clean| {
+                    if clean {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                })
+            })
+        }
+    }
+}
+
+fn ok(_: ()) -> ExitCode {
+    ExitCode::SUCCESS
+}
+
+/// Runs a command that talks to the broker and registry; any error is
+/// printed with its causes and exits 1.
+fn online(
+    connect: &ConnectArgs,
+    command: impl AsyncFnOnce(&ServiceContext) -> anyhow::Result<ExitCode>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let ctx = ServiceContext::new(connect)?;
+        tokio::select! {
+            r = command(&ctx) => r,
+            _ = tokio::signal::ctrl_c() => Ok(ExitCode::from(130)),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

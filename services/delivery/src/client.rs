@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use intops_events::DeliveryRequest;
+use intops_events::{DeliveryRequest, IDEMPOTENCY_KEY};
 use intops_flows::Secret;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -62,6 +62,9 @@ pub(crate) async fn attempt(
     };
     let mut headers = HeaderMap::new();
     for (k, v) in &request.headers {
+        if k.eq_ignore_ascii_case(IDEMPOTENCY_KEY) {
+            continue; // sent once below, from request.idempotency_key()
+        }
         match (
             HeaderName::from_bytes(k.as_bytes()),
             HeaderValue::from_str(v),

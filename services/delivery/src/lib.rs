@@ -48,7 +48,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         }
         args.targets.clone()
     };
-    let ctx = ServiceContext::new(&args.common)?;
+    let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
     let admin_task = admin::spawn_optional(
         args.common.admin_listen,

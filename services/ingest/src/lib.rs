@@ -65,7 +65,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let flows = Arc::new(intops_runtime::load_flows(&args.common.flows)?);
     let authenticators = auth::authenticators(&flows)?;
-    let ctx = ServiceContext::new(&args.common)?.with_delivery_timeout(args.ack_timeout)?;
+    let ctx = ServiceContext::new(&args.common.connect)?.with_delivery_timeout(args.ack_timeout)?;
     let readiness = Readiness::default();
     ctx.ensure_pipeline_topics(flows.targets.keys().map(String::as_str), &readiness)
         .await

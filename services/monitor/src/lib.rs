@@ -45,7 +45,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let flows = intops_runtime::load_flows(&args.common.flows)?;
-    let ctx = ServiceContext::new(&args.common)?;
+    let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
     readiness.register("caught_up");
     ctx.ensure_pipeline_topics(flows.targets.keys().map(String::as_str), &readiness)

@@ -44,7 +44,7 @@ pub struct Args {
 /// Runs transform until `shutdown` or a fatal error.
 pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> {
     let flows = Arc::new(intops_runtime::load_flows(&args.common.flows)?);
-    let ctx = ServiceContext::new(&args.common)?;
+    let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
     let admin_task = intops_runtime::admin::spawn_optional(
         args.common.admin_listen,

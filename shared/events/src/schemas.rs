@@ -1,6 +1,6 @@
 use apache_avro::Schema;
 
-/// The four canonical record kinds and their schema text (`schemas/*.avsc`).
+/// The canonical record kinds and their schema text (`schemas/*.avsc`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordKind {
     /// `IntegrationEvent`.
@@ -13,16 +13,22 @@ pub enum RecordKind {
     DeadLetter,
     /// `IngestCursor`.
     IngestCursor,
+    /// `ReplayMark`.
+    ReplayMark,
+    /// `AuditRecord`.
+    AuditRecord,
 }
 
 impl RecordKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [RecordKind; 5] = [
+    pub const ALL: [RecordKind; 7] = [
         RecordKind::IntegrationEvent,
         RecordKind::DeliveryRequest,
         RecordKind::Outcome,
         RecordKind::DeadLetter,
         RecordKind::IngestCursor,
+        RecordKind::ReplayMark,
+        RecordKind::AuditRecord,
     ];
 
     /// The schema's JSON text as shipped in `schemas/`.
@@ -33,6 +39,8 @@ impl RecordKind {
             RecordKind::Outcome => include_str!("../../../schemas/outcome.avsc"),
             RecordKind::DeadLetter => include_str!("../../../schemas/dead_letter.avsc"),
             RecordKind::IngestCursor => include_str!("../../../schemas/ingest_cursor.avsc"),
+            RecordKind::ReplayMark => include_str!("../../../schemas/replay_mark.avsc"),
+            RecordKind::AuditRecord => include_str!("../../../schemas/audit_record.avsc"),
         }
     }
 
@@ -44,6 +52,8 @@ impl RecordKind {
             RecordKind::Outcome => "io.intops.v1.Outcome",
             RecordKind::DeadLetter => "io.intops.v1.DeadLetter",
             RecordKind::IngestCursor => "io.intops.v1.IngestCursor",
+            RecordKind::ReplayMark => "io.intops.v1.ReplayMark",
+            RecordKind::AuditRecord => "io.intops.v1.AuditRecord",
         }
     }
 }

@@ -42,6 +42,21 @@ impl Topics {
         format!("{}.dlq.delivery", self.prefix)
     }
 
+    /// Dead letters a replay set aside after too many replays.
+    pub fn dlq_parked(&self) -> String {
+        format!("{}.dlq.parked", self.prefix)
+    }
+
+    /// Which dead letters a replay already sent on (compacted).
+    pub fn dlq_replays(&self) -> String {
+        format!("{}.dlq.replays", self.prefix)
+    }
+
+    /// Operator actions: replays and rewinds.
+    pub fn audit(&self) -> String {
+        format!("{}.audit", self.prefix)
+    }
+
     /// Every topic a deployment with these targets uses, in a stable order.
     pub fn all<'a>(&self, target_ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         let mut all = vec![
@@ -77,6 +92,9 @@ mod tests {
         assert_eq!(t.outcomes(), "acme.outcomes");
         assert_eq!(t.dlq_transform(), "acme.dlq.transform");
         assert_eq!(t.dlq_delivery(), "acme.dlq.delivery");
+        assert_eq!(t.dlq_parked(), "acme.dlq.parked");
+        assert_eq!(t.dlq_replays(), "acme.dlq.replays");
+        assert_eq!(t.audit(), "acme.audit");
         assert_eq!(t.group("delivery.jira"), "acme.delivery.jira");
     }
 }

@@ -35,6 +35,9 @@ impl IntegrationEvent {
     }
 }
 
+/// The header that carries a request's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
 /// One HTTP request a flow asks delivery to make (`<prefix>.deliveries.<target>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRequest {
@@ -63,9 +66,15 @@ pub struct DeliveryRequest {
 }
 
 impl DeliveryRequest {
-    /// The `Idempotency-Key` header value: stable for one event and flow.
+    /// The `Idempotency-Key` header value: stable for one event and flow,
+    /// unless the request carries its own (a flow rewind does, so corrected
+    /// data is not dropped by a target that remembers the first key).
     pub fn idempotency_key(&self) -> String {
-        format!("{}:{}", self.event_id, self.flow_id)
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(IDEMPOTENCY_KEY))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| format!("{}:{}", self.event_id, self.flow_id))
     }
 }
 
@@ -83,7 +92,7 @@ pub enum Stage {
 }
 
 /// The result an outcome records, written as a string (`unrouted`,
-/// `delivered`, `dead_lettered`, `replayed`).
+/// `delivered`, `dead_lettered`, `replayed`, `parked`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "&'static str", try_from = "String")]
 pub enum OutcomeStatus {
@@ -95,6 +104,8 @@ pub enum OutcomeStatus {
     DeadLettered,
     /// A dead letter was sent back for another try.
     Replayed,
+    /// A dead letter replayed too often was parked instead.
+    Parked,
 }
 
 macro_rules! string_enum {
@@ -139,6 +150,7 @@ string_enum!(OutcomeStatus {
     Delivered => "delivered",
     DeadLettered => "dead_lettered",
     Replayed => "replayed",
+    Parked => "parked",
 });
 
 /// A final result of one stage for one event (`<prefix>.outcomes`).
@@ -233,4 +245,52 @@ pub struct IngestCursor {
     pub seen_at_cursor: Vec<String>,
     /// When it was saved.
     pub updated_at: i64,
+}
+
+/// That a replay sent one dead letter on (`<prefix>.dlq.replays`,
+/// compacted, keyed by [`ReplayMark::key_of`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayMark {
+    /// The dead-letter topic.
+    pub dead_letter_topic: String,
+    /// Its partition.
+    pub dead_letter_partition: i32,
+    /// Its offset.
+    pub dead_letter_offset: i64,
+    /// The replay that sent it.
+    pub replay_id: String,
+    /// Where it went.
+    pub sent_to: String,
+    /// The replay count the sent record carries.
+    pub replay_count: i32,
+    /// When the send was acknowledged.
+    pub at: i64,
+}
+
+impl ReplayMark {
+    /// The key of the mark for one dead letter.
+    pub fn key_of(topic: &str, partition: i32, offset: i64) -> String {
+        format!("{topic}/{partition}/{offset}")
+    }
+}
+
+/// One operator action that wrote to the pipeline (`<prefix>.audit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The replay or rewind id.
+    pub action_id: String,
+    /// `dlq.replay` or `flow.rewind`.
+    pub action: String,
+    /// `started` or `finished`.
+    pub phase: String,
+    /// Who ran it.
+    pub operator: String,
+    /// Where it ran.
+    pub host: String,
+    /// The selection as given.
+    pub filters: HashMap<String, String>,
+    /// What happened.
+    pub counts: HashMap<String, i64>,
+    /// When.
+    pub at: i64,
 }

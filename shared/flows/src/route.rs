@@ -36,16 +36,9 @@ pub fn plan<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
     };
     let mut results = Vec::new();
     for flow in flows.flows.iter().filter(|f| f.source == event.source_id) {
-        let matched = match &flow.when {
-            None => Ok(true),
-            Some(when) => when.holds(&input),
-        };
-        match matched {
-            Ok(false) => {}
-            Ok(true) => match request(flow, event, &input) {
-                Ok(r) => results.push(FlowResult::Deliver(flow, Box::new(r))),
-                Err(e) => results.push(FlowResult::Failed(flow, e)),
-            },
+        match evaluate(flow, event, &input) {
+            Ok(None) => {}
+            Ok(Some(r)) => results.push(FlowResult::Deliver(flow, Box::new(r))),
             Err(e) => results.push(FlowResult::Failed(flow, e)),
         }
     }
@@ -54,6 +47,31 @@ pub fn plan<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
     } else {
         Plan::Routed(results)
     }
+}
+
+/// What one flow makes of an event (of any source: the caller checks):
+/// `None` when its condition does not hold. Used by `intops flow rewind`.
+pub fn plan_flow(
+    flow: &Flow,
+    event: &IntegrationEvent,
+) -> Result<Option<DeliveryRequest>, JqError> {
+    let input = parse_json(event.payload.as_bytes())?;
+    evaluate(flow, event, &input)
+}
+
+fn evaluate(
+    flow: &Flow,
+    event: &IntegrationEvent,
+    input: &Val,
+) -> Result<Option<DeliveryRequest>, JqError> {
+    let matched = match &flow.when {
+        None => true,
+        Some(when) => when.holds(input)?,
+    };
+    if !matched {
+        return Ok(None);
+    }
+    request(flow, event, input).map(Some)
 }
 
 fn request(flow: &Flow, event: &IntegrationEvent, input: &Val) -> Result<DeliveryRequest, JqError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use intops_events::{Codec, RecordKind, RegistrySettings, Topics};
-use intops_runtime::{CommonArgs, Readiness};
+use intops_runtime::{ConnectArgs, Readiness};
 use serde::Serialize;
 
 use crate::topics::{self, TopicSpec};
@@ -29,14 +29,14 @@ pub struct ServiceContext {
 impl ServiceContext {
     /// Builds clients from `common` and the process environment's
     /// pass-through Kafka options. Nothing is contacted yet.
-    pub fn new(common: &CommonArgs) -> Result<Self, KafkaError> {
-        let kafka = KafkaSettings::from_env(&common.kafka_bootstrap, std::env::vars())?;
+    pub fn new(connect: &ConnectArgs) -> Result<Self, KafkaError> {
+        let kafka = KafkaSettings::from_env(&connect.kafka_bootstrap, std::env::vars())?;
         let registry = RegistrySettings {
-            url: common.schema_registry_url.clone(),
-            basic_auth: common.schema_registry_username.clone().map(|u| {
+            url: connect.schema_registry_url.clone(),
+            basic_auth: connect.schema_registry_username.clone().map(|u| {
                 (
                     u,
-                    common.schema_registry_password.clone().unwrap_or_default(),
+                    connect.schema_registry_password.clone().unwrap_or_default(),
                 )
             }),
             timeout: Duration::from_secs(10),
@@ -47,9 +47,9 @@ impl ServiceContext {
             kafka,
             codec,
             producer,
-            topics: Topics::new(&common.topic_prefix),
-            partitions: common.topic_partitions,
-            replication: common.topic_replication,
+            topics: Topics::new(&connect.topic_prefix),
+            partitions: connect.topic_partitions,
+            replication: connect.topic_replication,
         })
     }
 

@@ -22,6 +22,12 @@ pub mod headers {
     pub const ERROR_CLASS: &str = "intops.error.class";
     /// How often the record has been replayed (set by replay).
     pub const REPLAY_COUNT: &str = "intops.replay.count";
+    /// The replay that sent the record back (set by replay).
+    pub const REPLAY_ID: &str = "intops.replay.id";
+    /// The dead letter it was replayed from, `topic/partition/offset`.
+    pub const REPLAY_SOURCE: &str = "intops.replay.source";
+    /// What every replay header name starts with.
+    pub const REPLAY_PREFIX: &str = "intops.replay.";
 }
 
 /// Why a record failed, as the stage knows it.

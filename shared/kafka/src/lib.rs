@@ -5,7 +5,8 @@
 //! - [`topics`]: explicit topic creation with final partition counts;
 //! - [`Producer`]: sends that complete only when the broker acknowledged;
 //! - [`consume`]: the at-least-once consumer loop;
-//! - [`DeadLetterWriter`]: dead letters with full provenance.
+//! - [`DeadLetterWriter`]: dead letters with full provenance;
+//! - [`Scan`]: reading topics without a consumer group (operator tools).
 
 mod config;
 mod consumer;
@@ -14,6 +15,7 @@ mod dlq;
 mod error;
 mod offsets;
 mod producer;
+mod scan;
 pub mod topics;
 
 pub use config::KafkaSettings;
@@ -23,3 +25,4 @@ pub use dlq::{DeadLetterWriter, Failure, headers as dlq_headers};
 pub use error::KafkaError;
 pub use producer::{Producer, Record};
 pub use rdkafka::message::{Headers, Message, OwnedMessage};
+pub use scan::{Scan, Start};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::{KafkaError, KafkaSettings};
@@ -75,13 +76,7 @@ pub async fn ensure(settings: &KafkaSettings, topics: &[TopicSpec]) -> Result<()
 
 /// The partition ids of `topic`, from the cluster's metadata.
 pub fn partitions(settings: &KafkaSettings, topic: &str) -> Result<Vec<i32>, KafkaError> {
-    let consumer: BaseConsumer = settings
-        .admin_config()
-        .create()
-        .map_err(|e| KafkaError::Config(e.to_string()))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(|e| KafkaError::Admin(e.to_string()))?;
+    let metadata = metadata(settings, topic).map_err(|e| KafkaError::Admin(e.to_string()))?;
     let ids: Vec<i32> = metadata
         .topics()
         .iter()
@@ -94,4 +89,23 @@ pub fn partitions(settings: &KafkaSettings, topic: &str) -> Result<Vec<i32>, Kaf
         )));
     }
     Ok(ids)
+}
+
+/// Whether `topic` exists (has partitions) on the cluster.
+pub fn exists(settings: &KafkaSettings, topic: &str) -> Result<bool, KafkaError> {
+    let metadata = metadata(settings, topic)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+}
+
+fn metadata(settings: &KafkaSettings, topic: &str) -> Result<Metadata, KafkaError> {
+    let consumer: BaseConsumer = settings
+        .admin_config()
+        .create()
+        .map_err(|e| KafkaError::Config(e.to_string()))?;
+    consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| KafkaError::Unavailable(e.to_string()))
 }

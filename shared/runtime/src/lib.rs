@@ -13,5 +13,5 @@ pub mod telemetry;
 
 pub use exit::{ConfigError, exit_code, load_flows, run_service};
 pub use readiness::Readiness;
-pub use settings::CommonArgs;
+pub use settings::{CommonArgs, ConnectArgs};
 pub use tokio_util::sync::CancellationToken;

@@ -2,9 +2,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Settings every service takes, as flags with environment fallbacks.
+/// Where the broker and the schema registry are, and the topic prefix:
+/// what every service and the command line connect with.
 #[derive(Debug, Clone, clap::Args)]
-pub struct CommonArgs {
+pub struct ConnectArgs {
     /// Kafka bootstrap servers (comma separated).
     #[arg(long, env = "INTOPS_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
     pub kafka_bootstrap: String,
@@ -25,10 +26,6 @@ pub struct CommonArgs {
     #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_PASSWORD", hide_env_values = true)]
     pub schema_registry_password: Option<String>,
 
-    /// Path of the flows file.
-    #[arg(long, env = "INTOPS_FLOWS")]
-    pub flows: PathBuf,
-
     /// Prefix of every topic and consumer group.
     #[arg(long, env = "INTOPS_TOPIC_PREFIX", default_value = "intops")]
     pub topic_prefix: String,
@@ -40,6 +37,33 @@ pub struct CommonArgs {
     /// Replication factor of topics the service creates.
     #[arg(long, env = "INTOPS_TOPIC_REPLICATION", default_value_t = 1)]
     pub topic_replication: i32,
+}
+
+impl ConnectArgs {
+    /// The local stack's addresses with `topic_prefix`.
+    pub fn local(topic_prefix: &str) -> Self {
+        Self {
+            kafka_bootstrap: "127.0.0.1:9092".into(),
+            schema_registry_url: "http://127.0.0.1:8081".into(),
+            schema_registry_username: None,
+            schema_registry_password: None,
+            topic_prefix: topic_prefix.into(),
+            topic_partitions: 3,
+            topic_replication: 1,
+        }
+    }
+}
+
+/// Settings every service takes, as flags with environment fallbacks.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Broker, registry and topics.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// Path of the flows file.
+    #[arg(long, env = "INTOPS_FLOWS")]
+    pub flows: PathBuf,
 
     /// Address of `/healthz`, `/readyz` and `/metrics` (services whose main
     /// address serves them ignore it).
@@ -60,14 +84,8 @@ impl CommonArgs {
     /// Settings for tests and embedding: local stack defaults.
     pub fn local(flows: PathBuf, topic_prefix: &str) -> Self {
         Self {
-            kafka_bootstrap: "127.0.0.1:9092".into(),
-            schema_registry_url: "http://127.0.0.1:8081".into(),
-            schema_registry_username: None,
-            schema_registry_password: None,
+            connect: ConnectArgs::local(topic_prefix),
             flows,
-            topic_prefix: topic_prefix.into(),
-            topic_partitions: 3,
-            topic_replication: 1,
             admin_listen: None,
             shutdown_timeout: Duration::from_secs(10),
             log_format: crate::telemetry::LogFormat::Text,

@@ -10,6 +10,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod ingest;
+mod replay;
 mod transform;
 
 use std::time::{Duration, Instant};
@@ -49,6 +50,12 @@ struct Args {
     /// Skip the end-to-end phases (raw and ingest only).
     #[arg(long)]
     skip_end_to_end: bool,
+    /// Dead letters of the replay phase.
+    #[arg(long, default_value_t = 20_000)]
+    replay: usize,
+    /// Run the raw ceiling and the replay phase only.
+    #[arg(long)]
+    replay_only: bool,
     /// Seconds of the paced phase.
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
@@ -85,6 +92,22 @@ async fn main() -> anyhow::Result<()> {
         "raw broker round trip, one record at a time: p50 {} us, p99 {} us",
         raw.round_trip_us.p50, raw.round_trip_us.p99
     );
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let replayed = replay::measure(args.replay, &bin_dir).await?;
+    println!(
+        "dlq replay (intops dlq replay, whole command): {} dead letters in {:.2}s = {:.0} records/s ({:.0}% of raw produce; each replay writes 3 records); its dry run (read and decode only) {:.2}s",
+        replayed.sent,
+        replayed.secs,
+        replayed.rate,
+        100.0 * replayed.rate / raw.produce_rate,
+        replayed.dry_secs
+    );
+    if args.replay_only {
+        return Ok(());
+    }
     let stage = transform::on_broker(&flows_text, &events).await?;
     println!(
         "transform stage on the broker: {:.0} events/s; raw consume-and-produce loop: {:.0} msg/s ({:.0}%)",

@@ -159,8 +159,8 @@ pub async fn on_broker(flows_text: &str, payloads: &[String]) -> anyhow::Result<
     let flows_path = dir.path().join("flows.toml");
     std::fs::write(&flows_path, flows_text)?;
     let mut common = intops_runtime::CommonArgs::local(flows_path, &prefix);
-    common.kafka_bootstrap = stack::bootstrap();
-    common.schema_registry_url = stack::registry_url();
+    common.connect.kafka_bootstrap = stack::bootstrap();
+    common.connect.schema_registry_url = stack::registry_url();
     let shutdown = intops_runtime::CancellationToken::new();
     let args = intops_transform::Args {
         common,

@@ -1,0 +1,40 @@
+//! Producing from the command line: the broker's acknowledgement or a
+//! clear error after a bounded number of retries.
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use intops_events::RecordKind;
+use intops_kafka::{KafkaError, Record, ServiceContext};
+use serde::Serialize;
+
+fn backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_max_times(6)
+        .with_jitter()
+}
+
+/// Produces `record`, retrying while the broker is unavailable.
+pub async fn raw(ctx: &ServiceContext, record: Record<'_>) -> Result<(i32, i64), KafkaError> {
+    (|| ctx.producer.send(record))
+        .retry(backoff())
+        .when(KafkaError::is_retryable)
+        .await
+}
+
+/// Encodes `value` as `kind` for `topic` and produces it under `key`,
+/// retrying while the broker or registry is unavailable.
+pub async fn typed<T: Serialize>(
+    ctx: &ServiceContext,
+    topic: &str,
+    kind: RecordKind,
+    key: &[u8],
+    value: &T,
+) -> Result<(i32, i64), KafkaError> {
+    (|| ctx.publish(topic, kind, key, value))
+        .retry(backoff())
+        .when(KafkaError::is_retryable)
+        .await
+}
