@@ -30,4 +30,4 @@ export INTOPS_BIN_DIR="$root/target/debug"
 
 "$here/start.sh"
 trap '"$here/stop.sh"' EXIT
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"

@@ -47,6 +47,9 @@ struct Shared {
     status: AtomicU16,
     /// (requests left, status) answered before `status` applies again.
     failing: Mutex<(u32, u16)>,
+    /// Whether response bodies repeat the request's headers (a careless
+    /// target echoing credentials back).
+    echo: std::sync::atomic::AtomicBool,
 }
 
 /// A running mock target; stops when dropped.
@@ -107,6 +110,12 @@ impl MockTarget {
         }
     }
 
+    /// Makes response bodies repeat the request's headers, credentials
+    /// included, as some targets' error pages do.
+    pub fn echo_headers(&self) {
+        self.shared.echo.store(true, Ordering::SeqCst);
+    }
+
     /// Sets the status later requests get.
     pub fn set_status(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
@@ -119,7 +128,7 @@ async fn capture(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> (StatusCode, String) {
     let captured = Captured {
         method: method.to_string(),
         path: uri
@@ -147,6 +156,15 @@ async fn capture(
             captured.body
         );
     }
+    let echoed = if shared.echo.load(Ordering::SeqCst) {
+        captured
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\n"))
+            .collect()
+    } else {
+        String::new()
+    };
     if let Ok(mut r) = shared.requests.lock() {
         r.push(captured);
     }
@@ -157,5 +175,6 @@ async fn capture(
         })
     });
     let status = failing.unwrap_or_else(|| shared.status.load(Ordering::SeqCst));
-    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, echoed)
 }

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use intops_events::{
-    Codec, DeadLetter, DeliveryRequest, IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus,
-    RecordKind, Stage, parse_all_schemas,
+    AuditRecord, Codec, DeadLetter, DeliveryRequest, IntegrationEvent, KafkaHeader, Outcome,
+    OutcomeStatus, RecordKind, ReplayMark, Stage, parse_all_schemas,
 };
 use intops_tests::stack;
 use serde::Serialize;
@@ -47,7 +47,10 @@ where
 
 #[test]
 fn every_schema_parses() {
-    assert_eq!(parse_all_schemas().expect("parse").len(), 5);
+    assert_eq!(
+        parse_all_schemas().expect("parse").len(),
+        RecordKind::ALL.len()
+    );
 }
 
 #[tokio::test]
@@ -146,6 +149,39 @@ async fn every_record_kind_round_trips_through_the_registry() {
         &format!("{prefix}.dlq.transform"),
         RecordKind::DeadLetter,
         &letter,
+    )
+    .await;
+    let mark = ReplayMark {
+        dead_letter_topic: format!("{prefix}.dlq.transform"),
+        dead_letter_partition: 1,
+        dead_letter_offset: 7,
+        replay_id: "r".into(),
+        sent_to: format!("{prefix}.events"),
+        replay_count: 1,
+        at: 5,
+    };
+    round_trip(
+        &codec,
+        &format!("{prefix}.dlq.replays"),
+        RecordKind::ReplayMark,
+        &mark,
+    )
+    .await;
+    let audit = AuditRecord {
+        action_id: "r".into(),
+        action: "dlq.replay".into(),
+        phase: "finished".into(),
+        operator: "alice".into(),
+        host: "h".into(),
+        filters: HashMap::from([("target".to_string(), "jira".to_string())]),
+        counts: HashMap::from([("sent".to_string(), 3)]),
+        at: 6,
+    };
+    round_trip(
+        &codec,
+        &format!("{prefix}.audit"),
+        RecordKind::AuditRecord,
+        &audit,
     )
     .await;
 }

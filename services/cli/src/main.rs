@@ -13,6 +13,7 @@ mod decode;
 mod dlq;
 mod flows;
 mod flows_test;
+mod followups;
 mod lanes;
 mod pace;
 mod rewind;

@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use intops_events::{DeliveryRequest, IDEMPOTENCY_KEY};
-use intops_flows::Secret;
+use intops_flows::StatusSet;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::credential::Credential;
 
 /// How much of a response body a dead letter keeps.
 const EXCERPT_BYTES: usize = 512;
@@ -40,11 +42,12 @@ pub enum Attempt {
     },
 }
 
-/// Whether a status is delivered, retryable or permanent.
-pub fn classify_status(status: u16) -> &'static str {
+/// Whether a status is delivered, retryable (in the target's
+/// `retryable_statuses`) or permanent.
+pub fn classify_status(status: u16, retryable: &StatusSet) -> &'static str {
     match status {
         200..=299 => "delivered",
-        408 | 425 | 429 | 500..=599 => "retryable",
+        s if retryable.contains(s) => "retryable",
         _ => "permanent",
     }
 }
@@ -53,7 +56,8 @@ pub fn classify_status(status: u16) -> &'static str {
 pub(crate) async fn attempt(
     http: &reqwest::Client,
     base_url: &str,
-    bearer: Option<&Secret>,
+    credential: &Credential,
+    retryable: &StatusSet,
     request: &DeliveryRequest,
 ) -> Attempt {
     let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
@@ -81,9 +85,7 @@ pub(crate) async fn attempt(
         .header("content-type", "application/json")
         .header("idempotency-key", request.idempotency_key())
         .body(request.body.clone());
-    if let Some(token) = bearer {
-        builder = builder.bearer_auth(token.expose());
-    }
+    builder = credential.apply(builder);
     let response = match builder.send().await {
         Ok(r) => r,
         Err(e) => {
@@ -96,14 +98,17 @@ pub(crate) async fn attempt(
             };
             return Attempt::Retryable {
                 status: None,
-                reason: format!("{kind}: {}", redact(&e.without_url().to_string(), bearer)),
+                reason: format!(
+                    "{kind}: {}",
+                    credential.redact(&e.without_url().to_string())
+                ),
                 retry_after: None,
                 excerpt: None,
             };
         }
     };
     let status = response.status().as_u16();
-    if classify_status(status) == "delivered" {
+    if classify_status(status, retryable) == "delivered" {
         return Attempt::Delivered { status };
     }
     let retry_after = response
@@ -113,9 +118,9 @@ pub(crate) async fn attempt(
         .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
     let body = response.bytes().await.unwrap_or_default();
     let cut = &body[..body.len().min(EXCERPT_BYTES)];
-    let excerpt = Some(redact(&String::from_utf8_lossy(cut), bearer));
+    let excerpt = Some(credential.redact(&String::from_utf8_lossy(cut)));
     let reason = format!("target answered {status}");
-    if classify_status(status) == "retryable" {
+    if classify_status(status, retryable) == "retryable" {
         Attempt::Retryable {
             status: Some(status),
             reason,
@@ -150,27 +155,23 @@ fn permanent(status: Option<u16>, reason: String) -> Attempt {
     }
 }
 
-/// Removes the target's credential from text a target echoed back.
-fn redact(text: &str, secret: Option<&Secret>) -> String {
-    match secret {
-        Some(s) if !s.expose().is_empty() => text.replace(s.expose(), "***"),
-        _ => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn statuses_are_classified() {
-        assert_eq!(classify_status(201), "delivered");
+        let set = StatusSet::default();
+        assert_eq!(classify_status(201, &set), "delivered");
         for s in [408, 425, 429, 500, 502, 503] {
-            assert_eq!(classify_status(s), "retryable", "{s}");
+            assert_eq!(classify_status(s, &set), "retryable", "{s}");
         }
         for s in [400, 401, 403, 404, 409, 422] {
-            assert_eq!(classify_status(s), "permanent", "{s}");
+            assert_eq!(classify_status(s, &set), "permanent", "{s}");
         }
+        let custom = StatusSet(vec![(409, 409), (503, 503)]);
+        assert_eq!(classify_status(409, &custom), "retryable");
+        assert_eq!(classify_status(500, &custom), "permanent");
     }
 
     #[test]
@@ -193,9 +194,9 @@ mod tests {
 
     #[test]
     fn echoed_secrets_are_redacted() {
-        let s = Secret::new("tok-123");
+        let bearer = Credential::Bearer(intops_flows::Secret::new("tok-123"));
         assert_eq!(
-            redact("bad token tok-123 here", Some(&s)),
+            bearer.redact("bad token tok-123 here"),
             "bad token *** here"
         );
     }

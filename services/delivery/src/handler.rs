@@ -8,7 +8,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use intops_events::{
     CodecError, DeliveryRequest, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
 };
-use intops_flows::{Flows, Retry, Secret, TargetAuth};
+use intops_flows::{Flows, Retry, StatusSet};
 use intops_kafka::{
     DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, ServiceContext,
 };
@@ -16,13 +16,15 @@ use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError};
 
 use crate::client::{Attempt, attempt};
+use crate::credential::Credential;
 
 /// A target's resolved settings and HTTP client.
 #[derive(Debug)]
 pub(crate) struct TargetRuntime {
     id: String,
     base_url: String,
-    bearer: Option<Secret>,
+    credential: Credential,
+    retryable: StatusSet,
     retry: Retry,
     http: reqwest::Client,
     /// The target's `rate_limit`, shared by all its lanes.
@@ -35,13 +37,7 @@ impl TargetRuntime {
             .targets
             .get(id)
             .ok_or_else(|| ConfigError(vec![format!("unknown target {id:?}")]))?;
-        let bearer = match &target.auth {
-            TargetAuth::None => None,
-            TargetAuth::Bearer(r) => Some(
-                r.resolve()
-                    .map_err(|e| ConfigError(vec![format!("targets[{id}].auth: {e}")]))?,
-            ),
-        };
+        let credential = Credential::resolve(target).map_err(|e| ConfigError(vec![e]))?;
         let http = reqwest::Client::builder()
             .timeout(target.timeout)
             .pool_max_idle_per_host(target.concurrency as usize)
@@ -55,7 +51,8 @@ impl TargetRuntime {
         Ok(Self {
             id: target.id.clone(),
             base_url: target.base_url.clone(),
-            bearer,
+            credential,
+            retryable: target.retryable_statuses.clone(),
             retry: target.retry,
             http,
             limiter,
@@ -129,16 +126,15 @@ impl Handler {
                 reason,
                 excerpt,
                 ..
-            } => Some(("exhausted", status, reason, excerpt, true)),
+            } => Some(("exhausted".to_string(), status, reason, excerpt, true)),
             Attempt::Permanent {
                 status,
                 reason,
                 excerpt,
             } => {
-                let class = if status.is_some() {
-                    "http_4xx"
-                } else {
-                    "request"
+                let class = match status {
+                    Some(s) => format!("http_{}xx", s / 100),
+                    None => "request".to_string(),
                 };
                 Some((class, status, reason, excerpt, false))
             }
@@ -153,7 +149,7 @@ impl Handler {
                 target_id: Some(request.target_id.clone()),
                 http_status: status.map(i32::from),
                 response_excerpt: excerpt,
-                ..Failure::new(class, reason.clone())
+                ..Failure::new(&class, reason.clone())
             };
             self.dlq.write(&message, &failure).await?;
             outcome.status = OutcomeStatus::DeadLettered;
@@ -178,6 +174,7 @@ impl Handler {
             .without_max_times()
             .build();
         let mut attempts = 0;
+        let first = Instant::now();
         loop {
             attempts += 1;
             if let Some(limiter) = &self.target.limiter
@@ -194,7 +191,8 @@ impl Handler {
             let result = attempt(
                 &self.target.http,
                 &self.target.base_url,
-                self.target.bearer.as_ref(),
+                &self.target.credential,
+                &self.target.retryable,
                 request,
             )
             .await;
@@ -226,6 +224,12 @@ impl Handler {
                 .map(|d| d.min(retry.max_backoff))
                 .or_else(|| backoff.next())
                 .unwrap_or(retry.max_backoff);
+            if retry
+                .max_elapsed
+                .is_some_and(|max| first.elapsed() + delay > max)
+            {
+                return Ok((result, attempts));
+            }
             tracing::info!(
                 target = %self.target.id,
                 event_id = %request.event_id,

@@ -5,6 +5,7 @@
 //! failures, a dead letter on `<prefix>.dlq.delivery`.
 
 mod client;
+mod credential;
 mod handler;
 
 use std::sync::Arc;

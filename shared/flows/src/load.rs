@@ -9,10 +9,12 @@ use sha2::{Digest, Sha256};
 
 use crate::jq::JqProgram;
 use crate::model::{
-    Flow, Flows, HmacAuth, Poll, RateLimit, Retry, Source, SourceAuth, Target, TargetAuth,
+    Flow, Flows, HmacAuth, Poll, RateLimit, Retry, Source, SourceAuth, StatusSet, Target,
+    TargetAuth,
 };
 use crate::spec::{
-    FlowSpec, FlowsFile, SignatureEncoding, SourceAuthSpec, SourceKind, SourceSpec, TargetSpec,
+    FlowSpec, FlowsFile, SignatureEncoding, SourceAuthSpec, SourceKind, SourceSpec, StatusSpec,
+    TargetAuthSpec, TargetSpec,
 };
 use crate::template::Template;
 
@@ -247,6 +249,73 @@ impl Validator {
         }
     }
 
+    fn target_auth(&mut self, at: &str, spec: Option<&TargetAuthSpec>) -> TargetAuth {
+        let Some(a) = spec else {
+            return TargetAuth::None;
+        };
+        match (&a.bearer, &a.basic, &a.header) {
+            (Some(token), None, None) => TargetAuth::Bearer(token.clone()),
+            (None, Some(b), None) => TargetAuth::Basic {
+                username: b.username.clone(),
+                password: b.password.clone(),
+            },
+            (None, None, Some(h)) => {
+                let lower = h.name.to_ascii_lowercase();
+                if !is_header_name(&h.name)
+                    || ["idempotency-key", "content-type"].contains(&lower.as_str())
+                {
+                    self.error(
+                        format!("{at}.auth.header.name"),
+                        format!("{:?} cannot carry a credential", h.name),
+                    );
+                }
+                TargetAuth::Header {
+                    name: h.name.clone(),
+                    value: h.value.clone(),
+                }
+            }
+            (None, None, None) => {
+                self.error(format!("{at}.auth"), "set one of bearer, basic or header");
+                TargetAuth::None
+            }
+            _ => {
+                self.error(
+                    format!("{at}.auth"),
+                    "set one of bearer, basic or header, not several",
+                );
+                TargetAuth::None
+            }
+        }
+    }
+
+    fn status_set(&mut self, at: &str, list: &[StatusSpec]) -> StatusSet {
+        let mut ranges = Vec::new();
+        for entry in list {
+            match entry {
+                StatusSpec::Code(c) if (300..=599).contains(c) => ranges.push((*c, *c)),
+                StatusSpec::Class(c) if c.len() == 3 && c.ends_with("xx") => {
+                    match c[..1].parse::<u16>() {
+                        Ok(d @ 3..=5) => ranges.push((d * 100, d * 100 + 99)),
+                        _ => self.error(at.to_string(), format!("{c:?} is not 3xx, 4xx or 5xx")),
+                    }
+                }
+                StatusSpec::Code(c) => {
+                    self.error(
+                        at.to_string(),
+                        format!("{c} is not a failure status (300-599)"),
+                    );
+                }
+                StatusSpec::Class(c) => {
+                    self.error(
+                        at.to_string(),
+                        format!("{c:?} is neither a code nor a class like \"5xx\""),
+                    );
+                }
+            }
+        }
+        StatusSet(ranges)
+    }
+
     fn source_auth(&mut self, at: &str, s: &SourceSpec) -> Option<SourceAuth> {
         match &s.auth {
             None => {
@@ -350,13 +419,21 @@ impl Validator {
                     r.max_backoff.as_deref(),
                     defaults.max_backoff,
                 ),
+                max_elapsed: r.max_elapsed.as_deref().map(|text| {
+                    self.duration(
+                        format!("{at}.retry.max_elapsed"),
+                        Some(text),
+                        Duration::ZERO,
+                    )
+                }),
             });
             if retry.max_attempts == 0 {
                 self.error(format!("{at}.retry.max_attempts"), "must be at least 1");
             }
-            let auth = match t.auth.as_ref().and_then(|a| a.bearer.clone()) {
-                Some(secret) => TargetAuth::Bearer(secret),
-                None => TargetAuth::None,
+            let auth = self.target_auth(&at, t.auth.as_ref());
+            let retryable_statuses = match &t.retryable_statuses {
+                None => StatusSet::default(),
+                Some(list) => self.status_set(&format!("{at}.retryable_statuses"), list),
             };
             out.insert(
                 t.id.clone(),
@@ -368,6 +445,7 @@ impl Validator {
                     concurrency,
                     rate_limit,
                     retry,
+                    retryable_statuses,
                 },
             );
         }
@@ -460,6 +538,14 @@ fn flow_version(f: &FlowSpec) -> String {
 }
 
 /// Parses `50/s`, `600/m`, `1000/h`.
+/// An HTTP header name: one or more token characters (RFC 9110).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 fn parse_rate(text: &str) -> Result<RateLimit, String> {
     let bad = || format!("{text:?} is not a rate; write for example \"50/s\" or \"600/m\"");
     let (count, unit) = text.split_once('/').ok_or_else(bad)?;
@@ -572,6 +658,68 @@ map = '''{fields: {summary: .short_description, labels: ["servicenow", .number]}
         );
         assert!(text.contains("targets[jira].timeout"), "{text}");
         assert_eq!(errs.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn target_auth_forms_and_status_sets_are_checked() {
+        let basic = EXAMPLE.replace(
+            r#"auth = { bearer = { env = "JIRA_TOKEN" } }"#,
+            r#"auth = { basic = { username = "svc", password = { env = "JIRA_PW" } } }
+retryable_statuses = [409, "5xx"]"#,
+        );
+        let flows = load_str(&basic).expect("valid");
+        let target = &flows.targets["jira"];
+        assert!(matches!(&target.auth, TargetAuth::Basic { username, .. } if username == "svc"));
+        assert!(target.retryable_statuses.contains(409));
+        assert!(target.retryable_statuses.contains(503));
+        assert!(!target.retryable_statuses.contains(429));
+
+        let header = EXAMPLE.replace(
+            r#"auth = { bearer = { env = "JIRA_TOKEN" } }"#,
+            r#"auth = { header = { name = "X-Api-Key", value = { env = "KEY" } } }"#,
+        );
+        let flows = load_str(&header).expect("valid");
+        assert!(
+            matches!(&flows.targets["jira"].auth, TargetAuth::Header { name, .. } if name == "X-Api-Key")
+        );
+        assert_eq!(
+            flows.targets["jira"].retryable_statuses,
+            StatusSet::default()
+        );
+
+        let bad = EXAMPLE.replace(
+            r#"auth = { bearer = { env = "JIRA_TOKEN" } }"#,
+            r#"auth = { bearer = { env = "T" }, header = { name = "Bad Name", value = { env = "K" } } }
+retryable_statuses = [200, "6xx", "soon"]"#,
+        );
+        let e = load_str(&bad).expect_err("invalid").to_string();
+        for needle in [
+            "targets[jira].auth: set one of bearer, basic or header, not several",
+            "200 is not a failure status",
+            "\"6xx\" is not 3xx, 4xx or 5xx",
+            "\"soon\" is neither a code nor a class",
+        ] {
+            assert!(e.contains(needle), "{needle} in {e}");
+        }
+        let bad_header = EXAMPLE.replace(
+            r#"auth = { bearer = { env = "JIRA_TOKEN" } }"#,
+            r#"auth = { header = { name = "Idempotency-Key", value = { env = "K" } } }"#,
+        );
+        let e = load_str(&bad_header).expect_err("invalid").to_string();
+        assert!(e.contains("targets[jira].auth.header.name"), "{e}");
+    }
+
+    #[test]
+    fn max_elapsed_is_parsed() {
+        let text = EXAMPLE.replace(
+            r#"max_backoff = "30s" }"#,
+            r#"max_backoff = "30s", max_elapsed = "10m" }"#,
+        );
+        let flows = load_str(&text).expect("valid");
+        assert_eq!(
+            flows.targets["jira"].retry.max_elapsed,
+            Some(Duration::from_secs(600))
+        );
     }
 
     #[test]

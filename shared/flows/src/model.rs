@@ -113,6 +113,8 @@ pub struct Target {
     pub rate_limit: Option<RateLimit>,
     /// Retry policy.
     pub retry: Retry,
+    /// Statuses worth another try; other non-2xx statuses are permanent.
+    pub retryable_statuses: StatusSet,
 }
 
 /// Credentials sent to a target.
@@ -122,6 +124,38 @@ pub enum TargetAuth {
     None,
     /// `Authorization: Bearer <secret>`.
     Bearer(SecretRef),
+    /// `Authorization: Basic` with this user and secret password.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: SecretRef,
+    },
+    /// A header carrying a secret.
+    Header {
+        /// Header name.
+        name: String,
+        /// Header value.
+        value: SecretRef,
+    },
+}
+
+/// A set of HTTP statuses, as inclusive ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSet(pub Vec<(u16, u16)>);
+
+impl StatusSet {
+    /// Whether `status` is in the set.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
+    }
+}
+
+impl Default for StatusSet {
+    /// 408, 425, 429 and 5xx: the statuses worth another try by default.
+    fn default() -> Self {
+        Self(vec![(408, 408), (425, 425), (429, 429), (500, 599)])
+    }
 }
 
 /// `count` requests per `per`.
@@ -142,6 +176,8 @@ pub struct Retry {
     pub initial_backoff: Duration,
     /// Largest backoff.
     pub max_backoff: Duration,
+    /// No retry starts this long after the first attempt.
+    pub max_elapsed: Option<Duration>,
 }
 
 impl Default for Retry {
@@ -150,6 +186,7 @@ impl Default for Retry {
             max_attempts: 8,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(30),
+            max_elapsed: None,
         }
     }
 }

@@ -137,14 +137,51 @@ pub struct TargetSpec {
     pub rate_limit: Option<String>,
     /// Retry policy.
     pub retry: Option<RetrySpec>,
+    /// Statuses worth another try (codes, or classes like `"5xx"`);
+    /// default 408, 425, 429 and 5xx. Other non-2xx statuses are permanent.
+    pub retryable_statuses: Option<Vec<StatusSpec>>,
 }
 
-/// A target's `auth` table.
+/// One entry of `retryable_statuses`: a code (`503`) or a class (`"5xx"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StatusSpec {
+    /// One status code.
+    Code(u16),
+    /// A class, `"4xx"` or `"5xx"`.
+    Class(String),
+}
+
+/// A target's `auth` table: one of its keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetAuthSpec {
     /// `Authorization: Bearer <secret>`.
     pub bearer: Option<SecretRef>,
+    /// `Authorization: Basic` with a user name and a secret password.
+    pub basic: Option<BasicAuthSpec>,
+    /// A header whose value is a secret (`X-Api-Key`).
+    pub header: Option<HeaderAuthSpec>,
+}
+
+/// `auth = { basic = { username = "svc", password = { env = "PW" } } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthSpec {
+    /// User name (not secret).
+    pub username: String,
+    /// Password.
+    pub password: SecretRef,
+}
+
+/// `auth = { header = { name = "X-Api-Key", value = { env = "KEY" } } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderAuthSpec {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: SecretRef,
 }
 
 /// A target's `retry` table.
@@ -157,6 +194,9 @@ pub struct RetrySpec {
     pub initial_backoff: Option<String>,
     /// Largest backoff; default `30s`.
     pub max_backoff: Option<String>,
+    /// Time after the first attempt past which no retry starts
+    /// (`10m`); default unlimited (only `max_attempts` bounds retries).
+    pub max_elapsed: Option<String>,
 }
 
 /// A `[[flows]]` table.

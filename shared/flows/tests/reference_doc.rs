@@ -3,8 +3,8 @@
 //! every field a table accepts), so the reference cannot drift.
 
 use intops_flows::spec::{
-    FlowSpec, FlowsFile, PollSpec, RetrySpec, SourceAuthTable, SourceSpec, TargetAuthSpec,
-    TargetSpec,
+    BasicAuthSpec, FlowSpec, FlowsFile, HeaderAuthSpec, PollSpec, RetrySpec, SourceAuthTable,
+    SourceSpec, TargetAuthSpec, TargetSpec,
 };
 use serde::de::DeserializeOwned;
 
@@ -36,6 +36,8 @@ fn every_field_of_every_table_is_documented() {
         ("[[targets]]", fields::<TargetSpec>()),
         ("targets auth", fields::<TargetAuthSpec>()),
         ("targets retry", fields::<RetrySpec>()),
+        ("targets auth basic", fields::<BasicAuthSpec>()),
+        ("targets auth header", fields::<HeaderAuthSpec>()),
         ("[[flows]]", fields::<FlowSpec>()),
     ];
     let mut missing = Vec::new();

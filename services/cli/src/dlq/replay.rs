@@ -15,6 +15,7 @@ use super::filter::Filters;
 use super::marks;
 use super::read::{Letter, Letters};
 use crate::audit::{self, Audit};
+use crate::followups::{Followups, MAX_FOLLOWUPS};
 use crate::lanes::{LANES, Lanes};
 use crate::send;
 
@@ -95,22 +96,25 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
         );
         audit.started(ctx).await?;
         let counts = Arc::new(Counts::default());
+        let followups = Followups::new(MAX_FOLLOWUPS);
         let lanes = {
             let ctx = ctx.clone();
             let counts = counts.clone();
+            let followups = followups.clone();
             let replay_id = replay_id.clone();
             let parked_topic = ctx.topics.dlq_parked();
             Lanes::new(LANES, move |job: Job| {
-                let (ctx, counts, replay_id, parked_topic) = (
+                let (ctx, followups, counts, replay_id, parked_topic) = (
                     ctx.clone(),
+                    followups.clone(),
                     counts.clone(),
                     replay_id.clone(),
                     parked_topic.clone(),
                 );
-                async move { handle(&ctx, &replay_id, &parked_topic, &counts, job).await }
+                async move { handle(&ctx, &followups, &replay_id, &parked_topic, &counts, job).await }
             })
         };
-        running = Some((audit, counts, lanes));
+        running = Some((audit, counts, lanes, followups));
     }
 
     let limiter = crate::pace::limiter(args.rate);
@@ -149,7 +153,7 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
             Action::Replay
         };
         note(&mut selection, &letter, action);
-        let Some((_, counts, lanes)) = running.as_ref() else {
+        let Some((_, counts, lanes, _)) = running.as_ref() else {
             continue;
         };
         let d = &letter.letter;
@@ -182,11 +186,15 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
         );
     }
 
-    let Some((mut audit, counts, lanes)) = running else {
+    let Some((mut audit, counts, lanes, followups)) = running else {
         print_dry_run(&selection, args.json);
         return Ok(());
     };
     let finished = lanes.finish().await;
+    let finished = match (finished, followups.finish().await) {
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    };
     let elapsed = started.elapsed();
     let mut totals = BTreeMap::new();
     totals.insert("selected", selection.selected);
@@ -301,15 +309,17 @@ fn print_dry_run(s: &Selection, as_json: bool) {
     }
 }
 
-/// Sends one dead letter on (or parks it), then writes its outcome and
-/// its mark: the mark only after the broker acknowledged the send.
+/// Sends one dead letter on (or parks it) and, once the broker
+/// acknowledged that, starts writing its outcome and then its mark.
 async fn handle(
     ctx: &ServiceContext,
+    followups: &Followups,
     replay_id: &str,
     parked_topic: &str,
     counts: &Counts,
     job: Job,
 ) -> anyhow::Result<()> {
+    followups.check()?;
     let location = job.letter.location();
     let d = &job.letter.letter;
     let key = d.original_key.clone().unwrap_or_default();
@@ -381,14 +391,17 @@ async fn handle(
         replay_count,
         at: now_micros(),
     };
-    let outcomes = ctx.topics.outcomes();
-    let write_outcome = async {
-        if let Some(o) = &outcome {
-            send::typed(ctx, &outcomes, RecordKind::Outcome, &key, o).await?;
-        }
-        Ok::<_, intops_kafka::KafkaError>(())
-    };
-    let (o, m) = tokio::join!(write_outcome, marks::write(ctx, &mark));
-    o.map_err(|e| anyhow::anyhow!("cannot write the outcome of {location}: {e}"))?;
-    m
+    // The outcome, then the mark: a dead letter counts as replayed only
+    // once everything derived from it was acknowledged.
+    let ctx = ctx.clone();
+    followups
+        .spawn(async move {
+            if let Some(o) = &outcome {
+                send::typed(&ctx, &ctx.topics.outcomes(), RecordKind::Outcome, &key, o)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot write the outcome of {location}: {e}"))?;
+            }
+            marks::write(&ctx, &mark).await
+        })
+        .await
 }

@@ -1,0 +1,125 @@
+//! A target's credential forms, its retryable status set and its retry
+//! time bound, through the four services on the real broker and registry.
+
+use std::time::Duration;
+
+use base64::Engine;
+use intops_events::DeadLetter;
+use intops_tests::{MockTarget, Pipeline, topic};
+use rdkafka::message::Message;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn flows(target: &MockTarget, target_settings: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+id = "app"
+kind = "webhook"
+auth = "none"
+entity_key = ".id"
+
+[[targets]]
+id = "crm"
+base_url = "{}"
+timeout = "5s"
+{target_settings}
+
+[[flows]]
+id = "app-to-crm"
+source = "app"
+target = "crm"
+method = "POST"
+path = "/records"
+map = '{{id: .id}}'
+"#,
+        target.base_url()
+    )
+}
+
+async fn post(p: &Pipeline) {
+    let response = reqwest::Client::new()
+        .post(p.ingest_url("app"))
+        .json(&json!({"id": "one"}))
+        .send()
+        .await
+        .expect("ingest answers");
+    assert_eq!(response.status(), 202);
+}
+
+async fn dead_letter(p: &Pipeline) -> DeadLetter {
+    let letters = topic::read(&format!("{}.dlq.delivery", p.prefix), 1, WAIT);
+    intops_tests::stack::codec()
+        .decode(letters[0].payload().expect("value"))
+        .await
+        .expect("dead letter")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn basic_auth_is_sent_and_never_echoed_into_a_dead_letter() {
+    let target = MockTarget::start().await.expect("target");
+    target.echo_headers();
+    target.set_status(500);
+    let settings = r#"auth = { basic = { username = "svc", password = { file = "{secrets}/pw" } } }
+retryable_statuses = [503]"#;
+    let p = Pipeline::start("basic", &flows(&target, settings), &[("pw", "s3cret-pw")])
+        .await
+        .expect("pipeline");
+    post(&p).await;
+    let letter = dead_letter(&p).await;
+
+    let encoded = base64::engine::general_purpose::STANDARD.encode("svc:s3cret-pw");
+    let requests = target.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "500 is not in retryable_statuses: no retry"
+    );
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Basic {encoded}").as_str())
+    );
+    assert_eq!(letter.error_class, "http_5xx");
+    assert_eq!(letter.http_status, Some(500));
+    assert!(!letter.retryable);
+    let excerpt = letter.response_excerpt.expect("excerpt");
+    assert!(excerpt.contains("authorization: Basic ***"), "{excerpt}");
+    assert!(
+        !excerpt.contains(&encoded) && !excerpt.contains("s3cret-pw"),
+        "{excerpt}"
+    );
+    p.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_configured_status_is_retried_until_max_elapsed() {
+    let target = MockTarget::start().await.expect("target");
+    target.set_status(409);
+    let settings = r#"auth = { header = { name = "X-Api-Key", value = { file = "{secrets}/key" } } }
+retryable_statuses = [409]
+retry = { max_attempts = 1000, initial_backoff = "50ms", max_backoff = "50ms", max_elapsed = "1s" }"#;
+    let p = Pipeline::start("elapsed", &flows(&target, settings), &[("key", "k-777")])
+        .await
+        .expect("pipeline");
+    post(&p).await;
+    let letter = dead_letter(&p).await;
+
+    assert_eq!(letter.error_class, "exhausted");
+    assert_eq!(letter.http_status, Some(409));
+    assert!(letter.retryable);
+    let attempts = usize::try_from(letter.attempts).expect("attempts");
+    assert!(attempts >= 2, "409 was retried: {attempts}");
+    assert!(
+        attempts < 1000,
+        "max_elapsed ended the retries, not max_attempts"
+    );
+    let requests = target.requests();
+    assert_eq!(requests.len(), attempts);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.header("x-api-key") == Some("k-777"))
+    );
+    p.stop().await.expect("clean stop");
+}
