@@ -19,6 +19,7 @@ mod pace;
 mod rewind;
 mod send;
 mod tap;
+mod target;
 mod when;
 
 /// The intops command line.
@@ -50,6 +51,13 @@ enum Command {
         connect: ConnectArgs,
         #[command(flatten)]
         args: tap::TapArgs,
+    },
+    /// Pause or resume delivery to a target.
+    Target {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: TargetCommand,
     },
     /// Work with one flow's past events.
     Flow {
@@ -104,6 +112,15 @@ enum DlqCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TargetCommand {
+    /// Stop delivering to the target (records wait; nothing is
+    /// dead-lettered) until `intops target resume`.
+    Pause(target::TargetArgs),
+    /// Resume delivering to the target (also after a 401/403 pause).
+    Resume(target::TargetArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum FlowCommand {
     /// Re-run one flow over past events and deliver what it makes of them
     /// now.
@@ -124,6 +141,15 @@ fn main() -> ExitCode {
             DlqCommand::Show { filters, json } => dlq::show(ctx, &filters, json).await.map(ok),
             DlqCommand::Replay(args) => dlq::replay(ctx, &args).await.map(ok),
         }),
+        Command::Target { connect, command } => {
+            let (name, args) = match command {
+                TargetCommand::Pause(a) => ("pause", a),
+                TargetCommand::Resume(a) => ("resume", a),
+            };
+            online(&connect, async |ctx| {
+                target::run(ctx, name, &args).await.map(ok)
+            })
+        }
         Command::Tap { connect, args } => {
             online(&connect, async |ctx| tap::run(ctx, &args).await.map(ok))
         }

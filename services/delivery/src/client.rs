@@ -42,6 +42,16 @@ pub enum Attempt {
     },
 }
 
+impl Attempt {
+    /// The HTTP status, when a response came.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Attempt::Delivered { status } => Some(*status),
+            Attempt::Retryable { status, .. } | Attempt::Permanent { status, .. } => *status,
+        }
+    }
+}
+
 /// Whether a status is delivered, retryable (in the target's
 /// `retryable_statuses`) or permanent.
 pub fn classify_status(status: u16, retryable: &StatusSet) -> &'static str {

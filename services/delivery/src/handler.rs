@@ -13,10 +13,11 @@ use intops_kafka::{
     DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, ServiceContext,
 };
 use intops_runtime::metrics as m;
-use intops_runtime::{CancellationToken, ConfigError};
+use intops_runtime::{CancellationToken, ConfigError, Readiness};
 
 use crate::client::{Attempt, attempt};
 use crate::credential::Credential;
+use crate::gate::{Gate, State};
 
 /// A target's resolved settings and HTTP client.
 #[derive(Debug)]
@@ -25,6 +26,10 @@ pub(crate) struct TargetRuntime {
     base_url: String,
     credential: Credential,
     retryable: StatusSet,
+    pause_statuses: StatusSet,
+    probe_interval: std::time::Duration,
+    /// Open, or paused by a pause status or an operator.
+    pub(crate) gate: Gate,
     retry: Retry,
     http: reqwest::Client,
     /// The target's `rate_limit`, shared by all its lanes.
@@ -32,7 +37,7 @@ pub(crate) struct TargetRuntime {
 }
 
 impl TargetRuntime {
-    pub(crate) fn new(flows: &Flows, id: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(flows: &Flows, id: &str, readiness: &Readiness) -> anyhow::Result<Self> {
         let target = flows
             .targets
             .get(id)
@@ -53,6 +58,9 @@ impl TargetRuntime {
             base_url: target.base_url.clone(),
             credential,
             retryable: target.retryable_statuses.clone(),
+            pause_statuses: target.pause_statuses.clone(),
+            probe_interval: target.probe_interval,
+            gate: Gate::new(id, readiness.clone()),
             retry: target.retry,
             http,
             limiter,
@@ -175,7 +183,14 @@ impl Handler {
             .build();
         let mut attempts = 0;
         let first = Instant::now();
+        // Whether this lane got a pause status and now probes the target.
+        let mut probing = false;
         loop {
+            if !probing && !self.target.gate.wait_open(&self.shutdown).await {
+                return Err(ProcessError::Retryable(
+                    "shutting down while the target is paused".into(),
+                ));
+            }
             attempts += 1;
             if let Some(limiter) = &self.target.limiter
                 && limiter.check().is_err()
@@ -209,6 +224,27 @@ impl Handler {
             metrics::counter!(m::DELIVERY_ATTEMPTS, "target" => self.target.id.clone(), "status" => class).increment(1);
             metrics::histogram!(m::DELIVERY_REQUEST_SECONDS, "target" => self.target.id.clone())
                 .record(started.elapsed().as_secs_f64());
+            if let Some(status) = result.status()
+                && self.target.pause_statuses.contains(status)
+            {
+                // Misconfiguration, not a bad record: pause the target, keep
+                // the record, and probe with it until another answer.
+                attempts -= 1;
+                self.target
+                    .gate
+                    .pause(State::Misconfigured(format!("target answered {status}")));
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return Err(ProcessError::Retryable("shutting down while the target is paused".into())),
+                    () = self.target.gate.changed_within(self.target.probe_interval) => {}
+                }
+                // An operator's resume or pause ends this lane's probing.
+                probing = matches!(self.target.gate.state(), State::Misconfigured(_));
+                continue;
+            }
+            if probing {
+                probing = false;
+                self.target.gate.resume(true);
+            }
             let Attempt::Retryable {
                 retry_after,
                 reason,

@@ -5,7 +5,9 @@
 //! failures, a dead letter on `<prefix>.dlq.delivery`.
 
 mod client;
+mod control;
 mod credential;
+mod gate;
 mod handler;
 
 use std::sync::Arc;
@@ -67,13 +69,21 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         ctx.topics.dlq_delivery(),
         Stage::Delivery,
     );
+    let mut targets = control::Targets::new();
+    for target_id in &selected {
+        let target = handler::TargetRuntime::new(&flows, target_id, &readiness)?;
+        targets.insert(target_id.clone(), Arc::new(target));
+    }
+    // An operator's pause is in force before the first record is taken.
+    control::catch_up(&ctx, &targets)
+        .await
+        .context("reading control commands")?;
     let mut tasks = tokio::task::JoinSet::new();
-    for target_id in selected {
+    for (target_id, target) in targets.clone() {
         let concurrency = flows
             .targets
             .get(&target_id)
             .map_or(1, |t| t.concurrency as usize);
-        let target = Arc::new(handler::TargetRuntime::new(&flows, &target_id)?);
         let topic = ctx.topics.deliveries(&target_id);
         let consumer = new_consumer(
             &ctx.kafka,
@@ -100,6 +110,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             result.with_context(|| format!("delivery consumer of target {target_id}"))
         });
     }
+    tasks.spawn(control::follow(ctx.clone(), targets, shutdown.clone()));
     let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
         let result = joined.map_err(anyhow::Error::from).and_then(|r| r);

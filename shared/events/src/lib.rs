@@ -13,6 +13,6 @@ pub use schemas::{RecordKind, parse_all_schemas};
 pub use time::now_micros;
 pub use topics::Topics;
 pub use types::{
-    AuditRecord, DeadLetter, DeliveryRequest, IDEMPOTENCY_KEY, IngestCursor, IntegrationEvent,
-    KafkaHeader, Outcome, OutcomeStatus, ReplayMark, Stage,
+    AuditRecord, ControlCommand, DeadLetter, DeliveryRequest, IDEMPOTENCY_KEY, IngestCursor,
+    IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus, ReplayMark, Stage,
 };

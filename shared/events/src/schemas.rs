@@ -17,11 +17,13 @@ pub enum RecordKind {
     ReplayMark,
     /// `AuditRecord`.
     AuditRecord,
+    /// `ControlCommand`.
+    ControlCommand,
 }
 
 impl RecordKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [RecordKind; 7] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::IntegrationEvent,
         RecordKind::DeliveryRequest,
         RecordKind::Outcome,
@@ -29,6 +31,7 @@ impl RecordKind {
         RecordKind::IngestCursor,
         RecordKind::ReplayMark,
         RecordKind::AuditRecord,
+        RecordKind::ControlCommand,
     ];
 
     /// The schema's JSON text as shipped in `schemas/`.
@@ -41,6 +44,7 @@ impl RecordKind {
             RecordKind::IngestCursor => include_str!("../../../schemas/ingest_cursor.avsc"),
             RecordKind::ReplayMark => include_str!("../../../schemas/replay_mark.avsc"),
             RecordKind::AuditRecord => include_str!("../../../schemas/audit_record.avsc"),
+            RecordKind::ControlCommand => include_str!("../../../schemas/control_command.avsc"),
         }
     }
 
@@ -54,6 +58,7 @@ impl RecordKind {
             RecordKind::IngestCursor => "io.intops.v1.IngestCursor",
             RecordKind::ReplayMark => "io.intops.v1.ReplayMark",
             RecordKind::AuditRecord => "io.intops.v1.AuditRecord",
+            RecordKind::ControlCommand => "io.intops.v1.ControlCommand",
         }
     }
 }

@@ -57,6 +57,12 @@ impl Topics {
         format!("{}.audit", self.prefix)
     }
 
+    /// Operators' commands to delivery: pause and resume a target
+    /// (compacted, keyed by target id).
+    pub fn control(&self) -> String {
+        format!("{}.control", self.prefix)
+    }
+
     /// Every topic a deployment with these targets uses, in a stable order.
     pub fn all<'a>(&self, target_ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         let mut all = vec![
@@ -95,6 +101,7 @@ mod tests {
         assert_eq!(t.dlq_parked(), "acme.dlq.parked");
         assert_eq!(t.dlq_replays(), "acme.dlq.replays");
         assert_eq!(t.audit(), "acme.audit");
+        assert_eq!(t.control(), "acme.control");
         assert_eq!(t.group("delivery.jira"), "acme.delivery.jira");
     }
 }

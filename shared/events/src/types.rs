@@ -294,3 +294,19 @@ pub struct AuditRecord {
     /// When.
     pub at: i64,
 }
+
+/// An operator's command about one target (`<prefix>.control`, compacted,
+/// keyed by target id; the latest per target is in force).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlCommand {
+    /// The target.
+    pub target_id: String,
+    /// `pause` or `resume`.
+    pub command: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// Who.
+    pub operator: String,
+    /// When.
+    pub at: i64,
+}

@@ -435,6 +435,15 @@ impl Validator {
                 None => StatusSet::default(),
                 Some(list) => self.status_set(&format!("{at}.retryable_statuses"), list),
             };
+            let pause_statuses = match &t.pause_statuses {
+                None => StatusSet(vec![(401, 401), (403, 403)]),
+                Some(list) => self.status_set(&format!("{at}.pause_statuses"), list),
+            };
+            let probe_interval = self.duration(
+                format!("{at}.probe_interval"),
+                t.probe_interval.as_deref(),
+                Duration::from_secs(30),
+            );
             out.insert(
                 t.id.clone(),
                 Target {
@@ -446,6 +455,8 @@ impl Validator {
                     rate_limit,
                     retry,
                     retryable_statuses,
+                    pause_statuses,
+                    probe_interval,
                 },
             );
         }

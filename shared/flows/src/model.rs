@@ -115,6 +115,10 @@ pub struct Target {
     pub retry: Retry,
     /// Statuses worth another try; other non-2xx statuses are permanent.
     pub retryable_statuses: StatusSet,
+    /// Statuses that pause the target (misconfiguration, not bad data).
+    pub pause_statuses: StatusSet,
+    /// How often a paused target's failed request is tried again.
+    pub probe_interval: Duration,
 }
 
 /// Credentials sent to a target.

@@ -140,6 +140,12 @@ pub struct TargetSpec {
     /// Statuses worth another try (codes, or classes like `"5xx"`);
     /// default 408, 425, 429 and 5xx. Other non-2xx statuses are permanent.
     pub retryable_statuses: Option<Vec<StatusSpec>>,
+    /// Statuses meaning the target is misconfigured (credentials): pause
+    /// the target instead of dead-lettering; default 401 and 403.
+    pub pause_statuses: Option<Vec<StatusSpec>>,
+    /// While paused by such a status, retry the failed request this often
+    /// (`30s`) and resume when it gets another answer; default `30s`.
+    pub probe_interval: Option<String>,
 }
 
 /// One entry of `retryable_statuses`: a code (`503`) or a class (`"5xx"`).

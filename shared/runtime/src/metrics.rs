@@ -35,6 +35,9 @@ pub const DEAD_LETTERS: &str = "intops_dead_letters_total";
 pub const DELIVERY_ATTEMPTS: &str = "intops_delivery_attempts_total";
 /// Delivery attempts that waited for the target's rate limit; label `target`.
 pub const DELIVERY_RATE_LIMITED: &str = "intops_delivery_rate_limited_waits_total";
+/// 1 while a target is paused (misconfiguration status or operator);
+/// label `target`.
+pub const DELIVERY_TARGET_PAUSED: &str = "intops_delivery_target_paused";
 /// Final delivery results; labels `target`, `status` (delivered, dead_lettered).
 pub const DELIVERY_RESULTS: &str = "intops_delivery_results_total";
 /// Seconds per HTTP attempt; label `target`.
@@ -83,6 +86,10 @@ fn describe() {
     describe_counter!(
         DELIVERY_RATE_LIMITED,
         "delivery attempts that waited for the target's rate limit"
+    );
+    describe_gauge!(
+        DELIVERY_TARGET_PAUSED,
+        "1 while a target is paused (401/403 or an operator), by target"
     );
     describe_counter!(FLOWS_RELOADS, "flows-file reloads, by service and result");
     describe_counter!(
