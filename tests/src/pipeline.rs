@@ -11,6 +11,36 @@ use tokio::task::JoinSet;
 use crate::poll_until;
 use crate::stack;
 
+/// A small flows file: source `app` (webhook, no auth, entity key `.id`),
+/// target `target_id` at `base_url` with `target_settings` (TOML lines),
+/// and flow `app-to-<target_id>` posting `{id: .id, n: .n}` to `/records`;
+/// `more` is appended (further flows).
+pub fn app_flows(base_url: &str, target_id: &str, target_settings: &str, more: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+id = "app"
+kind = "webhook"
+auth = "none"
+entity_key = ".id"
+
+[[targets]]
+id = "{target_id}"
+base_url = "{base_url}"
+{target_settings}
+
+[[flows]]
+id = "app-to-{target_id}"
+source = "app"
+target = "{target_id}"
+method = "POST"
+path = "/records"
+map = '{{id: .id, n: .n}}'
+{more}
+"#
+    )
+}
+
 /// The shipped example flows file (`deploy/local/flows.toml`), pointed at
 /// `target_base_url`, its secret read from `{secrets}/snow`.
 pub fn example_flows(target_base_url: &str) -> String {

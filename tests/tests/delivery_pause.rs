@@ -11,30 +11,8 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The flows with target `id`: tests share one metrics registry, so each
 /// names its target differently.
 fn flows(target: &MockTarget, id: &str) -> String {
-    format!(
-        r#"
-[[sources]]
-id = "app"
-kind = "webhook"
-auth = "none"
-entity_key = ".id"
-
-[[targets]]
-id = "{id}"
-base_url = "{}"
-concurrency = 4
-probe_interval = "200ms"
-
-[[flows]]
-id = "app-to-crm"
-source = "app"
-target = "{id}"
-method = "POST"
-path = "/records"
-map = '{{id: .id}}'
-"#,
-        target.base_url()
-    )
+    let settings = "concurrency = 4\nprobe_interval = \"200ms\"";
+    intops_tests::pipeline::app_flows(&target.base_url(), id, settings, "")
 }
 
 fn paused(id: &str) -> String {

@@ -12,30 +12,8 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn flows(target: &MockTarget, target_settings: &str) -> String {
-    format!(
-        r#"
-[[sources]]
-id = "app"
-kind = "webhook"
-auth = "none"
-entity_key = ".id"
-
-[[targets]]
-id = "crm"
-base_url = "{}"
-timeout = "5s"
-{target_settings}
-
-[[flows]]
-id = "app-to-crm"
-source = "app"
-target = "crm"
-method = "POST"
-path = "/records"
-map = '{{id: .id}}'
-"#,
-        target.base_url()
-    )
+    let settings = format!("timeout = \"5s\"\n{target_settings}");
+    intops_tests::pipeline::app_flows(&target.base_url(), "crm", &settings, "")
 }
 
 async fn post(p: &Pipeline) {
@@ -98,7 +76,8 @@ async fn a_configured_status_is_retried_until_max_elapsed() {
     target.set_status(409);
     let settings = r#"auth = { header = { name = "X-Api-Key", value = { file = "{secrets}/key" } } }
 retryable_statuses = [409]
-retry = { max_attempts = 1000, initial_backoff = "50ms", max_backoff = "50ms", max_elapsed = "1s" }"#;
+retry = { max_attempts = 1000, initial_backoff = "50ms", max_backoff = "50ms", max_elapsed = "1s" }
+circuit_breaker = { failures = 0 }"#;
     let p = Pipeline::start("elapsed", &flows(&target, settings), &[("key", "k-777")])
         .await
         .expect("pipeline");

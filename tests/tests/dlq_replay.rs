@@ -12,28 +12,16 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-const FLOWS: &str = r#"
-[[sources]]
-id = "app"
-kind = "webhook"
-auth = "none"
-entity_key = ".id"
-
-[[targets]]
-id = "crm"
-base_url = "{target}"
-timeout = "5s"
+/// Target `crm` with quick retries, and a second flow (`app-audit`, to
+/// `/audit`) for the rewind test.
+fn flows(target: &MockTarget) -> String {
+    intops_tests::pipeline::app_flows(
+        &target.base_url(),
+        "crm",
+        r#"timeout = "5s"
 concurrency = 8
-retry = { max_attempts = 2, initial_backoff = "50ms", max_backoff = "100ms" }
-
-[[flows]]
-id = "app-to-crm"
-source = "app"
-target = "crm"
-method = "POST"
-path = "/records"
-map = '{id: .id, n: .n}'
-
+retry = { max_attempts = 2, initial_backoff = "50ms", max_backoff = "100ms" }"#,
+        r#"
 [[flows]]
 id = "app-audit"
 source = "app"
@@ -42,10 +30,8 @@ when = '.audit == true'
 method = "POST"
 path = "/audit"
 map = '{id: .id}'
-"#;
-
-fn flows(target: &MockTarget) -> String {
-    FLOWS.replace("{target}", &target.base_url())
+"#,
+    )
 }
 
 /// Posts `records` as one batch; returns their event ids.

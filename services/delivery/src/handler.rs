@@ -15,6 +15,7 @@ use intops_kafka::{
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError, Readiness};
 
+use crate::breaker::{Breaker, Verdict};
 use crate::client::{Attempt, attempt};
 use crate::credential::Credential;
 use crate::gate::{Gate, State};
@@ -30,6 +31,7 @@ pub(crate) struct TargetRuntime {
     probe_interval: std::time::Duration,
     /// Open, or paused by a pause status or an operator.
     pub(crate) gate: Gate,
+    breaker: Breaker,
     retry: Retry,
     http: reqwest::Client,
     /// The target's `rate_limit`, shared by all its lanes.
@@ -61,6 +63,7 @@ impl TargetRuntime {
             pause_statuses: target.pause_statuses.clone(),
             probe_interval: target.probe_interval,
             gate: Gate::new(id, readiness.clone()),
+            breaker: Breaker::new(id, target.circuit_breaker),
             retry: target.retry,
             http,
             limiter,
@@ -191,6 +194,11 @@ impl Handler {
                     "shutting down while the target is paused".into(),
                 ));
             }
+            let Some(permit) = self.target.breaker.admit(&self.shutdown).await else {
+                return Err(ProcessError::Retryable(
+                    "shutting down while the circuit is open".into(),
+                ));
+            };
             attempts += 1;
             if let Some(limiter) = &self.target.limiter
                 && limiter.check().is_err()
@@ -224,6 +232,11 @@ impl Handler {
             metrics::counter!(m::DELIVERY_ATTEMPTS, "target" => self.target.id.clone(), "status" => class).increment(1);
             metrics::histogram!(m::DELIVERY_REQUEST_SECONDS, "target" => self.target.id.clone())
                 .record(started.elapsed().as_secs_f64());
+            let verdict = match result {
+                Attempt::Retryable { .. } => Verdict::Failed,
+                Attempt::Delivered { .. } | Attempt::Permanent { .. } => Verdict::Answered,
+            };
+            self.target.breaker.record(permit, verdict);
             if let Some(status) = result.status()
                 && self.target.pause_statuses.contains(status)
             {
@@ -256,10 +269,11 @@ impl Handler {
             if attempts >= retry.max_attempts {
                 return Ok((result, attempts));
             }
+            // backon's jitter adds up to the delay again: keep it within
+            // max_backoff, as documented.
             let delay = retry_after
-                .map(|d| d.min(retry.max_backoff))
                 .or_else(|| backoff.next())
-                .unwrap_or(retry.max_backoff);
+                .map_or(retry.max_backoff, |d| d.min(retry.max_backoff));
             if retry
                 .max_elapsed
                 .is_some_and(|max| first.elapsed() + delay > max)

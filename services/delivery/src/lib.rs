@@ -4,6 +4,7 @@
 //! every request: an `Outcome` (delivered or dead_lettered) and, for
 //! failures, a dead letter on `<prefix>.dlq.delivery`.
 
+mod breaker;
 mod client;
 mod control;
 mod credential;

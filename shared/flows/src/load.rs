@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::jq::JqProgram;
 use crate::model::{
-    Flow, Flows, HmacAuth, Poll, RateLimit, Retry, Source, SourceAuth, StatusSet, Target,
-    TargetAuth,
+    CircuitBreaker, Flow, Flows, HmacAuth, Poll, RateLimit, Retry, Source, SourceAuth, StatusSet,
+    Target, TargetAuth,
 };
 use crate::spec::{
     FlowSpec, FlowsFile, SignatureEncoding, SourceAuthSpec, SourceKind, SourceSpec, StatusSpec,
@@ -439,6 +439,18 @@ impl Validator {
                 None => StatusSet(vec![(401, 401), (403, 403)]),
                 Some(list) => self.status_set(&format!("{at}.pause_statuses"), list),
             };
+            let breaker_defaults = CircuitBreaker::default();
+            let circuit_breaker =
+                t.circuit_breaker
+                    .as_ref()
+                    .map_or(breaker_defaults, |c| CircuitBreaker {
+                        failures: c.failures.unwrap_or(breaker_defaults.failures),
+                        open_for: self.duration(
+                            format!("{at}.circuit_breaker.open_for"),
+                            c.open_for.as_deref(),
+                            breaker_defaults.open_for,
+                        ),
+                    });
             let probe_interval = self.duration(
                 format!("{at}.probe_interval"),
                 t.probe_interval.as_deref(),
@@ -457,6 +469,7 @@ impl Validator {
                     retryable_statuses,
                     pause_statuses,
                     probe_interval,
+                    circuit_breaker,
                 },
             );
         }

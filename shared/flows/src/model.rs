@@ -119,6 +119,26 @@ pub struct Target {
     pub pause_statuses: StatusSet,
     /// How often a paused target's failed request is tried again.
     pub probe_interval: Duration,
+    /// When to stop calling a failing target for a while.
+    pub circuit_breaker: CircuitBreaker,
+}
+
+/// Consecutive failures that open a target's circuit, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    /// Consecutive retryable failures that open it; 0: never.
+    pub failures: u32,
+    /// Open time before a single probe.
+    pub open_for: Duration,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        Self {
+            failures: 10,
+            open_for: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Credentials sent to a target.

@@ -146,6 +146,19 @@ pub struct TargetSpec {
     /// While paused by such a status, retry the failed request this often
     /// (`30s`) and resume when it gets another answer; default `30s`.
     pub probe_interval: Option<String>,
+    /// Stop calling a failing target for a while.
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+}
+
+/// A target's `circuit_breaker` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerSpec {
+    /// Consecutive retryable failures (any lane) that open the circuit;
+    /// default 10; 0 turns the breaker off.
+    pub failures: Option<u32>,
+    /// How long the circuit stays open before one probe; default `30s`.
+    pub open_for: Option<String>,
 }
 
 /// One entry of `retryable_statuses`: a code (`503`) or a class (`"5xx"`).

@@ -3,8 +3,8 @@
 //! every field a table accepts), so the reference cannot drift.
 
 use intops_flows::spec::{
-    BasicAuthSpec, FlowSpec, FlowsFile, HeaderAuthSpec, PollSpec, RetrySpec, SourceAuthTable,
-    SourceSpec, TargetAuthSpec, TargetSpec,
+    BasicAuthSpec, CircuitBreakerSpec, FlowSpec, FlowsFile, HeaderAuthSpec, PollSpec, RetrySpec,
+    SourceAuthTable, SourceSpec, TargetAuthSpec, TargetSpec,
 };
 use serde::de::DeserializeOwned;
 
@@ -38,6 +38,7 @@ fn every_field_of_every_table_is_documented() {
         ("targets retry", fields::<RetrySpec>()),
         ("targets auth basic", fields::<BasicAuthSpec>()),
         ("targets auth header", fields::<HeaderAuthSpec>()),
+        ("targets circuit_breaker", fields::<CircuitBreakerSpec>()),
         ("[[flows]]", fields::<FlowSpec>()),
     ];
     let mut missing = Vec::new();
