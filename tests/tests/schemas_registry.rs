@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use intops_events::{
     AuditRecord, Codec, DeadLetter, DeliveryRequest, IntegrationEvent, KafkaHeader, Outcome,
-    OutcomeStatus, RecordKind, ReplayMark, Stage, parse_all_schemas,
+    OutcomeStatus, RecordKind, ReplayMark, ReplayMarks, Stage, parse_all_schemas,
 };
 use intops_tests::stack;
 use serde::Serialize;
@@ -151,20 +151,22 @@ async fn every_record_kind_round_trips_through_the_registry() {
         &letter,
     )
     .await;
-    let mark = ReplayMark {
-        dead_letter_topic: format!("{prefix}.dlq.transform"),
-        dead_letter_partition: 1,
-        dead_letter_offset: 7,
+    let marks = ReplayMarks {
         replay_id: "r".into(),
-        sent_to: format!("{prefix}.events"),
-        replay_count: 1,
+        marks: vec![ReplayMark {
+            dead_letter_topic: format!("{prefix}.dlq.transform"),
+            dead_letter_partition: 1,
+            dead_letter_offset: 7,
+            sent_to: format!("{prefix}.events"),
+            replay_count: 1,
+        }],
         at: 5,
     };
     round_trip(
         &codec,
         &format!("{prefix}.dlq.replays"),
-        RecordKind::ReplayMark,
-        &mark,
+        RecordKind::ReplayMarks,
+        &marks,
     )
     .await;
     let audit = AuditRecord {

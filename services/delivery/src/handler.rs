@@ -211,6 +211,9 @@ impl Handler {
                 }
             }
             let started = Instant::now();
+            let in_flight =
+                metrics::gauge!(m::DELIVERY_IN_FLIGHT, "target" => self.target.id.clone());
+            in_flight.increment(1.0);
             let result = attempt(
                 &self.target.http,
                 &self.target.base_url,
@@ -219,6 +222,7 @@ impl Handler {
                 request,
             )
             .await;
+            in_flight.decrement(1.0);
             let class = match &result {
                 Attempt::Delivered { .. } => "2xx".to_string(),
                 Attempt::Retryable {

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use intops_events::Stage;
 use intops_flows::Flows;
 use intops_kafka::{ConsumeOptions, DeadLetterWriter, ServiceContext, consume, new_consumer};
-use intops_runtime::reload::{self, BeforeSwap, SharedFlows};
+use intops_runtime::reload::{self, AfterSwap, BeforeSwap, SharedFlows};
 use intops_runtime::{CancellationToken, CommonArgs, Readiness, admin};
 
 /// Settings of the transform service.
@@ -80,25 +80,27 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         readiness.clone(),
     ));
     let topics_ctx = ctx.clone();
-    let reload_cap = cap.clone();
     let before_swap: BeforeSwap = Arc::new(move |new: Arc<Flows>| {
         let ctx = topics_ctx.clone();
-        let cap = reload_cap.clone();
         Box::pin(async move {
             // Topics of new targets exist before any record is routed there.
             let names = ctx.topics.all(new.targets.keys().map(String::as_str));
             ctx.ensure_topics(&names).await.map_err(|e| e.to_string())?;
-            // A new flows file is the fix a tripped cap waits for.
-            cap.reset();
             Ok(())
         })
     });
+    // A new flows file is the fix a tripped cap waits for. Reset only once
+    // it is in place: a held record released earlier would meet the old
+    // flows and be dead-lettered after all.
+    let reload_cap = cap.clone();
+    let after_swap: AfterSwap = Arc::new(move || reload_cap.reset());
     reload::watch(
         "transform",
         args.common.flows.clone(),
         shared.clone(),
         Duration::from_secs(1),
         before_swap,
+        after_swap,
         shutdown.clone(),
     );
     let handler = handler::Handler::new(shared, ctx.clone(), options.dead_letters.clone(), cap);

@@ -14,5 +14,5 @@ pub use time::now_micros;
 pub use topics::Topics;
 pub use types::{
     AuditRecord, ControlCommand, DeadLetter, DeliveryRequest, IDEMPOTENCY_KEY, IngestCursor,
-    IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus, ReplayMark, Stage,
+    IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus, ReplayMark, ReplayMarks, Stage,
 };

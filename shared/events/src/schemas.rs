@@ -13,8 +13,8 @@ pub enum RecordKind {
     DeadLetter,
     /// `IngestCursor`.
     IngestCursor,
-    /// `ReplayMark`.
-    ReplayMark,
+    /// `ReplayMarks`.
+    ReplayMarks,
     /// `AuditRecord`.
     AuditRecord,
     /// `ControlCommand`.
@@ -29,7 +29,7 @@ impl RecordKind {
         RecordKind::Outcome,
         RecordKind::DeadLetter,
         RecordKind::IngestCursor,
-        RecordKind::ReplayMark,
+        RecordKind::ReplayMarks,
         RecordKind::AuditRecord,
         RecordKind::ControlCommand,
     ];
@@ -42,7 +42,7 @@ impl RecordKind {
             RecordKind::Outcome => include_str!("../../../schemas/outcome.avsc"),
             RecordKind::DeadLetter => include_str!("../../../schemas/dead_letter.avsc"),
             RecordKind::IngestCursor => include_str!("../../../schemas/ingest_cursor.avsc"),
-            RecordKind::ReplayMark => include_str!("../../../schemas/replay_mark.avsc"),
+            RecordKind::ReplayMarks => include_str!("../../../schemas/replay_marks.avsc"),
             RecordKind::AuditRecord => include_str!("../../../schemas/audit_record.avsc"),
             RecordKind::ControlCommand => include_str!("../../../schemas/control_command.avsc"),
         }
@@ -56,7 +56,7 @@ impl RecordKind {
             RecordKind::Outcome => "io.intops.v1.Outcome",
             RecordKind::DeadLetter => "io.intops.v1.DeadLetter",
             RecordKind::IngestCursor => "io.intops.v1.IngestCursor",
-            RecordKind::ReplayMark => "io.intops.v1.ReplayMark",
+            RecordKind::ReplayMarks => "io.intops.v1.ReplayMarks",
             RecordKind::AuditRecord => "io.intops.v1.AuditRecord",
             RecordKind::ControlCommand => "io.intops.v1.ControlCommand",
         }

@@ -247,8 +247,7 @@ pub struct IngestCursor {
     pub updated_at: i64,
 }
 
-/// That a replay sent one dead letter on (`<prefix>.dlq.replays`,
-/// compacted, keyed by [`ReplayMark::key_of`]).
+/// One dead letter a replay sent on (an item of [`ReplayMarks`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplayMark {
     /// The dead-letter topic.
@@ -257,21 +256,38 @@ pub struct ReplayMark {
     pub dead_letter_partition: i32,
     /// Its offset.
     pub dead_letter_offset: i64,
-    /// The replay that sent it.
-    pub replay_id: String,
     /// Where it went.
     pub sent_to: String,
     /// The replay count the sent record carries.
     pub replay_count: i32,
-    /// When the send was acknowledged.
-    pub at: i64,
 }
 
 impl ReplayMark {
-    /// The key of the mark for one dead letter.
+    /// Where a dead letter is stored, `topic/partition/offset`.
     pub fn key_of(topic: &str, partition: i32, offset: i64) -> String {
         format!("{topic}/{partition}/{offset}")
     }
+
+    /// This mark's dead letter, as [`ReplayMark::key_of`].
+    pub fn location(&self) -> String {
+        Self::key_of(
+            &self.dead_letter_topic,
+            self.dead_letter_partition,
+            self.dead_letter_offset,
+        )
+    }
+}
+
+/// Dead letters one replay sent on, one batch (`<prefix>.dlq.replays`,
+/// key `<replay_id>/<batch number>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayMarks {
+    /// The replay.
+    pub replay_id: String,
+    /// The batch's dead letters.
+    pub marks: Vec<ReplayMark>,
+    /// When the batch was written.
+    pub at: i64,
 }
 
 /// One operator action that wrote to the pipeline (`<prefix>.audit`).

@@ -38,6 +38,8 @@ pub const DELIVERY_RATE_LIMITED: &str = "intops_delivery_rate_limited_waits_tota
 /// 1 while a target is paused (misconfiguration status or operator);
 /// label `target`.
 pub const DELIVERY_TARGET_PAUSED: &str = "intops_delivery_target_paused";
+/// HTTP requests to a target in flight now; label `target`.
+pub const DELIVERY_IN_FLIGHT: &str = "intops_delivery_in_flight";
 /// A target's circuit: 0 closed, 1 open, 2 half-open; label `target`.
 pub const DELIVERY_CIRCUIT_STATE: &str = "intops_delivery_circuit_state";
 /// Final delivery results; labels `target`, `status` (delivered, dead_lettered).
@@ -92,6 +94,10 @@ fn describe() {
     describe_gauge!(
         DELIVERY_TARGET_PAUSED,
         "1 while a target is paused (401/403 or an operator), by target"
+    );
+    describe_gauge!(
+        DELIVERY_IN_FLIGHT,
+        "HTTP requests to a target in flight now"
     );
     describe_gauge!(
         DELIVERY_CIRCUIT_STATE,

@@ -20,6 +20,10 @@ pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 /// topics of new targets); an error keeps the current version.
 pub type BeforeSwap = Arc<dyn Fn(Arc<Flows>) -> BoxFuture<Result<(), String>> + Send + Sync>;
 
+/// Runs once a new version is in place (for example, releasing work that
+/// waited for a fix: it must see the new version, never the old).
+pub type AfterSwap = Arc<dyn Fn() + Send + Sync>;
+
 /// The current flows, shared by a service's tasks.
 pub type SharedFlows = Arc<ArcSwap<Flows>>;
 
@@ -30,6 +34,7 @@ pub fn watch(
     flows: SharedFlows,
     every: Duration,
     before_swap: BeforeSwap,
+    after_swap: AfterSwap,
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
@@ -61,6 +66,7 @@ pub fn watch(
                     match before_swap(new.clone()).await {
                         Ok(()) => {
                             flows.store(new);
+                            after_swap();
                             Ok(())
                         }
                         Err(e) => Err(e),

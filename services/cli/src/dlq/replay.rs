@@ -12,7 +12,7 @@ use intops_events::{Outcome, OutcomeStatus, RecordKind, ReplayMark, Stage, now_m
 use intops_kafka::{Record, ServiceContext, dlq_headers, topics};
 
 use super::filter::Filters;
-use super::marks;
+use super::marks::{self, Marker};
 use super::read::{Letter, Letters};
 use crate::audit::{self, Audit};
 use crate::followups::{Followups, MAX_FOLLOWUPS};
@@ -97,24 +97,22 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
         audit.started(ctx).await?;
         let counts = Arc::new(Counts::default());
         let followups = Followups::new(MAX_FOLLOWUPS);
+        let (marker, flush) = marks::start(ctx, &replay_id);
         let lanes = {
-            let ctx = ctx.clone();
-            let counts = counts.clone();
-            let followups = followups.clone();
-            let replay_id = replay_id.clone();
-            let parked_topic = ctx.topics.dlq_parked();
+            let run = Arc::new(Run {
+                ctx: ctx.clone(),
+                followups: followups.clone(),
+                marker,
+                counts: counts.clone(),
+                replay_id: replay_id.clone(),
+                parked_topic: ctx.topics.dlq_parked(),
+            });
             Lanes::new(LANES, move |job: Job| {
-                let (ctx, followups, counts, replay_id, parked_topic) = (
-                    ctx.clone(),
-                    followups.clone(),
-                    counts.clone(),
-                    replay_id.clone(),
-                    parked_topic.clone(),
-                );
-                async move { handle(&ctx, &followups, &replay_id, &parked_topic, &counts, job).await }
+                let run = run.clone();
+                async move { run.handle(job).await }
             })
         };
-        running = Some((audit, counts, lanes, followups));
+        running = Some((audit, counts, lanes, followups, flush));
     }
 
     let limiter = crate::pace::limiter(args.rate);
@@ -153,7 +151,7 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
             Action::Replay
         };
         note(&mut selection, &letter, action);
-        let Some((_, counts, lanes, _)) = running.as_ref() else {
+        let Some((_, counts, lanes, _, _)) = running.as_ref() else {
             continue;
         };
         let d = &letter.letter;
@@ -186,15 +184,15 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
         );
     }
 
-    let Some((mut audit, counts, lanes, followups)) = running else {
+    let Some((mut audit, counts, lanes, followups, flush)) = running else {
         print_dry_run(&selection, args.json);
         return Ok(());
     };
+    // In order: every send, then every outcome (each queueing its mark),
+    // then the last marks.
     let finished = lanes.finish().await;
-    let finished = match (finished, followups.finish().await) {
-        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
-        (Ok(()), Ok(())) => Ok(()),
-    };
+    let finished = finished.and(followups.finish().await);
+    let finished = finished.and(flush.finish().await);
     let elapsed = started.elapsed();
     let mut totals = BTreeMap::new();
     totals.insert("selected", selection.selected);
@@ -309,99 +307,113 @@ fn print_dry_run(s: &Selection, as_json: bool) {
     }
 }
 
-/// Sends one dead letter on (or parks it) and, once the broker
-/// acknowledged that, starts writing its outcome and then its mark.
-async fn handle(
-    ctx: &ServiceContext,
-    followups: &Followups,
-    replay_id: &str,
-    parked_topic: &str,
-    counts: &Counts,
-    job: Job,
-) -> anyhow::Result<()> {
-    followups.check()?;
-    let location = job.letter.location();
-    let d = &job.letter.letter;
-    let key = d.original_key.clone().unwrap_or_default();
-    let (sent_to, replay_count, status) = match job.action {
-        Action::Replay => {
-            let count = (d.replay_count + 1).to_string();
-            let mut headers: Vec<(&str, &[u8])> = d
-                .original_headers
-                .iter()
-                .filter(|h| !h.key.starts_with(dlq_headers::REPLAY_PREFIX))
-                .map(|h| (h.key.as_str(), h.value.as_deref().unwrap_or_default()))
-                .collect();
-            headers.push((dlq_headers::REPLAY_COUNT, count.as_bytes()));
-            headers.push((dlq_headers::REPLAY_ID, replay_id.as_bytes()));
-            headers.push((dlq_headers::REPLAY_SOURCE, location.as_bytes()));
-            send::raw(
-                ctx,
-                Record {
-                    topic: &d.original_topic,
-                    key: &key,
-                    value: d.original_value.as_deref().unwrap_or_default(),
-                    headers: &headers,
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot replay {location}: {e}"))?;
-            counts.sent.fetch_add(1, Ordering::Relaxed);
-            (
-                d.original_topic.clone(),
-                d.replay_count + 1,
-                OutcomeStatus::Replayed,
-            )
-        }
-        Action::Park => {
-            send::typed(ctx, parked_topic, RecordKind::DeadLetter, &key, d)
+/// What every lane of one replay shares.
+#[derive(Debug)]
+struct Run {
+    ctx: ServiceContext,
+    followups: Followups,
+    marker: Marker,
+    counts: Arc<Counts>,
+    replay_id: String,
+    parked_topic: String,
+}
+
+impl Run {
+    /// Sends one dead letter on (or parks it) and, once the broker
+    /// acknowledged that, starts writing its outcome and then queues its mark.
+    async fn handle(&self, job: Job) -> anyhow::Result<()> {
+        let Run {
+            ctx,
+            followups,
+            marker,
+            counts,
+            replay_id,
+            parked_topic,
+        } = self;
+        followups.check()?;
+        let location = job.letter.location();
+        let d = &job.letter.letter;
+        let key = d.original_key.clone().unwrap_or_default();
+        let (sent_to, replay_count, status) = match job.action {
+            Action::Replay => {
+                let count = (d.replay_count + 1).to_string();
+                let mut headers: Vec<(&str, &[u8])> = d
+                    .original_headers
+                    .iter()
+                    .filter(|h| !h.key.starts_with(dlq_headers::REPLAY_PREFIX))
+                    .map(|h| (h.key.as_str(), h.value.as_deref().unwrap_or_default()))
+                    .collect();
+                headers.push((dlq_headers::REPLAY_COUNT, count.as_bytes()));
+                headers.push((dlq_headers::REPLAY_ID, replay_id.as_bytes()));
+                headers.push((dlq_headers::REPLAY_SOURCE, location.as_bytes()));
+                send::raw(
+                    ctx,
+                    Record {
+                        topic: &d.original_topic,
+                        key: &key,
+                        value: d.original_value.as_deref().unwrap_or_default(),
+                        headers: &headers,
+                    },
+                )
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot park {location}: {e}"))?;
-            counts.parked.fetch_add(1, Ordering::Relaxed);
-            eprintln!(
-                "parked {location}: replayed {} time(s) already",
-                d.replay_count
-            );
-            (
-                parked_topic.to_string(),
-                d.replay_count,
-                OutcomeStatus::Parked,
-            )
-        }
-    };
-    let outcome = d.event_id.as_ref().map(|event_id| Outcome {
-        event_id: event_id.clone(),
-        stage: Stage::Replay,
-        status,
-        flow_id: d.flow_id.clone(),
-        target_id: d.target_id.clone(),
-        attempts: replay_count,
-        http_status: None,
-        latency_ms: None,
-        error: (status == OutcomeStatus::Parked)
-            .then(|| format!("replayed {} times; parked", d.replay_count)),
-        at: now_micros(),
-    });
-    let mark = ReplayMark {
-        dead_letter_topic: job.letter.topic.clone(),
-        dead_letter_partition: job.letter.partition,
-        dead_letter_offset: job.letter.offset,
-        replay_id: replay_id.to_string(),
-        sent_to,
-        replay_count,
-        at: now_micros(),
-    };
-    // The outcome, then the mark: a dead letter counts as replayed only
-    // once everything derived from it was acknowledged.
-    let ctx = ctx.clone();
-    followups
-        .spawn(async move {
-            if let Some(o) = &outcome {
-                send::typed(&ctx, &ctx.topics.outcomes(), RecordKind::Outcome, &key, o)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot write the outcome of {location}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("cannot replay {location}: {e}"))?;
+                counts.sent.fetch_add(1, Ordering::Relaxed);
+                (
+                    d.original_topic.clone(),
+                    d.replay_count + 1,
+                    OutcomeStatus::Replayed,
+                )
             }
-            marks::write(&ctx, &mark).await
-        })
-        .await
+            Action::Park => {
+                send::typed(ctx, parked_topic, RecordKind::DeadLetter, &key, d)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot park {location}: {e}"))?;
+                counts.parked.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "parked {location}: replayed {} time(s) already",
+                    d.replay_count
+                );
+                (
+                    parked_topic.to_string(),
+                    d.replay_count,
+                    OutcomeStatus::Parked,
+                )
+            }
+        };
+        let outcome = d.event_id.as_ref().map(|event_id| Outcome {
+            event_id: event_id.clone(),
+            stage: Stage::Replay,
+            status,
+            flow_id: d.flow_id.clone(),
+            target_id: d.target_id.clone(),
+            attempts: replay_count,
+            http_status: None,
+            latency_ms: None,
+            error: (status == OutcomeStatus::Parked)
+                .then(|| format!("replayed {} times; parked", d.replay_count)),
+            at: now_micros(),
+        });
+        let mark = ReplayMark {
+            dead_letter_topic: job.letter.topic.clone(),
+            dead_letter_partition: job.letter.partition,
+            dead_letter_offset: job.letter.offset,
+            sent_to,
+            replay_count,
+        };
+        // The outcome, then the mark: a dead letter counts as replayed only
+        // once everything derived from it was acknowledged.
+        let (ctx, marker) = (ctx.clone(), marker.clone());
+        followups
+            .spawn(async move {
+                if let Some(o) = &outcome {
+                    send::typed(&ctx, &ctx.topics.outcomes(), RecordKind::Outcome, &key, o)
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!("cannot write the outcome of {location}: {e}")
+                        })?;
+                }
+                marker.mark(mark).await
+            })
+            .await
+    }
 }
