@@ -53,6 +53,9 @@ struct Args {
     /// Dead letters of the replay phase.
     #[arg(long, default_value_t = 20_000)]
     replay: usize,
+    /// Distinct keys of those dead letters (0: all distinct).
+    #[arg(long, default_value_t = 0)]
+    replay_keys: usize,
     /// Run the raw ceiling and the replay phase only.
     #[arg(long)]
     replay_only: bool,
@@ -96,9 +99,14 @@ async fn main() -> anyhow::Result<()> {
         .parent()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    let replayed = replay::measure(args.replay, &bin_dir).await?;
+    let keys = if args.replay_keys == 0 {
+        args.replay
+    } else {
+        args.replay_keys
+    };
+    let replayed = replay::measure(args.replay, keys, &bin_dir).await?;
     println!(
-        "dlq replay (intops dlq replay, whole command): {} dead letters in {:.2}s = {:.0} records/s ({:.0}% of raw produce; each replay writes 3 records); its dry run (read and decode only) {:.2}s",
+        "dlq replay (intops dlq replay, whole command): {} dead letters over {keys} keys in {:.2}s = {:.0} records/s ({:.0}% of raw produce; each replay writes 3 records); its dry run (read and decode only) {:.2}s",
         replayed.sent,
         replayed.secs,
         replayed.rate,

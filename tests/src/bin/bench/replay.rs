@@ -1,4 +1,5 @@
-//! Dead-letter replay speed: N dead letters written straight to a
+//! Dead-letter replay speed: N dead letters (over K keys; one key's are
+//! replayed in order, one at a time) written straight to a
 //! dead-letter topic, then `intops dlq replay` (the release binary beside
 //! this one) run to its end with no rate limit that binds.
 
@@ -22,8 +23,10 @@ pub struct ReplayRun {
     pub dry_secs: f64,
 }
 
-/// Writes `count` dead letters and replays them with `intops` from `bin_dir`.
-pub async fn measure(count: usize, bin_dir: &str) -> anyhow::Result<ReplayRun> {
+/// Writes `count` dead letters over `keys` distinct keys and replays them
+/// with `intops` from `bin_dir`.
+pub async fn measure(count: usize, keys: usize, bin_dir: &str) -> anyhow::Result<ReplayRun> {
+    let keys = keys.max(1);
     let prefix = stack::random_prefix("replaybench");
     let topics = Topics::new(&prefix);
     let settings = KafkaSettings::new(stack::bootstrap(), Default::default())?;
@@ -63,7 +66,7 @@ pub async fn measure(count: usize, bin_dir: &str) -> anyhow::Result<ReplayRun> {
             original_topic: deliveries.clone(),
             original_partition: 0,
             original_offset: i as i64,
-            original_key: Some(format!("bench:{}", i % 1000).into_bytes()),
+            original_key: Some(format!("bench:{}", i % keys).into_bytes()),
             original_value: Some(original.clone()),
             original_headers: vec![],
             failed_at: now_micros(),
@@ -80,7 +83,7 @@ pub async fn measure(count: usize, bin_dir: &str) -> anyhow::Result<ReplayRun> {
     let sends = futures::stream::iter(letters.iter().enumerate().map(|(i, v)| {
         let (producer, dlq) = (producer.clone(), dlq.clone());
         async move {
-            let key = format!("bench:{}", i % 1000);
+            let key = format!("bench:{}", i % keys);
             producer
                 .send(Record {
                     topic: &dlq,
