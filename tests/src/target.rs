@@ -50,6 +50,8 @@ struct Shared {
     /// Whether response bodies repeat the request's headers (a careless
     /// target echoing credentials back).
     echo: std::sync::atomic::AtomicBool,
+    /// (requests left, delay) that answer only after the delay.
+    slow: Mutex<(u32, std::time::Duration)>,
 }
 
 /// A running mock target; stops when dropped.
@@ -107,6 +109,14 @@ impl MockTarget {
     pub fn fail_next(&self, n: u32, status: u16) {
         if let Ok(mut f) = self.shared.failing.lock() {
             *f = (n, status);
+        }
+    }
+
+    /// Answers the next `n` requests only after `delay` (a target that
+    /// hangs, for timeouts).
+    pub fn delay_next(&self, n: u32, delay: std::time::Duration) {
+        if let Ok(mut s) = self.shared.slow.lock() {
+            *s = (n, delay);
         }
     }
 
@@ -175,6 +185,15 @@ async fn capture(
         })
     });
     let status = failing.unwrap_or_else(|| shared.status.load(Ordering::SeqCst));
+    let delay = shared.slow.lock().ok().and_then(|mut s| {
+        (s.0 > 0).then(|| {
+            s.0 -= 1;
+            s.1
+        })
+    });
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (code, echoed)
 }

@@ -12,8 +12,7 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn flows(target: &MockTarget, target_settings: &str) -> String {
-    let settings = format!("timeout = \"5s\"\n{target_settings}");
-    intops_tests::pipeline::app_flows(&target.base_url(), "crm", &settings, "")
+    intops_tests::pipeline::app_flows(&target.base_url(), "crm", target_settings, "")
 }
 
 async fn post(p: &Pipeline) {
@@ -101,4 +100,61 @@ circuit_breaker = { failures = 0 }"#;
             .all(|r| r.header("x-api-key") == Some("k-777"))
     );
     p.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_that_times_out_is_retried_with_the_same_key() {
+    let target = MockTarget::start().await.expect("target");
+    target.delay_next(1, Duration::from_secs(3));
+    let settings = r#"timeout = "300ms"
+retry = { max_attempts = 5, initial_backoff = "50ms", max_backoff = "100ms" }"#;
+    let p = Pipeline::start("timeout", &flows(&target, settings), &[])
+        .await
+        .expect("pipeline");
+    post(&p).await;
+    let outcomes = format!("{}.outcomes", p.prefix);
+    let outcome = topic::read(&outcomes, 1, WAIT);
+    let outcome: intops_events::Outcome = intops_tests::stack::codec()
+        .decode(outcome[0].payload().expect("value"))
+        .await
+        .expect("outcome");
+    assert_eq!(outcome.status, intops_events::OutcomeStatus::Delivered);
+    assert_eq!(outcome.attempts, 2, "the timed-out attempt, then the retry");
+    let requests = target.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].header("idempotency-key"),
+        requests[1].header("idempotency-key")
+    );
+    assert_eq!(topic::count(&format!("{}.dlq.delivery", p.prefix)), 0);
+    p.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_lets_an_in_flight_request_finish_and_records_it() {
+    let target = MockTarget::start().await.expect("target");
+    target.delay_next(1, Duration::from_secs(1));
+    let p = Pipeline::start("drain", &flows(&target, ""), &[])
+        .await
+        .expect("pipeline");
+    post(&p).await;
+    intops_tests::poll_until("the request in flight", WAIT, || async {
+        (!target.requests().is_empty()).then_some(())
+    })
+    .await;
+    let outcomes = format!("{}.outcomes", p.prefix);
+    // Stop while the target is still answering: delivery waits for the
+    // answer and writes the outcome before it exits.
+    p.stop().await.expect("clean stop");
+    assert_eq!(
+        topic::count(&outcomes),
+        1,
+        "the in-flight delivery was recorded"
+    );
+    let outcome: intops_events::Outcome = intops_tests::stack::codec()
+        .decode(topic::read(&outcomes, 1, WAIT)[0].payload().expect("value"))
+        .await
+        .expect("outcome");
+    assert_eq!(outcome.status, intops_events::OutcomeStatus::Delivered);
+    assert_eq!(target.requests().len(), 1);
 }
