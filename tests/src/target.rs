@@ -52,6 +52,8 @@ struct Shared {
     echo: std::sync::atomic::AtomicBool,
     /// (requests left, delay) that answer only after the delay.
     slow: Mutex<(u32, std::time::Duration)>,
+    /// Added to every answer (a target's own processing time).
+    latency: Mutex<std::time::Duration>,
 }
 
 /// A running mock target; stops when dropped.
@@ -117,6 +119,13 @@ impl MockTarget {
     pub fn delay_next(&self, n: u32, delay: std::time::Duration) {
         if let Ok(mut s) = self.shared.slow.lock() {
             *s = (n, delay);
+        }
+    }
+
+    /// Answers every request only after `latency`.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        if let Ok(mut l) = self.shared.latency.lock() {
+            *l = latency;
         }
     }
 
@@ -191,7 +200,8 @@ async fn capture(
             s.1
         })
     });
-    if let Some(delay) = delay {
+    let latency = shared.latency.lock().map(|l| *l).unwrap_or_default();
+    if let Some(delay) = delay.or((!latency.is_zero()).then_some(latency)) {
         tokio::time::sleep(delay).await;
     }
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -9,6 +9,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod delivery;
 mod ingest;
 mod replay;
 mod transform;
@@ -59,6 +60,9 @@ struct Args {
     /// Run the raw ceiling and the replay phase only.
     #[arg(long)]
     replay_only: bool,
+    /// Run the raw ceiling and the delivery phase only.
+    #[arg(long)]
+    delivery_only: bool,
     /// Seconds of the paced phase.
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
@@ -95,25 +99,30 @@ async fn main() -> anyhow::Result<()> {
         "raw broker round trip, one record at a time: p50 {} us, p99 {} us",
         raw.round_trip_us.p50, raw.round_trip_us.p99
     );
-    let bin_dir = std::env::current_exe()?
-        .parent()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    let keys = if args.replay_keys == 0 {
-        args.replay
-    } else {
-        args.replay_keys
-    };
-    let replayed = replay::measure(args.replay, keys, &bin_dir).await?;
-    println!(
-        "dlq replay (intops dlq replay, whole command): {} dead letters over {keys} keys in {:.2}s = {:.0} records/s ({:.0}% of raw produce; each replay writes 3 records); its dry run (read and decode only) {:.2}s",
-        replayed.sent,
-        replayed.secs,
-        replayed.rate,
-        100.0 * replayed.rate / raw.produce_rate,
-        replayed.dry_secs
-    );
+    if !args.delivery_only {
+        replay_phase(&args, raw.produce_rate).await?;
+    }
     if args.replay_only {
+        return Ok(());
+    }
+    for (concurrency, latency_ms) in [(64, 0), (64, 20)] {
+        let latency = Duration::from_millis(latency_ms);
+        let rate = delivery::measure(args.events, concurrency, latency).await?;
+        let limit = if latency_ms == 0 {
+            String::new()
+        } else {
+            let ceiling = f64::from(concurrency) * 1000.0 / latency_ms as f64;
+            format!(
+                "; {:.0}% of concurrency / latency = {ceiling:.0}/s",
+                100.0 * rate / ceiling
+            )
+        };
+        println!(
+            "delivery alone, concurrency {concurrency}, target answering in {latency_ms} ms: {rate:.0} deliveries/s ({:.0}% of raw consume{limit})",
+            100.0 * rate / raw.consume_rate
+        );
+    }
+    if args.delivery_only {
         return Ok(());
     }
     let stage = transform::on_broker(&flows_text, &events).await?;
@@ -159,6 +168,29 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "ratio end-to-end / raw produce: {:.3} (design ceiling about 0.333: three records per delivered event)",
         e2e.rate / raw.produce_rate
+    );
+    Ok(())
+}
+
+/// The dead-letter replay phase (see `replay.rs`).
+async fn replay_phase(args: &Args, raw_produce_rate: f64) -> anyhow::Result<()> {
+    let bin_dir = std::env::current_exe()?
+        .parent()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let keys = if args.replay_keys == 0 {
+        args.replay
+    } else {
+        args.replay_keys
+    };
+    let replayed = replay::measure(args.replay, keys, &bin_dir).await?;
+    println!(
+        "dlq replay (intops dlq replay, whole command): {} dead letters over {keys} keys in {:.2}s = {:.0} records/s ({:.0}% of raw produce; each replay writes 3 records); its dry run (read and decode only) {:.2}s",
+        replayed.sent,
+        replayed.secs,
+        replayed.rate,
+        100.0 * replayed.rate / raw_produce_rate,
+        replayed.dry_secs
     );
     Ok(())
 }
