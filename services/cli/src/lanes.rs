@@ -83,9 +83,11 @@ mod tests {
         let lanes = Lanes::new(8, move |(key, n): (u8, u32)| {
             let record = record.clone();
             async move {
-                // Later items of other keys sleep less, so only the lane
-                // keeps one key's items in order.
-                tokio::time::sleep(std::time::Duration::from_micros(u64::from(50 - n))).await;
+                // Items yield a varying number of times, so without the
+                // lanes one key's later items could finish first.
+                for _ in 0..(50 - n) % 7 {
+                    tokio::task::yield_now().await;
+                }
                 record.lock().expect("lock").push((key, n));
                 Ok(())
             }
