@@ -262,6 +262,28 @@ impl Pipeline {
         format!("http://{}/v1/sources/{source}/events", self.ingest)
     }
 
+    /// Posts `body` (an object or an array of objects) to `source`, which
+    /// must accept unauthenticated requests; panics unless ingest answers
+    /// 202. Returns the event ids in input order.
+    pub async fn post_json(&self, source: &str, body: &serde_json::Value) -> Vec<String> {
+        let response = reqwest::Client::new()
+            .post(self.ingest_url(source))
+            .json(body)
+            .send()
+            .await
+            .expect("ingest answers");
+        assert_eq!(response.status(), 202, "ingest accepts {body}");
+        let answer: serde_json::Value = response.json().await.expect("json answer");
+        answer["event_ids"]
+            .as_array()
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The URL of the monitor's event endpoint.
     pub fn event_url(&self, event_id: &str) -> String {
         format!("http://{}/api/v1/events/{event_id}", self.monitor)

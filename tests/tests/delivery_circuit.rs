@@ -25,13 +25,7 @@ circuit_breaker = { failures = 3, open_for = "300ms" }"#,
     let p = Pipeline::start("circuit", &flows, &[])
         .await
         .expect("pipeline");
-    let response = reqwest::Client::new()
-        .post(p.ingest_url("app"))
-        .json(&json!([{"id": "a"}, {"id": "b"}]))
-        .send()
-        .await
-        .expect("ingest");
-    assert_eq!(response.status(), 202);
+    p.post_json("app", &json!([{"id": "a"}, {"id": "b"}])).await;
 
     poll_until("the circuit open", WAIT, || async {
         (metrics::sum(p.ingest, STATE).await == 1.0).then_some(())

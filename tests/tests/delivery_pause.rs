@@ -21,13 +21,7 @@ fn paused(id: &str) -> String {
 
 async fn post(p: &Pipeline, ids: &[&str]) {
     let records: Vec<_> = ids.iter().map(|id| json!({ "id": id })).collect();
-    let response = reqwest::Client::new()
-        .post(p.ingest_url("app"))
-        .json(&records)
-        .send()
-        .await
-        .expect("ingest answers");
-    assert_eq!(response.status(), 202);
+    p.post_json("app", &json!(records)).await;
 }
 
 async fn wait_requests(target: &MockTarget, n: usize) {

@@ -16,13 +16,7 @@ fn flows(target: &MockTarget, target_settings: &str) -> String {
 }
 
 async fn post(p: &Pipeline) {
-    let response = reqwest::Client::new()
-        .post(p.ingest_url("app"))
-        .json(&json!({"id": "one"}))
-        .send()
-        .await
-        .expect("ingest answers");
-    assert_eq!(response.status(), 202);
+    p.post_json("app", &json!({"id": "one"})).await;
 }
 
 async fn dead_letter(p: &Pipeline) -> DeadLetter {

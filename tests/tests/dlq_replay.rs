@@ -36,20 +36,7 @@ map = '{id: .id}'
 
 /// Posts `records` as one batch; returns their event ids.
 async fn post(p: &Pipeline, records: Vec<Value>) -> Vec<String> {
-    let response = reqwest::Client::new()
-        .post(p.ingest_url("app"))
-        .json(&records)
-        .send()
-        .await
-        .expect("ingest answers");
-    assert_eq!(response.status(), 202);
-    let body: Value = response.json().await.expect("json");
-    body["event_ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .map(|v| v.as_str().expect("id").to_string())
-        .collect()
+    p.post_json("app", &Value::Array(records)).await
 }
 
 async fn wait_count(topic_name: &str, n: i64) {

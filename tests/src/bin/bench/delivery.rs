@@ -4,9 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use intops_events::{DeliveryRequest, RecordKind, Topics, now_micros};
-use intops_kafka::{KafkaSettings, Producer, Record};
+use intops_kafka::{KafkaSettings, Producer};
 use intops_tests::{MockTarget, poll_until, stack};
 
 /// Deliveries per second (first to last request at the target) of
@@ -48,19 +47,7 @@ pub async fn measure(count: usize, concurrency: u32, latency: Duration) -> anyho
             .await?;
         values.push((format!("app:k{i}"), value));
     }
-    futures::stream::iter(values.iter().map(|(k, v)| {
-        producer.send(Record {
-            topic: &deliveries,
-            key: k.as_bytes(),
-            value: v,
-            headers: &[],
-        })
-    }))
-    .buffer_unordered(5000)
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
+    crate::produce_all(&producer, &deliveries, &values).await?;
 
     let dir = tempfile::tempdir()?;
     let flows_path = dir.path().join("flows.toml");

@@ -195,6 +195,29 @@ async fn replay_phase(args: &Args, raw_produce_rate: f64) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Produces every (key, value) to `topic`, many in flight, and waits for
+/// every acknowledgement.
+async fn produce_all(
+    producer: &intops_kafka::Producer,
+    topic: &str,
+    records: &[(String, Vec<u8>)],
+) -> anyhow::Result<()> {
+    futures::stream::iter(records.iter().map(|(k, v)| {
+        producer.send(intops_kafka::Record {
+            topic,
+            key: k.as_bytes(),
+            value: v,
+            headers: &[],
+        })
+    }))
+    .buffer_unordered(5000)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(())
+}
+
 struct Raw {
     round_trip_us: Percentiles,
     produce_rate: f64,

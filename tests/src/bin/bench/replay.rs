@@ -6,9 +6,8 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
-use futures::StreamExt as _;
 use intops_events::{DeadLetter, DeliveryRequest, RecordKind, Stage, Topics, now_micros};
-use intops_kafka::{KafkaSettings, Producer, Record};
+use intops_kafka::{KafkaSettings, Producer};
 use intops_tests::stack;
 
 /// What one replay run measured.
@@ -78,28 +77,10 @@ pub async fn measure(count: usize, keys: usize, bin_dir: &str) -> anyhow::Result
             http_status: Some(400),
             response_excerpt: Some("{\"error\":\"bad\"}".into()),
         };
-        letters.push(codec.encode(&dlq, RecordKind::DeadLetter, &letter).await?);
+        let value = codec.encode(&dlq, RecordKind::DeadLetter, &letter).await?;
+        letters.push((format!("bench:{}", i % keys), value));
     }
-    let sends = futures::stream::iter(letters.iter().enumerate().map(|(i, v)| {
-        let (producer, dlq) = (producer.clone(), dlq.clone());
-        async move {
-            let key = format!("bench:{}", i % keys);
-            producer
-                .send(Record {
-                    topic: &dlq,
-                    key: key.as_bytes(),
-                    value: v,
-                    headers: &[],
-                })
-                .await
-        }
-    }))
-    .buffer_unordered(5_000)
-    .collect::<Vec<_>>()
-    .await;
-    for s in sends {
-        s?;
-    }
+    crate::produce_all(&producer, &dlq, &letters).await?;
 
     let intops = |args: &'static [&'static str]| {
         let mut c = tokio::process::Command::new(format!("{bin_dir}/intops"));

@@ -63,7 +63,7 @@ pub async fn on_broker(flows_text: &str, payloads: &[String]) -> anyhow::Result<
     use std::time::Duration;
 
     use futures::StreamExt as _;
-    use intops_kafka::{KafkaSettings, Producer, Record};
+    use intops_kafka::{KafkaSettings, Producer};
     use intops_tests::stack;
     use rdkafka::consumer::{Consumer, StreamConsumer};
     use rdkafka::message::Message;
@@ -105,19 +105,7 @@ pub async fn on_broker(flows_text: &str, payloads: &[String]) -> anyhow::Result<
                 .await?,
         ));
     }
-    futures::stream::iter(values.iter().map(|(k, v)| {
-        producer.send(Record {
-            topic: &events_topic,
-            key: k.as_bytes(),
-            value: v,
-            headers: &[],
-        })
-    }))
-    .buffer_unordered(5000)
-    .collect::<Vec<_>>()
-    .await
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
+    crate::produce_all(&producer, &events_topic, &values).await?;
     let n = values.len();
 
     // Raw loop: consume every record and produce it again, acks awaited.
