@@ -20,6 +20,7 @@ mod rewind;
 mod send;
 mod tap;
 mod target;
+mod topics;
 mod when;
 
 /// The intops command line.
@@ -58,6 +59,12 @@ enum Command {
         connect: ConnectArgs,
         #[command(subcommand)]
         command: TargetCommand,
+    },
+    /// The topics a deployment needs (for clusters that forbid
+    /// auto-creation).
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
     },
     /// Work with one flow's past events.
     Flow {
@@ -121,6 +128,13 @@ enum TargetCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TopicsCommand {
+    /// Print every topic the flows file needs with partitions,
+    /// replication, cleanup policy and retention (reads no broker).
+    Plan(topics::PlanArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum FlowCommand {
     /// Re-run one flow over past events and deliver what it makes of them
     /// now.
@@ -150,6 +164,9 @@ fn main() -> ExitCode {
                 target::run(ctx, name, &args).await.map(ok)
             })
         }
+        Command::Topics {
+            command: TopicsCommand::Plan(args),
+        } => topics::plan(&args),
         Command::Tap { connect, args } => {
             online(&connect, async |ctx| tap::run(ctx, &args).await.map(ok))
         }

@@ -25,7 +25,7 @@ pub struct TargetArgs {
 /// Writes `command` (`pause` or `resume`) for the target.
 pub async fn run(ctx: &ServiceContext, command: &str, args: &TargetArgs) -> anyhow::Result<()> {
     let topic = ctx.topics.control();
-    ctx.ensure_compacted_topic(&topic).await?;
+    ctx.ensure_topics(std::slice::from_ref(&topic)).await?;
     let operator = audit::operator(args.operator.as_deref());
     let record = ControlCommand {
         target_id: args.id.clone(),

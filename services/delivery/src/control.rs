@@ -21,7 +21,7 @@ pub(crate) type Targets = HashMap<String, Arc<TargetRuntime>>;
 /// Creates the control topic if missing and applies every command in it.
 pub(crate) async fn catch_up(ctx: &ServiceContext, targets: &Targets) -> anyhow::Result<()> {
     let topic = ctx.topics.control();
-    ctx.ensure_compacted_topic(&topic).await?;
+    ctx.ensure_topics(std::slice::from_ref(&topic)).await?;
     let mut scan = Scan::open(
         &ctx.kafka,
         std::slice::from_ref(&topic),

@@ -51,8 +51,7 @@ pub(crate) async fn start(
     if polled.is_empty() {
         return Ok(Vec::new());
     }
-    ctx.ensure_compacted_topic(&ctx.topics.ingest_cursors())
-        .await?;
+    ctx.ensure_topics(&[ctx.topics.ingest_cursors()]).await?;
     let mut positions = cursors::load(&ctx).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

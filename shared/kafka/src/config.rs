@@ -185,4 +185,52 @@ mod tests {
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(c.get("group.id"), Some("g"));
     }
+
+    fn settings(pairs: &[(&str, &str)]) -> KafkaSettings {
+        KafkaSettings::from_env(
+            "broker:9093",
+            pairs
+                .iter()
+                .map(|(k, v)| (format!("{OPTION_ENV_PREFIX}{k}"), v.to_string())),
+        )
+        .expect("valid")
+    }
+
+    /// TLS and SASL (PLAIN, SCRAM) need librdkafka built with OpenSSL:
+    /// without it, creating a client with these options fails.
+    #[test]
+    fn tls_and_sasl_options_build_every_client() {
+        use rdkafka::consumer::BaseConsumer;
+        use rdkafka::producer::FutureProducer;
+        for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            let s = settings(&[
+                ("SECURITY_PROTOCOL", "SASL_SSL"),
+                ("SASL_MECHANISM", mechanism),
+                ("SASL_USERNAME", "intops"),
+                ("SASL_PASSWORD", "secret"),
+            ]);
+            let _: FutureProducer = s
+                .producer_config()
+                .create()
+                .unwrap_or_else(|e| panic!("producer with {mechanism}: {e}"));
+            let _: BaseConsumer = s
+                .consumer_config("g")
+                .create()
+                .unwrap_or_else(|e| panic!("consumer with {mechanism}: {e}"));
+            let _: BaseConsumer = s
+                .admin_config()
+                .create()
+                .unwrap_or_else(|e| panic!("admin with {mechanism}: {e}"));
+        }
+        let tls = settings(&[
+            ("SECURITY_PROTOCOL", "SSL"),
+            ("SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", "https"),
+        ]);
+        assert_eq!(
+            tls.producer_config()
+                .get("ssl.endpoint.identification.algorithm"),
+            Some("https")
+        );
+        let _: FutureProducer = tls.producer_config().create().expect("tls producer");
+    }
 }

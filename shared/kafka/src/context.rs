@@ -8,6 +8,7 @@ use intops_events::{Codec, RecordKind, RegistrySettings, Topics};
 use intops_runtime::{ConnectArgs, Readiness};
 use serde::Serialize;
 
+use crate::plan::TopicPlan;
 use crate::topics::{self, TopicSpec};
 use crate::{KafkaError, KafkaSettings, Producer, Record};
 
@@ -22,8 +23,8 @@ pub struct ServiceContext {
     pub producer: Producer,
     /// Topic names under the configured prefix.
     pub topics: Topics,
-    partitions: i32,
-    replication: i32,
+    /// How missing topics are created.
+    pub plan: TopicPlan,
 }
 
 impl ServiceContext {
@@ -48,8 +49,11 @@ impl ServiceContext {
             codec,
             producer,
             topics: Topics::new(&connect.topic_prefix),
-            partitions: connect.topic_partitions,
-            replication: connect.topic_replication,
+            plan: TopicPlan::new(
+                Topics::new(&connect.topic_prefix),
+                connect.topic_partitions,
+                connect.topic_replication,
+            ),
         })
     }
 
@@ -83,12 +87,9 @@ impl ServiceContext {
     }
 
     /// Creates whichever of `names` do not exist yet, with the configured
-    /// partitions and replication.
+    /// partitions and replication and the plan's cleanup policy.
     pub async fn ensure_topics(&self, names: &[String]) -> Result<(), KafkaError> {
-        let specs: Vec<TopicSpec> = names
-            .iter()
-            .map(|n| TopicSpec::new(n.clone(), self.partitions, self.replication))
-            .collect();
+        let specs: Vec<TopicSpec> = names.iter().map(|n| self.plan.spec(n)).collect();
         topics::ensure(&self.kafka, &specs).await
     }
 
@@ -103,15 +104,6 @@ impl ServiceContext {
         self.ensure_topics(&self.topics.all(target_ids)).await?;
         readiness.set("kafka_topics", true);
         Ok(())
-    }
-
-    /// Creates `name` as a compacted topic if it does not exist (state
-    /// whose latest record per key is what counts).
-    pub async fn ensure_compacted_topic(&self, name: &str) -> Result<(), KafkaError> {
-        let mut spec = TopicSpec::new(name, self.partitions, self.replication);
-        spec.configs
-            .push(("cleanup.policy".into(), "compact".into()));
-        topics::ensure(&self.kafka, &[spec]).await
     }
 
     /// Encodes `record` as `kind` for `topic` and produces it under `key`,

@@ -3,6 +3,7 @@
 //! - [`KafkaSettings`]: client configuration from settings, with
 //!   pass-through librdkafka options;
 //! - [`topics`]: explicit topic creation with final partition counts;
+//! - [`plan`]: every intops topic with its cleanup policy and retention;
 //! - [`Producer`]: sends that complete only when the broker acknowledged;
 //! - [`consume`]: the at-least-once consumer loop;
 //! - [`DeadLetterWriter`]: dead letters with full provenance;
@@ -14,6 +15,7 @@ mod context;
 mod dlq;
 mod error;
 mod offsets;
+pub mod plan;
 mod producer;
 mod scan;
 pub mod topics;

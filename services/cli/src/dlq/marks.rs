@@ -53,8 +53,7 @@ pub async fn load(ctx: &ServiceContext) -> anyhow::Result<HashSet<String>> {
 
 /// Creates the marks topic if it is missing.
 pub async fn ensure_topic(ctx: &ServiceContext) -> anyhow::Result<()> {
-    ctx.ensure_compacted_topic(&ctx.topics.dlq_replays())
-        .await?;
+    ctx.ensure_topics(&[ctx.topics.dlq_replays()]).await?;
     Ok(())
 }
 
