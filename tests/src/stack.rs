@@ -18,6 +18,7 @@ pub fn codec() -> intops_events::Codec {
         url: registry_url(),
         basic_auth: None,
         timeout: std::time::Duration::from_secs(10),
+        ca_pem: None,
     };
     match intops_events::Codec::new(&settings) {
         Ok(codec) => codec,

@@ -41,6 +41,18 @@ impl ServiceContext {
                 )
             }),
             timeout: Duration::from_secs(10),
+            ca_pem: connect
+                .schema_registry_ca
+                .as_ref()
+                .map(|path| {
+                    std::fs::read(path).map_err(|e| {
+                        KafkaError::Config(format!(
+                            "cannot read the registry CA file {}: {e}",
+                            path.display()
+                        ))
+                    })
+                })
+                .transpose()?,
         };
         let codec = Arc::new(Codec::new(&registry)?);
         let producer = Producer::new(&kafka)?;

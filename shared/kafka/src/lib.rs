@@ -20,7 +20,7 @@ mod producer;
 mod scan;
 pub mod topics;
 
-pub use config::KafkaSettings;
+pub use config::{KafkaSettings, OPTION_ENV_PREFIX};
 pub use consumer::{ConsumeOptions, ProcessError, consume, new_consumer};
 pub use context::ServiceContext;
 pub use dlq::{DeadLetterWriter, Failure, headers as dlq_headers};

