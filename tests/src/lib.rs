@@ -4,9 +4,11 @@
 
 pub mod broker;
 pub mod cli;
+pub mod group;
 pub mod metrics;
 pub mod pipeline;
 pub mod poll;
+pub mod process;
 pub mod sign;
 pub mod stack;
 pub mod target;

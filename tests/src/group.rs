@@ -1,0 +1,60 @@
+//! Consumer-group helpers for tests that kill a member.
+//!
+//! The local broker (tansu 0.6) does not evict a member whose session
+//! expired while the group is stable: a member that joins before a killed
+//! member's session ran out gets no partitions, and the group stays that
+//! way. Joining after the session expired works. So a test that restarts a
+//! killed service first waits, with a probe member, until a join gets
+//! every partition — on Apache Kafka that happens by itself within the
+//! session timeout.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::{poll_until, stack};
+
+/// Waits until a fresh member of `group` is assigned all `partitions` of
+/// `topic` (the killed member is gone), then leaves the group. The probe
+/// commits nothing.
+pub async fn wait_until_killed_member_is_gone(
+    group: &str,
+    topic: &str,
+    partitions: usize,
+    deadline: Duration,
+) {
+    let (group, topic) = (group.to_string(), topic.to_string());
+    poll_until("the killed member to leave the group", deadline, || {
+        let (group, topic) = (group.clone(), topic.clone());
+        async move {
+            tokio::task::spawn_blocking(move || probe(&group, &topic, partitions))
+                .await
+                .ok()
+                .flatten()
+        }
+    })
+    .await;
+}
+
+fn probe(group: &str, topic: &str, partitions: usize) -> Option<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack::bootstrap())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .create()
+        .ok()?;
+    consumer.subscribe(&[topic]).ok()?;
+    let started = Instant::now();
+    let mut assigned = 0;
+    while started.elapsed() < Duration::from_secs(8) && assigned < partitions {
+        // Records polled here are dropped: nothing is stored or committed.
+        let _ = consumer.poll(Duration::from_millis(100));
+        assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+    }
+    consumer.unsubscribe();
+    (assigned == partitions).then_some(())
+}
