@@ -10,7 +10,7 @@ use intops_events::{
 };
 use intops_flows::{Flows, Retry, StatusSet};
 use intops_kafka::{
-    DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, ServiceContext,
+    DeadLetterWriter, Failure, Handled, Message, OwnedMessage, ProcessError, ServiceContext,
 };
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError, Readiness};
@@ -95,7 +95,9 @@ impl Handler {
         }
     }
 
-    pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<(), ProcessError> {
+    /// Delivers the record's request; the outcome's acknowledgement is
+    /// awaited in the background so the lane can send the next request.
+    pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<Handled, ProcessError> {
         let Some(bytes) = message.payload() else {
             return Err(ProcessError::Poison(Failure::new(
                 "decode",
@@ -168,7 +170,7 @@ impl Handler {
             outcome.error = Some(reason);
         }
         metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "status" => outcome.status.as_str()).increment(1);
-        self.write_outcome(&message, &outcome).await
+        Ok(self.write_outcome(&message, outcome))
     }
 
     /// Attempts until a final answer; an `Err` only when shutdown interrupts
@@ -299,18 +301,42 @@ impl Handler {
         }
     }
 
-    async fn write_outcome(
-        &self,
-        message: &OwnedMessage,
-        outcome: &Outcome,
-    ) -> Result<(), ProcessError> {
+    /// Writes the outcome, retrying while the broker is away; resolves
+    /// to `Ok(false)` if shutdown comes first (the record is then
+    /// redelivered after restart, and delivered again with the same
+    /// Idempotency-Key).
+    fn write_outcome(&self, message: &OwnedMessage, outcome: Outcome) -> Handled {
         // Same key as the event, so one entity's records share a partition.
-        let key = message.key().unwrap_or_default();
-        let topic = self.ctx.topics.outcomes();
-        self.ctx
-            .publish(&topic, RecordKind::Outcome, key, outcome)
-            .await?;
-        Ok(())
+        let key = message.key().unwrap_or_default().to_vec();
+        let ctx = self.ctx.clone();
+        let shutdown = self.shutdown.clone();
+        let retry = self.target.retry;
+        Handled::Acknowledging(Box::pin(async move {
+            let topic = ctx.topics.outcomes();
+            let mut delays = ExponentialBuilder::default()
+                .with_min_delay(retry.initial_backoff)
+                .with_max_delay(retry.max_backoff)
+                .with_jitter()
+                .without_max_times()
+                .build();
+            loop {
+                match ctx
+                    .publish(&topic, RecordKind::Outcome, &key, &outcome)
+                    .await
+                {
+                    Ok(_) => return Ok(true),
+                    Err(e) if e.is_retryable() => {
+                        tracing::warn!(event_id = %outcome.event_id, error = %e, "cannot write outcome, retrying");
+                        let delay = delays.next().unwrap_or(retry.max_backoff);
+                        tokio::select! {
+                            () = shutdown.cancelled() => return Ok(false),
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }))
     }
 }
 

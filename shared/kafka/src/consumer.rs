@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -40,6 +41,39 @@ impl From<KafkaError> for ProcessError {
     }
 }
 
+/// A pending acknowledgement: `Ok(true)` acknowledged, `Ok(false)`
+/// interrupted by shutdown, `Err` fatal.
+pub type Ack = Pin<Box<dyn Future<Output = Result<bool, KafkaError>> + Send>>;
+
+/// What a handler did with its record.
+pub enum Handled {
+    /// Everything derived from the record is acknowledged.
+    Done,
+    /// The record's own work is done (for delivery: the target answered)
+    /// but a derived record is still being acknowledged. The lane moves on
+    /// to its next record; the offset is stored only when this resolves to
+    /// `Ok(true)`. `Ok(false)` means shutdown interrupted it (the record is
+    /// redelivered after restart); `Err` stops the service. It must retry
+    /// retryable failures itself: running the handler again would repeat
+    /// work out of order.
+    Acknowledging(Ack),
+}
+
+impl From<()> for Handled {
+    fn from((): ()) -> Self {
+        Handled::Done
+    }
+}
+
+impl std::fmt::Debug for Handled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Handled::Done => "Done",
+            Handled::Acknowledging(_) => "Acknowledging",
+        })
+    }
+}
+
 /// What the loop needs besides the consumer and the handler.
 #[derive(Debug, Clone)]
 pub struct ConsumeOptions {
@@ -58,8 +92,11 @@ pub struct ConsumeOptions {
     pub concurrency: usize,
 }
 
-/// Records queued per lane before the consumer waits.
-const LANE_QUEUE: usize = 16;
+/// Records queued over all lanes before the consumer waits (at least 16
+/// per lane). A full lane stops the dispatcher, so deeper queues keep
+/// the other lanes busy while one key's lane is behind; the total bounds
+/// the memory held.
+const QUEUED: usize = 4096;
 
 /// Creates a consumer of `group` subscribed to `topics`.
 pub fn new_consumer(
@@ -85,14 +122,15 @@ pub fn new_consumer(
 /// different keys proceed in parallel. An offset is stored only when every
 /// record before it in its partition has finished (the contiguous low
 /// watermark). On return the stored offsets have been committed.
-pub async fn consume<F, Fut>(
+pub async fn consume<F, Fut, H>(
     consumer: &StreamConsumer,
     options: &ConsumeOptions,
     handle: F,
 ) -> Result<(), KafkaError>
 where
     F: Fn(OwnedMessage) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), ProcessError>> + Send + 'static,
+    Fut: Future<Output = Result<H, ProcessError>> + Send + 'static,
+    H: Into<Handled> + Send + 'static,
 {
     let result = dispatch(consumer, options, handle).await;
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -112,20 +150,22 @@ struct Finished {
     result: Result<bool, KafkaError>,
 }
 
-async fn dispatch<F, Fut>(
+async fn dispatch<F, Fut, H>(
     consumer: &StreamConsumer,
     options: &ConsumeOptions,
     handle: F,
 ) -> Result<(), KafkaError>
 where
     F: Fn(OwnedMessage) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), ProcessError>> + Send + 'static,
+    Fut: Future<Output = Result<H, ProcessError>> + Send + 'static,
+    H: Into<Handled> + Send + 'static,
 {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
     let mut lanes = Vec::new();
     let mut tasks = JoinSet::new();
+    let depth = (QUEUED / options.concurrency.max(1)).max(16);
     for _ in 0..options.concurrency.max(1) {
-        let (tx, rx) = mpsc::channel::<OwnedMessage>(LANE_QUEUE);
+        let (tx, rx) = mpsc::channel::<OwnedMessage>(depth);
         lanes.push(tx);
         tasks.spawn(lane(rx, done_tx.clone(), options.clone(), handle.clone()));
     }
@@ -208,27 +248,48 @@ fn lane_of(message: &OwnedMessage, lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
-async fn lane<F, Fut>(
+async fn lane<F, Fut, H>(
     mut rx: mpsc::Receiver<OwnedMessage>,
     done: mpsc::UnboundedSender<Finished>,
     options: ConsumeOptions,
     handle: F,
 ) where
     F: Fn(OwnedMessage) -> Fut,
-    Fut: Future<Output = Result<(), ProcessError>>,
+    Fut: Future<Output = Result<H, ProcessError>>,
+    H: Into<Handled> + Send + 'static,
 {
     while let Some(message) = rx.recv().await {
         if options.shutdown.is_cancelled() {
             break;
         }
-        let result = process_one(&message, &options, &handle).await;
-        let fatal = result.is_err();
-        let _ = done.send(Finished {
+        let finished = |result| Finished {
             topic: message.topic().to_string(),
             partition: message.partition(),
             offset: message.offset(),
             result,
-        });
+        };
+        let result = match process_one(&message, &options, &handle).await {
+            Ok(Step::Acknowledging(ack)) => {
+                // The next record of this lane need not wait for the
+                // acknowledgement; the offset does.
+                let done = done.clone();
+                let shutdown = options.shutdown.clone();
+                let mut finished = finished(Ok(false));
+                tokio::spawn(async move {
+                    finished.result = ack.await;
+                    if finished.result.is_err() {
+                        shutdown.cancel();
+                    }
+                    let _ = done.send(finished);
+                });
+                continue;
+            }
+            Ok(Step::Done) => Ok(true),
+            Ok(Step::Interrupted) => Ok(false),
+            Err(e) => Err(e),
+        };
+        let fatal = result.is_err();
+        let _ = done.send(finished(result));
         if fatal {
             options.shutdown.cancel();
             break;
@@ -236,21 +297,34 @@ async fn lane<F, Fut>(
     }
 }
 
-/// Processes one record until it is done (true) or shutdown interrupts a
-/// retry (false).
-async fn process_one<F, Fut>(
+/// How processing one record ended.
+enum Step {
+    Done,
+    Interrupted,
+    Acknowledging(Ack),
+}
+
+/// Processes one record until it is done, shutdown interrupts a retry, or
+/// only an acknowledgement is left.
+async fn process_one<F, Fut, H>(
     message: &OwnedMessage,
     options: &ConsumeOptions,
     handle: &F,
-) -> Result<bool, KafkaError>
+) -> Result<Step, KafkaError>
 where
     F: Fn(OwnedMessage) -> Fut,
-    Fut: Future<Output = Result<(), ProcessError>>,
+    Fut: Future<Output = Result<H, ProcessError>>,
+    H: Into<Handled> + Send + 'static,
 {
     let mut pause = Pause::new(options);
     loop {
         let error = match handle(message.clone()).await {
-            Ok(()) => return Ok(true),
+            Ok(h) => {
+                return Ok(match h.into() {
+                    Handled::Done => Step::Done,
+                    Handled::Acknowledging(ack) => Step::Acknowledging(ack),
+                });
+            }
             Err(e) => e,
         };
         let class = match &error {
@@ -271,7 +345,7 @@ where
                     "retryable failure, retrying record"
                 );
                 if !pause.wait().await {
-                    return Ok(false);
+                    return Ok(Step::Interrupted);
                 }
             }
             ProcessError::Poison(failure) => {
@@ -279,11 +353,11 @@ where
                 // moves on; keep trying while the broker is away.
                 loop {
                     match options.dead_letters.write(message, &failure).await {
-                        Ok(()) => return Ok(true),
+                        Ok(()) => return Ok(Step::Done),
                         Err(e) if e.is_retryable() => {
                             tracing::warn!(stage = options.stage, error = %e, "cannot write dead letter, retrying");
                             if !pause.wait().await {
-                                return Ok(false);
+                                return Ok(Step::Interrupted);
                             }
                         }
                         Err(e) => return Err(e),
@@ -337,3 +411,7 @@ impl<'a> Pause<'a> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "consumer_mock_cluster_tests.rs"]
+mod mock_cluster_tests;

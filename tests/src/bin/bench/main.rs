@@ -107,19 +107,26 @@ async fn main() -> anyhow::Result<()> {
     }
     for (concurrency, latency_ms) in [(64, 0), (64, 20)] {
         let latency = Duration::from_millis(latency_ms);
-        let rate = delivery::measure(args.events, concurrency, latency).await?;
+        let delivery::Measured {
+            rate,
+            steady,
+            latency_ms: delivery_ms,
+        } = delivery::measure(args.events, concurrency, latency).await?;
         let limit = if latency_ms == 0 {
             String::new()
         } else {
             let ceiling = f64::from(concurrency) * 1000.0 / latency_ms as f64;
             format!(
-                "; {:.0}% of concurrency / latency = {ceiling:.0}/s",
-                100.0 * rate / ceiling
+                "; {:.0}% of concurrency / latency = {ceiling:.0}/s; steady (10th-90th percentile) {steady:.0}/s = {:.0}%",
+                100.0 * rate / ceiling,
+                100.0 * steady / ceiling
             )
         };
         println!(
-            "delivery alone, concurrency {concurrency}, target answering in {latency_ms} ms: {rate:.0} deliveries/s ({:.0}% of raw consume{limit})",
-            100.0 * rate / raw.consume_rate
+            "delivery alone, concurrency {concurrency}, target answering in {latency_ms} ms: {rate:.0} deliveries/s ({:.0}% of raw consume{limit}); at half that rate, written -> at the target p50 {} ms, p99 {} ms",
+            100.0 * rate / raw.consume_rate,
+            delivery_ms.p50,
+            delivery_ms.p99
         );
     }
     if args.delivery_only {
@@ -331,14 +338,14 @@ struct EndToEnd {
     paced: Percentiles,
 }
 
-struct Percentiles {
+pub(crate) struct Percentiles {
     p50: i64,
     p99: i64,
     max: i64,
 }
 
 impl Percentiles {
-    fn of(mut latencies: Vec<i64>) -> Self {
+    pub(crate) fn of(mut latencies: Vec<i64>) -> Self {
         latencies.sort_unstable();
         let at = |p: f64| {
             let i = ((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1);
