@@ -157,6 +157,47 @@ async fn wait_ready(url: &str) {
     .await;
 }
 
+/// A monitor started beside a running pipeline, on its topics.
+#[derive(Debug)]
+pub struct Monitor {
+    /// Its address.
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Monitor {
+    /// Stops it gracefully.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await?
+    }
+}
+
+/// Starts another monitor on `pipeline`'s topics and flows file and waits
+/// until it has read them (ready).
+pub async fn start_monitor(pipeline: &Pipeline) -> anyhow::Result<Monitor> {
+    let mut common = CommonArgs::local(pipeline.flows_path(), &pipeline.prefix);
+    common.connect.kafka_bootstrap = stack::bootstrap();
+    common.connect.schema_registry_url = stack::registry_url();
+    let listener = admin::bind("127.0.0.1:0".parse()?).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let args = intops_monitor::Args {
+        common,
+        listen: addr,
+        max_events: 100_000,
+        window: Duration::from_secs(86_400),
+    };
+    let task = tokio::spawn(intops_monitor::run(args, listener, shutdown.clone()));
+    wait_ready(&format!("http://{addr}/readyz")).await;
+    Ok(Monitor {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
 /// A running pipeline; [`Pipeline::stop`] shuts it down gracefully.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -230,6 +271,7 @@ impl Pipeline {
             common,
             listen: monitor,
             max_events: 100_000,
+            window: Duration::from_secs(86_400),
         };
         tasks.spawn(async move {
             (

@@ -1,23 +1,27 @@
 //! intops monitor: folds the events, deliveries and outcomes topics into a
-//! lineage index and answers `GET /api/v1/events/{event_id}` with what
-//! every stage did; serves `/metrics`, `/healthz`, `/readyz`.
+//! lineage index and each flow's health; answers `/api/v1/flows`,
+//! `/api/v1/flows/{flow_id}` and `/api/v1/events/{event_id}`; measures
+//! consumer lag; serves `/metrics`, `/healthz`, `/readyz`.
 
+mod alert;
+mod api;
+mod evaluate;
+pub mod health;
+mod lag;
 pub mod lineage;
 mod reader;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use intops_events::now_micros;
 use intops_kafka::ServiceContext;
 use intops_runtime::{CancellationToken, CommonArgs, Readiness, admin};
 use tokio::net::TcpListener;
 
+use crate::health::Health;
 use crate::lineage::Lineage;
 use crate::reader::{Reader, TopicKind};
 
@@ -36,6 +40,10 @@ pub struct Args {
     /// Events held in the lineage index; the oldest are forgotten first.
     #[arg(long, env = "INTOPS_MONITOR_MAX_EVENTS", default_value_t = 100_000)]
     pub max_events: usize,
+
+    /// How far back flow figures reach (records older are forgotten).
+    #[arg(long, env = "INTOPS_MONITOR_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub window: Duration,
 }
 
 /// Runs the monitor on `listener` until `shutdown`.
@@ -45,6 +53,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let flows = intops_runtime::load_flows(&args.common.flows)?;
+    let webhooks = flows
+        .alerts
+        .iter()
+        .map(alert::Webhook::resolve)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| intops_runtime::ConfigError(vec![e]))?;
     let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
     readiness.register("caught_up");
@@ -63,21 +77,51 @@ pub async fn run(
             .map(|t| (ctx.topics.deliveries(t), TopicKind::Request)),
     );
     let lineage = Arc::new(RwLock::new(Lineage::new(args.max_events)));
+    let health = Arc::new(RwLock::new(Health::new(&flows, args.window, now_micros())));
     let reader = Reader {
         kafka: ctx.kafka.clone(),
         group: ctx.topics.group("monitor"),
         codec: ctx.codec.clone(),
         topics,
         lineage: lineage.clone(),
+        health: health.clone(),
         readiness: readiness.clone(),
         shutdown: shutdown.clone(),
     };
     let reader_task = tokio::spawn(reader.run());
+    let mut watched = vec![lag::Watched {
+        group: ctx.topics.group("transform"),
+        topic: ctx.topics.events(),
+        target: None,
+    }];
+    watched.extend(flows.targets.keys().map(|t| lag::Watched {
+        group: ctx.topics.group(&format!("delivery.{t}")),
+        topic: ctx.topics.deliveries(t),
+        target: Some(t.clone()),
+    }));
+    tokio::spawn(lag::run(
+        ctx.kafka.clone(),
+        watched,
+        health.clone(),
+        Duration::from_secs(5),
+        shutdown.clone(),
+    ));
+    let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(evaluate::run(
+        health.clone(),
+        readiness.clone(),
+        Duration::from_secs(1),
+        changes_tx,
+        shutdown.clone(),
+    ));
+    tokio::spawn(alert::run(
+        webhooks,
+        changes_rx,
+        format!("http://{}/", listener.local_addr()?),
+        shutdown.clone(),
+    ));
 
-    let router = Router::new()
-        .route("/api/v1/events/{event_id}", get(event))
-        .with_state(lineage)
-        .merge(admin::router(readiness));
+    let router = api::router(api::Shared { lineage, health }).merge(admin::router(readiness));
     tracing::info!(listen = %listener.local_addr()?, "monitor listening");
     let served = admin::serve(listener, router, shutdown.clone()).await;
     shutdown.cancel();
@@ -88,19 +132,4 @@ pub async fn run(
     served?;
     tracing::info!("monitor stopped");
     Ok(())
-}
-
-async fn event(
-    State(lineage): State<Arc<RwLock<Lineage>>>,
-    Path(event_id): Path<String>,
-) -> Response {
-    let trace = lineage.read().ok().and_then(|l| l.get(&event_id).cloned());
-    match trace {
-        Some(t) => Json(t).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({"error": "not_found", "detail": format!("no event {event_id} in the monitor's window")})),
-        )
-            .into_response(),
-    }
 }

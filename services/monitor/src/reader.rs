@@ -1,6 +1,6 @@
 //! Reads the events, deliveries and outcomes topics from their beginning
 //! (no consumer group offsets: every replica rebuilds the same state) and
-//! folds them into the lineage index.
+//! folds them into the lineage index and the flows' health.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,6 +14,7 @@ use intops_runtime::{CancellationToken, Readiness};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::health::Health;
 use crate::lineage::Lineage;
 
 /// Which record type a topic holds.
@@ -32,6 +33,7 @@ pub(crate) struct Reader {
     pub codec: Arc<Codec>,
     pub topics: Vec<(String, TopicKind)>,
     pub lineage: Arc<RwLock<Lineage>>,
+    pub health: Arc<RwLock<Health>>,
     pub readiness: Readiness,
     pub shutdown: CancellationToken,
 }
@@ -114,16 +116,14 @@ impl Reader {
                     .decode::<IntegrationEvent>(bytes)
                     .await
                     .map(|e| self.write(|l| l.on_event(&e))),
-                TopicKind::Request => self
-                    .codec
-                    .decode::<DeliveryRequest>(bytes)
-                    .await
-                    .map(|r| self.write(|l| l.on_request(&r))),
-                TopicKind::Outcome => self
-                    .codec
-                    .decode::<Outcome>(bytes)
-                    .await
-                    .map(|o| self.write(|l| l.on_outcome(&o))),
+                TopicKind::Request => self.codec.decode::<DeliveryRequest>(bytes).await.map(|r| {
+                    self.write(|l| l.on_request(&r));
+                    self.fold_health(|h| h.on_request(&r));
+                }),
+                TopicKind::Outcome => self.codec.decode::<Outcome>(bytes).await.map(|o| {
+                    self.write(|l| l.on_outcome(&o));
+                    self.fold_health(|h| h.on_outcome(&o));
+                }),
             };
             let label = match kind {
                 TopicKind::Event => "event",
@@ -150,6 +150,12 @@ impl Reader {
                     return;
                 }
             }
+        }
+    }
+
+    fn fold_health(&self, f: impl FnOnce(&mut Health)) {
+        if let Ok(mut health) = self.health.write() {
+            f(&mut health);
         }
     }
 

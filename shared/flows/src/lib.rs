@@ -16,8 +16,8 @@ pub use jaq_json::Val as JqValue;
 pub use jq::{JqError, JqProgram, parse_json};
 pub use load::{LoadError, LoadErrors, load_file, load_str};
 pub use model::{
-    CircuitBreaker, Flow, Flows, HmacAuth, Poll, RateLimit, Retry, SignatureEncoding, Source,
-    SourceAuth, SourceKind, StatusSet, Target, TargetAuth,
+    Alert, CircuitBreaker, Flow, Flows, HmacAuth, Poll, RateLimit, Retry, SignatureEncoding, Slo,
+    Source, SourceAuth, SourceKind, StatusSet, Target, TargetAuth,
 };
 pub use secret::{Secret, SecretRef};
 pub use template::{Template, percent_encode};

@@ -9,12 +9,12 @@ use sha2::{Digest, Sha256};
 
 use crate::jq::JqProgram;
 use crate::model::{
-    CircuitBreaker, Flow, Flows, HmacAuth, Poll, RateLimit, Retry, Source, SourceAuth, StatusSet,
-    Target, TargetAuth,
+    Alert, CircuitBreaker, Flow, Flows, HmacAuth, Poll, RateLimit, Retry, Slo, Source, SourceAuth,
+    StatusSet, Target, TargetAuth,
 };
 use crate::spec::{
-    FlowSpec, FlowsFile, SignatureEncoding, SourceAuthSpec, SourceKind, SourceSpec, StatusSpec,
-    TargetAuthSpec, TargetSpec,
+    AlertSpec, FlowSpec, FlowsFile, SignatureEncoding, SloSpec, SourceAuthSpec, SourceKind,
+    SourceSpec, StatusSpec, TargetAuthSpec, TargetSpec,
 };
 use crate::template::Template;
 
@@ -71,11 +71,13 @@ pub fn load_str(text: &str) -> Result<Flows, LoadErrors> {
     let sources = v.sources(&file.sources);
     let targets = v.targets(&file.targets);
     let flows = v.flows(&file.flows, &sources, &targets);
+    let alerts = v.alerts(&file.alerts);
     if v.errors.is_empty() {
         Ok(Flows {
             sources,
             targets,
             flows,
+            alerts,
         })
     } else {
         Err(LoadErrors(v.errors))
@@ -534,7 +536,9 @@ impl Validator {
             if let (Some(when), Some(map), Some(path), Some(headers)) =
                 (when.map_or(Some(None), |p| p.map(Some)), map, path, headers)
             {
+                let slo = self.slo(&at, f.slo.as_ref());
                 out.push(Flow {
+                    slo,
                     id: f.id.clone(),
                     version: flow_version(f),
                     source: f.source.clone(),
@@ -548,6 +552,60 @@ impl Validator {
             }
         }
         out
+    }
+}
+
+impl Validator {
+    fn alerts(&mut self, specs: &[AlertSpec]) -> Vec<Alert> {
+        let mut seen = HashSet::new();
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let at = self.id("alerts", i, &a.id, &mut seen);
+                Alert {
+                    id: a.id.clone(),
+                    kind: a.kind,
+                    url: a.url.clone(),
+                    cooldown: self.duration(
+                        format!("{at}.cooldown"),
+                        a.cooldown.as_deref(),
+                        Duration::from_secs(600),
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    fn slo(&mut self, at: &str, spec: Option<&SloSpec>) -> Slo {
+        let defaults = Slo::default();
+        let Some(spec) = spec else {
+            return defaults;
+        };
+        if let Some(r) = spec.success_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            self.error(format!("{at}.slo.success_ratio"), "must be between 0 and 1");
+        }
+        if let Some(l) = spec.max_lag
+            && l < 0
+        {
+            self.error(format!("{at}.slo.max_lag"), "must not be negative");
+        }
+        let optional = |check: &mut Self, name: &str, text: Option<&str>| {
+            text.map(|t| check.duration(format!("{at}.slo.{name}"), Some(t), Duration::ZERO))
+        };
+        Slo {
+            success_ratio: spec.success_ratio,
+            latency_p95: optional(self, "latency_p95", spec.latency_p95.as_deref()),
+            max_silence: optional(self, "max_silence", spec.max_silence.as_deref()),
+            max_lag: spec.max_lag,
+            window: self.duration(
+                format!("{at}.slo.window"),
+                spec.window.as_deref(),
+                defaults.window,
+            ),
+        }
     }
 }
 
@@ -618,6 +676,31 @@ method = "POST"
 path = "/rest/api/3/issue"
 map = '''{fields: {summary: .short_description, labels: ["servicenow", .number]}}'''
 "#;
+
+    #[test]
+    fn slo_objectives_load_and_leave_the_version_alone() {
+        let with = format!(
+            "{EXAMPLE}slo = {{ success_ratio = 0.99, latency_p95 = \"30s\", max_silence = \"15m\", max_lag = 10000 }}\n"
+        );
+        let a = load_str(EXAMPLE).expect("valid");
+        let b = load_str(&with).expect("valid with slo");
+        let slo = b.flows[0].slo;
+        assert_eq!(slo.success_ratio, Some(0.99));
+        assert_eq!(slo.latency_p95, Some(Duration::from_secs(30)));
+        assert_eq!(slo.max_silence, Some(Duration::from_secs(900)));
+        assert_eq!(slo.max_lag, Some(10_000));
+        assert_eq!(slo.window, Duration::from_secs(300));
+        assert_eq!(a.flows[0].slo, Slo::default());
+        assert_eq!(a.flows[0].version, b.flows[0].version);
+
+        let bad = format!("{EXAMPLE}slo = {{ success_ratio = 1.5, window = \"soon\" }}\n");
+        let e = load_str(&bad).expect_err("invalid").to_string();
+        assert!(
+            e.contains("flows[0].slo.success_ratio") || e.contains("slo.success_ratio"),
+            "{e}"
+        );
+        assert!(e.contains("slo.window"), "{e}");
+    }
 
     #[test]
     fn design_example_loads() {

@@ -17,6 +17,21 @@ pub struct Flows {
     pub targets: BTreeMap<String, Target>,
     /// Flows, in file order.
     pub flows: Vec<Flow>,
+    /// Alert webhooks of the monitor.
+    pub alerts: Vec<Alert>,
+}
+
+/// A validated `[[alerts]]` table.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    /// Unique id.
+    pub id: String,
+    /// Body format.
+    pub kind: crate::spec::AlertKind,
+    /// Where the URL is kept.
+    pub url: crate::SecretRef,
+    /// Least time between two alerts about one flow.
+    pub cooldown: std::time::Duration,
 }
 
 impl Flows {
@@ -236,4 +251,33 @@ pub struct Flow {
     pub headers: Vec<(String, Template)>,
     /// Builds the body.
     pub map: JqProgram,
+    /// Objectives the monitor evaluates (defaults when the file has none).
+    pub slo: Slo,
+}
+
+/// A flow's service level objectives; `None` means not checked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slo {
+    /// Share of final results that must be delivered.
+    pub success_ratio: Option<f64>,
+    /// Largest 95th percentile of ingested → delivered latency.
+    pub latency_p95: Option<std::time::Duration>,
+    /// Longest time without a delivery.
+    pub max_silence: Option<std::time::Duration>,
+    /// Largest consumer lag of the flow's target.
+    pub max_lag: Option<i64>,
+    /// Recent time the ratio and latency objectives look at.
+    pub window: std::time::Duration,
+}
+
+impl Default for Slo {
+    fn default() -> Self {
+        Self {
+            success_ratio: None,
+            latency_p95: None,
+            max_silence: None,
+            max_lag: None,
+            window: std::time::Duration::from_secs(300),
+        }
+    }
 }

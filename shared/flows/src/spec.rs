@@ -18,6 +18,34 @@ pub struct FlowsFile {
     /// Routing and mapping rules from a source to a target.
     #[serde(default)]
     pub flows: Vec<FlowSpec>,
+    /// Webhooks the monitor notifies when a flow's health changes.
+    #[serde(default)]
+    pub alerts: Vec<AlertSpec>,
+}
+
+/// An `[[alerts]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSpec {
+    /// Unique id.
+    pub id: String,
+    /// Body format: `slack` (an incoming-webhook `text` message) or
+    /// `generic` (the change as JSON fields).
+    pub kind: AlertKind,
+    /// The webhook URL, by secret reference (it often embeds a token).
+    pub url: SecretRef,
+    /// Least time between two alerts about one flow; default `10m`.
+    pub cooldown: Option<String>,
+}
+
+/// An alert webhook's body format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    /// `{"text": "..."}`, which Slack and compatible chat tools accept.
+    Slack,
+    /// The change's fields as one JSON object.
+    Generic,
 }
 
 /// A `[[sources]]` table.
@@ -241,4 +269,24 @@ pub struct FlowSpec {
     pub headers: std::collections::BTreeMap<String, String>,
     /// jq program building the body from the payload; default `.`.
     pub map: Option<String>,
+    /// Service level objectives the monitor evaluates; not part of the
+    /// flow's version (they change no request).
+    #[serde(default, skip_serializing)]
+    pub slo: Option<SloSpec>,
+}
+
+/// A flow's `slo` table: each objective is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    /// Share of final results that must be delivered (0 to 1).
+    pub success_ratio: Option<f64>,
+    /// 95th percentile of ingested → delivered latency (`30s`).
+    pub latency_p95: Option<String>,
+    /// Longest time without a delivery (`15m`).
+    pub max_silence: Option<String>,
+    /// Largest consumer lag of the flow's target (records).
+    pub max_lag: Option<i64>,
+    /// Recent time the ratio and latency objectives look at; default `5m`.
+    pub window: Option<String>,
 }

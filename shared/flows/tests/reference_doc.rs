@@ -3,8 +3,8 @@
 //! every field a table accepts), so the reference cannot drift.
 
 use intops_flows::spec::{
-    BasicAuthSpec, CircuitBreakerSpec, FlowSpec, FlowsFile, HeaderAuthSpec, PollSpec, RetrySpec,
-    SourceAuthTable, SourceSpec, TargetAuthSpec, TargetSpec,
+    AlertSpec, BasicAuthSpec, CircuitBreakerSpec, FlowSpec, FlowsFile, HeaderAuthSpec, PollSpec, RetrySpec,
+    SloSpec, SourceAuthTable, SourceSpec, TargetAuthSpec, TargetSpec,
 };
 use serde::de::DeserializeOwned;
 
@@ -40,6 +40,8 @@ fn every_field_of_every_table_is_documented() {
         ("targets auth header", fields::<HeaderAuthSpec>()),
         ("targets circuit_breaker", fields::<CircuitBreakerSpec>()),
         ("[[flows]]", fields::<FlowSpec>()),
+        ("flows slo", fields::<SloSpec>()),
+        ("[[alerts]]", fields::<AlertSpec>()),
     ];
     let mut missing = Vec::new();
     for (table, names) in &tables {

@@ -52,6 +52,15 @@ pub const END_TO_END_SECONDS: &str = "intops_end_to_end_seconds";
 pub const MONITOR_RECORDS: &str = "intops_monitor_records_total";
 /// Events the monitor holds in its lineage index.
 pub const MONITOR_TRACKED_EVENTS: &str = "intops_monitor_tracked_events";
+/// A flow's health: 0 healthy, 1 degraded, 2 failing; label `flow`.
+pub const FLOW_HEALTH: &str = "intops_flow_health";
+/// A flow's final results over the monitor's window; labels `flow`,
+/// `status` (delivered, dead_lettered).
+pub const FLOW_WINDOW_RESULTS: &str = "intops_flow_window_results";
+/// Alert webhook posts; labels `webhook`, `result` (sent, failed).
+pub const ALERTS: &str = "intops_alerts_total";
+/// Records a consumer group has not committed yet; labels `group`, `topic`.
+pub const CONSUMER_LAG: &str = "intops_consumer_lag";
 /// Consumer errors by stage; labels `stage`, `class` (retryable, poison, fatal).
 pub const CONSUMER_ERRORS: &str = "intops_consumer_errors_total";
 
@@ -78,6 +87,19 @@ pub fn install() -> Option<PrometheusHandle> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        FLOW_HEALTH,
+        "flow health from the monitor: 0 healthy, 1 degraded, 2 failing"
+    );
+    describe_gauge!(
+        FLOW_WINDOW_RESULTS,
+        "a flow's final results over the monitor's window"
+    );
+    describe_counter!(ALERTS, "alert webhook posts after retries, by result");
+    describe_gauge!(
+        CONSUMER_LAG,
+        "records of a topic an intops consumer group has not committed"
+    );
     describe_counter!(
         INGEST_REQUESTS,
         "HTTP requests answered by ingest, by source and status"

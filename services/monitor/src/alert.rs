@@ -1,0 +1,202 @@
+//! Alert webhooks: a flow's health change is posted to every configured
+//! webhook, Slack-style (`{"text": ..}`) or generic (the change's fields).
+//! Per flow and webhook, a status already announced is not announced again
+//! (de-duplication), and after an alert the next one waits for the cooldown;
+//! the flow's latest status is then sent if it still differs, so a
+//! recovery is always reported and flapping is compressed. Sends are
+//! retried with backoff and counted; a failure never stops the monitor.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use intops_flows::spec::AlertKind;
+use intops_flows::{Alert, Secret};
+use intops_runtime::CancellationToken;
+use intops_runtime::metrics as m;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::health::{Change, Status};
+
+/// A webhook with its resolved URL.
+#[derive(Debug)]
+pub(crate) struct Webhook {
+    id: String,
+    kind: AlertKind,
+    url: Secret,
+    cooldown: Duration,
+}
+
+impl Webhook {
+    /// Resolves the URL's secret reference; the error names the reference,
+    /// never the value.
+    pub(crate) fn resolve(alert: &Alert) -> Result<Self, String> {
+        let url = alert
+            .url
+            .resolve()
+            .map_err(|e| format!("alerts[{}].url: {e}", alert.id))?;
+        Ok(Self {
+            id: alert.id.clone(),
+            kind: alert.kind,
+            url,
+            cooldown: alert.cooldown,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Announced {
+    status: Option<Status>,
+    at: Option<Instant>,
+    pending: Option<Change>,
+}
+
+/// Posts the changes from `changes` until `shutdown`.
+pub(crate) async fn run(
+    webhooks: Vec<Webhook>,
+    mut changes: mpsc::UnboundedReceiver<Change>,
+    monitor_url: String,
+    shutdown: CancellationToken,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("intops-monitor/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default();
+    let mut state: HashMap<(usize, String), Announced> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            change = changes.recv() => match change {
+                Some(change) => {
+                    for i in 0..webhooks.len() {
+                        state.entry((i, change.flow_id.clone())).or_default().pending = Some(change.clone());
+                    }
+                }
+                None => return,
+            },
+            _ = tick.tick() => {}
+        }
+        for ((i, _), announced) in &mut state {
+            let Some(webhook) = webhooks.get(*i) else {
+                continue;
+            };
+            let Some(mut change) = announced.pending.take() else {
+                continue;
+            };
+            if announced.status.unwrap_or(Status::Healthy) == change.to {
+                continue; // nothing new to say
+            }
+            if announced
+                .at
+                .is_some_and(|at| at.elapsed() < webhook.cooldown)
+            {
+                announced.pending = Some(change); // later
+                continue;
+            }
+            change.from = announced.status.unwrap_or(Status::Healthy);
+            announced.status = Some(change.to);
+            announced.at = Some(Instant::now());
+            let body = body(webhook.kind, &change, &monitor_url);
+            let (http, url, id) = (
+                http.clone(),
+                webhook.url.expose().to_string(),
+                webhook.id.clone(),
+            );
+            tokio::spawn(async move { send(&http, &url, &id, body).await });
+        }
+    }
+}
+
+async fn send(http: &reqwest::Client, url: &str, id: &str, body: serde_json::Value) {
+    let attempt = || async {
+        http.post(url)
+            .json(&body)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+    };
+    let result = attempt
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(30))
+                .with_max_times(5)
+                .with_jitter(),
+        )
+        .await;
+    let outcome = match &result {
+        Ok(_) => "sent",
+        Err(_) => "failed",
+    };
+    metrics::counter!(m::ALERTS, "webhook" => id.to_string(), "result" => outcome).increment(1);
+    if let Err(e) = result {
+        // The URL may hold a token: log the webhook's id and status only.
+        tracing::warn!(webhook = %id, status = ?e.status(), "alert not delivered after retries");
+    }
+}
+
+fn body(kind: AlertKind, change: &Change, monitor_url: &str) -> serde_json::Value {
+    let recovered = change.to == Status::Healthy;
+    match kind {
+        AlertKind::Slack => {
+            let text = if recovered {
+                format!(
+                    ":white_check_mark: intops flow `{}` (target `{}`) is healthy again (was {}). {monitor_url}",
+                    change.flow_id,
+                    change.target_id,
+                    change.from.as_str()
+                )
+            } else {
+                format!(
+                    ":rotating_light: intops flow `{}` (target `{}`) is {}: {}. {monitor_url}",
+                    change.flow_id,
+                    change.target_id,
+                    change.to.as_str(),
+                    change.reason
+                )
+            };
+            json!({ "text": text })
+        }
+        AlertKind::Generic => json!({
+            "source": "intops-monitor",
+            "flow_id": change.flow_id,
+            "target_id": change.target_id,
+            "status": change.to.as_str(),
+            "previous_status": change.from.as_str(),
+            "recovered": recovered,
+            "reason": change.reason,
+            "monitor": monitor_url,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(to: Status) -> Change {
+        Change {
+            flow_id: "f".into(),
+            target_id: "crm".into(),
+            from: Status::Healthy,
+            to,
+            reason: "success ratio 0.00 below 0.9".into(),
+        }
+    }
+
+    #[test]
+    fn bodies_say_what_changed() {
+        let slack = body(AlertKind::Slack, &change(Status::Failing), "http://m");
+        let text = slack["text"].as_str().expect("text");
+        assert!(
+            text.contains("`f`") && text.contains("failing") && text.contains("0.00 below 0.9"),
+            "{text}"
+        );
+        let generic = body(AlertKind::Generic, &change(Status::Healthy), "http://m");
+        assert_eq!(generic["status"], "healthy");
+        assert_eq!(generic["recovered"], true);
+    }
+}

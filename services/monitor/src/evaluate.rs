@@ -1,0 +1,74 @@
+//! Re-evaluates every flow's health on a timer: status gauges, a log line
+//! per change, and the changes handed to the alerter. Changes found while
+//! the monitor is still reading its history are not reported (the history
+//! decides the starting state, not a transition).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use intops_events::now_micros;
+use intops_runtime::metrics as m;
+use intops_runtime::{CancellationToken, Readiness};
+use tokio::sync::mpsc;
+
+use crate::health::{Change, Health, Status};
+
+/// Evaluates every `every` until `shutdown`; sends reported changes to
+/// `alerts`.
+pub(crate) async fn run(
+    health: Arc<RwLock<Health>>,
+    readiness: Readiness,
+    every: Duration,
+    alerts: mpsc::UnboundedSender<Change>,
+    shutdown: CancellationToken,
+) {
+    let mut reporting = false;
+    loop {
+        let now = now_micros();
+        let (changes, views) = match health.write() {
+            Ok(mut h) => (h.evaluate(now), h.flows(now)),
+            Err(_) => return,
+        };
+        for f in &views {
+            metrics::gauge!(m::FLOW_HEALTH, "flow" => f.flow_id.clone()).set(f.status.level());
+            for (status, n) in [
+                ("delivered", f.window.delivered),
+                ("dead_lettered", f.window.dead_lettered),
+            ] {
+                metrics::gauge!(m::FLOW_WINDOW_RESULTS, "flow" => f.flow_id.clone(), "status" => status)
+                    .set(n as f64);
+            }
+        }
+        if reporting {
+            for change in changes {
+                match change.to {
+                    Status::Healthy => {
+                        tracing::info!(flow = %change.flow_id, from = change.from.as_str(), "flow healthy again")
+                    }
+                    to => {
+                        tracing::warn!(flow = %change.flow_id, status = to.as_str(), reason = %change.reason, "flow health changed")
+                    }
+                }
+                let _ = alerts.send(change);
+            }
+        } else if readiness.is_ready() {
+            // Caught up: from now on a change is news. Flows that start
+            // out unhealthy are reported once.
+            reporting = true;
+            for f in views.iter().filter(|f| f.status != Status::Healthy) {
+                tracing::warn!(flow = %f.flow_id, status = f.status.as_str(), reason = %f.reason, "flow unhealthy at start");
+                let _ = alerts.send(Change {
+                    flow_id: f.flow_id.clone(),
+                    target_id: f.target_id.clone(),
+                    from: Status::Healthy,
+                    to: f.status,
+                    reason: f.reason.clone(),
+                });
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Counts over time in fixed buckets: what one flow or target did, kept
+//! for the monitor's window and summed over any recent span. Memory is
+//! bounded by the window: at most window / BUCKET buckets per series, and
+//! only buckets in which something happened are kept.
+
+use std::collections::VecDeque;
+
+/// Width of one bucket, in seconds.
+pub const BUCKET_SECS: i64 = 5;
+
+/// Upper bounds (milliseconds) of the latency histogram's buckets; the last
+/// one holds everything slower.
+pub const LATENCY_BOUNDS_MS: [i64; 13] = [
+    50,
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    30_000,
+    60_000,
+    300_000,
+    3_600_000,
+    i64::MAX,
+];
+
+/// What happened in one bucket (or a sum of buckets).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Delivery requests written (events the flow routed).
+    pub routed: u64,
+    /// Requests delivered.
+    pub delivered: u64,
+    /// Requests or events dead-lettered.
+    pub dead_lettered: u64,
+    /// Attempts beyond the first, over final results.
+    pub retries: u64,
+    /// Ingested → delivered latencies, by `LATENCY_BOUNDS_MS`.
+    pub latency: [u64; 13],
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.routed += other.routed;
+        self.delivered += other.delivered;
+        self.dead_lettered += other.dead_lettered;
+        self.retries += other.retries;
+        for (a, b) in self.latency.iter_mut().zip(other.latency) {
+            *a += b;
+        }
+    }
+
+    /// Records one delivered latency.
+    pub fn observe_latency(&mut self, ms: i64) {
+        let i = LATENCY_BOUNDS_MS.partition_point(|bound| *bound < ms);
+        if let Some(slot) = self.latency.get_mut(i) {
+            *slot += 1;
+        }
+    }
+
+    /// The upper bound (ms) of the bucket holding the `q` quantile of the
+    /// latencies; `None` without latencies. `i64::MAX` means slower than
+    /// the largest bound.
+    pub fn latency_quantile_ms(&self, q: f64) -> Option<i64> {
+        let total: u64 = self.latency.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (count, bound) in self.latency.iter().zip(LATENCY_BOUNDS_MS) {
+            seen += count;
+            if seen >= rank {
+                return Some(bound);
+            }
+        }
+        LATENCY_BOUNDS_MS.last().copied()
+    }
+
+    /// Delivered share of final results; `None` without final results.
+    pub fn success_ratio(&self) -> Option<f64> {
+        let finals = self.delivered + self.dead_lettered;
+        (finals > 0).then(|| self.delivered as f64 / finals as f64)
+    }
+}
+
+/// Buckets in time order, keyed by their start (seconds since the epoch).
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    buckets: VecDeque<(i64, Counts)>,
+}
+
+impl Series {
+    /// Adds to the bucket of `at_micros`.
+    pub fn record(&mut self, at_micros: i64, f: impl FnOnce(&mut Counts)) {
+        let start = (at_micros / 1_000_000).div_euclid(BUCKET_SECS) * BUCKET_SECS;
+        let i = self.buckets.partition_point(|(s, _)| *s < start);
+        match self.buckets.get_mut(i) {
+            Some((s, counts)) if *s == start => f(counts),
+            _ => {
+                let mut counts = Counts::default();
+                f(&mut counts);
+                self.buckets.insert(i, (start, counts));
+            }
+        }
+    }
+
+    /// Forgets buckets that ended before `before_secs`.
+    pub fn prune(&mut self, before_secs: i64) {
+        while let Some((start, _)) = self.buckets.front() {
+            if start + BUCKET_SECS > before_secs {
+                break;
+            }
+            self.buckets.pop_front();
+        }
+    }
+
+    /// The sum of the buckets that end after `since_secs`.
+    pub fn since(&self, since_secs: i64) -> Counts {
+        let mut sum = Counts::default();
+        let first = self
+            .buckets
+            .partition_point(|(s, _)| s + BUCKET_SECS <= since_secs);
+        for (_, counts) in self.buckets.range(first..) {
+            sum.add(counts);
+        }
+        sum
+    }
+
+    /// Buckets held.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no bucket is held.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000;
+
+    #[test]
+    fn buckets_sum_recent_spans_and_forget_old_ones() {
+        let mut series = Series::default();
+        series.record(100 * S, |c| c.delivered += 1);
+        series.record(30 * S, |c| c.dead_lettered += 1); // out of order
+        series.record(101 * S, |c| c.delivered += 1);
+        assert_eq!(series.len(), 2);
+        assert_eq!(series.since(0).delivered, 2);
+        assert_eq!(series.since(0).dead_lettered, 1);
+        assert_eq!(series.since(90).dead_lettered, 0);
+        series.prune(50);
+        assert_eq!(series.len(), 1);
+        assert_eq!(series.since(0).success_ratio(), Some(1.0));
+    }
+
+    #[test]
+    fn quantiles_name_the_bucket_bound() {
+        let mut c = Counts::default();
+        for ms in [10, 20, 30, 40, 700, 700, 700, 700, 700, 40_000] {
+            c.observe_latency(ms);
+        }
+        assert_eq!(c.latency_quantile_ms(0.4), Some(50));
+        assert_eq!(c.latency_quantile_ms(0.5), Some(1_000));
+        assert_eq!(c.latency_quantile_ms(0.95), Some(60_000));
+        assert_eq!(Counts::default().latency_quantile_ms(0.5), None);
+    }
+}

@@ -1,0 +1,128 @@
+use intops_events::{Outcome, OutcomeStatus, Stage};
+
+use super::*;
+
+const S: i64 = 1_000_000;
+
+fn flows(slo: &str) -> Flows {
+    intops_flows::load_str(&format!(
+        r#"
+[[sources]]
+id = "app"
+kind = "webhook"
+auth = "none"
+entity_key = ".id"
+
+[[targets]]
+id = "crm"
+base_url = "http://crm"
+
+[[flows]]
+id = "app-to-crm"
+source = "app"
+target = "crm"
+path = "/records"
+{slo}
+"#
+    ))
+    .expect("flows")
+}
+
+fn outcome(status: OutcomeStatus, at: i64) -> Outcome {
+    Outcome {
+        event_id: "e".into(),
+        stage: Stage::Delivery,
+        status,
+        flow_id: Some("app-to-crm".into()),
+        target_id: Some("crm".into()),
+        attempts: 2,
+        http_status: Some(200),
+        latency_ms: Some(120),
+        error: None,
+        at,
+    }
+}
+
+#[test]
+fn failures_turn_a_flow_failing_and_it_recovers_when_they_age_out() {
+    let start = 1_000_000 * S;
+    let mut h = Health::new(
+        &flows(r#"slo = { success_ratio = 0.9, window = "1m" }"#),
+        Duration::from_secs(86_400),
+        start,
+    );
+    assert!(h.evaluate(start).is_empty());
+    for i in 0..3 {
+        h.on_outcome(&outcome(OutcomeStatus::DeadLettered, start + i * S));
+    }
+    h.on_outcome(&outcome(OutcomeStatus::Delivered, start + 5 * S));
+    let changes = h.evaluate(start + 10 * S);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(
+        (changes[0].from, changes[0].to),
+        (Status::Healthy, Status::Failing)
+    );
+    assert!(
+        changes[0].reason.contains("success ratio 0.25 below 0.9"),
+        "{}",
+        changes[0].reason
+    );
+    assert!(
+        h.evaluate(start + 11 * S).is_empty(),
+        "no change, no second report"
+    );
+
+    // Two minutes later only deliveries are recent.
+    h.on_outcome(&outcome(OutcomeStatus::Delivered, start + 120 * S));
+    let changes = h.evaluate(start + 121 * S);
+    assert_eq!(changes[0].to, Status::Healthy);
+    let view = h.flow("app-to-crm", start + 121 * S).expect("flow");
+    assert_eq!(view.window.delivered, 2);
+    assert_eq!(view.window.dead_lettered, 3);
+    assert_eq!(view.window.retries, 5);
+    assert_eq!(view.recent.delivered, 1);
+    assert_eq!(view.window.latency_ms.p50, Some(250));
+    assert_eq!(view.seconds_since_success, Some(1));
+}
+
+#[test]
+fn silence_fails_and_lag_degrades() {
+    let start = 1_000_000 * S;
+    let mut h = Health::new(
+        &flows(r#"slo = { max_silence = "1m", max_lag = 10 }"#),
+        Duration::from_secs(86_400),
+        start,
+    );
+    h.set_lag("crm", 50);
+    h.evaluate(start + S);
+    let v = h.flow("app-to-crm", start + S).expect("flow");
+    assert_eq!(v.status, Status::Degraded);
+    assert!(
+        v.reason.contains("consumer lag 50 above 10"),
+        "{}",
+        v.reason
+    );
+    h.set_lag("crm", 0);
+    h.evaluate(start + 61 * S);
+    let v = h.flow("app-to-crm", start + 61 * S).expect("flow");
+    assert_eq!(v.status, Status::Failing);
+    assert!(
+        v.reason.contains("no delivery since the monitor started"),
+        "{}",
+        v.reason
+    );
+}
+
+#[test]
+fn without_objectives_dead_letters_degrade() {
+    let start = 1_000_000 * S;
+    let mut h = Health::new(&flows(""), Duration::from_secs(3_600), start);
+    h.on_outcome(&outcome(OutcomeStatus::DeadLettered, start));
+    h.evaluate(start + S);
+    let v = h.flow("app-to-crm", start + S).expect("flow");
+    assert_eq!(v.status, Status::Degraded);
+    assert_eq!(v.reason, "1 dead letter(s) in 5m");
+    // Outside the monitor's window, counts are forgotten.
+    h.evaluate(start + 3_700 * S);
+    assert_eq!(h.buckets(), 0);
+}

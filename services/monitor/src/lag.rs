@@ -1,0 +1,103 @@
+//! Consumer lag of every intops group: the committed offset against the
+//! high watermark, per partition, summed per topic. Read with OffsetFetch
+//! and ListOffsets (the local broker drops DescribeGroups), without
+//! joining the groups.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use intops_kafka::{KafkaError, KafkaSettings, topics};
+use intops_runtime::CancellationToken;
+use intops_runtime::metrics as m;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::health::Health;
+
+/// One group's position on one topic.
+#[derive(Debug, Clone)]
+pub(crate) struct Watched {
+    /// The consumer group.
+    pub group: String,
+    /// The topic it consumes.
+    pub topic: String,
+    /// The target whose delivery group this is, if one.
+    pub target: Option<String>,
+}
+
+/// Measures every `watched` group every `every` until `shutdown`, into
+/// `health` and the lag gauge.
+pub(crate) async fn run(
+    kafka: KafkaSettings,
+    watched: Vec<Watched>,
+    health: Arc<RwLock<Health>>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut clients: HashMap<String, Arc<BaseConsumer>> = HashMap::new();
+    loop {
+        for w in &watched {
+            let consumer = match clients.get(&w.group) {
+                Some(c) => c.clone(),
+                None => match kafka.consumer_config(&w.group).create::<BaseConsumer>() {
+                    Ok(c) => clients
+                        .entry(w.group.clone())
+                        .or_insert(Arc::new(c))
+                        .clone(),
+                    Err(e) => {
+                        tracing::warn!(group = %w.group, error = %e, "cannot create lag reader");
+                        continue;
+                    }
+                },
+            };
+            // The admin calls block: keep them off the async workers.
+            let (k, topic) = (kafka.clone(), w.topic.clone());
+            let measured = tokio::task::spawn_blocking(move || lag(&k, &consumer, &topic))
+                .await
+                .unwrap_or_else(|e| Err(KafkaError::Unavailable(e.to_string())));
+            match measured {
+                Ok(lag) => {
+                    metrics::gauge!(m::CONSUMER_LAG, "group" => w.group.clone(), "topic" => w.topic.clone())
+                        .set(lag as f64);
+                    if let (Some(target), Ok(mut h)) = (&w.target, health.write()) {
+                        h.set_lag(target, lag);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(group = %w.group, topic = %w.topic, error = %e, "cannot read consumer lag")
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Records of `topic` after the group's committed offsets (from the start
+/// of the partition where the group committed nothing).
+fn lag(kafka: &KafkaSettings, consumer: &BaseConsumer, topic: &str) -> Result<i64, KafkaError> {
+    let timeout = Duration::from_secs(5);
+    let mut tpl = TopicPartitionList::new();
+    let partitions = topics::partitions(kafka, topic)?;
+    for p in &partitions {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, timeout)
+        .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
+    let mut total = 0;
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
+        let at = match committed.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o.max(low),
+            _ => low,
+        };
+        total += (high - at).max(0);
+    }
+    Ok(total)
+}
