@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the local stack and the interop test's
+# The whole test suite: installs the local stack, Chromium (status page test) and the interop test's
 # Python client if needed, starts the stack with fresh data, runs every unit
 # and integration test, and stops the stack.
 #   deploy/local/test.sh [extra cargo test args]
@@ -21,6 +21,12 @@ if ! cmp -s "$reqs" "$venv/requirements.txt" 2>/dev/null; then
   cp "$reqs" "$venv/requirements.txt"
 fi
 export INTOPS_INTEROP_PYTHON="$venv/bin/python"
+# Headless Chromium for the status page test (tests/tests/monitor_page.rs).
+if ! command -v chromium >/dev/null; then
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+fi
+export INTOPS_CHROMIUM="$(command -v chromium)"
 # The broker binary, for tests that run a private broker to stop it.
 export INTOPS_TANSU_BIN="$TANSU_BIN"
 

@@ -187,6 +187,7 @@ pub async fn start_monitor(pipeline: &Pipeline) -> anyhow::Result<Monitor> {
         common,
         listen: addr,
         max_events: 100_000,
+        api_token_file: None,
         window: Duration::from_secs(86_400),
     };
     let task = tokio::spawn(intops_monitor::run(args, listener, shutdown.clone()));
@@ -271,6 +272,7 @@ impl Pipeline {
             common,
             listen: monitor,
             max_events: 100_000,
+            api_token_file: None,
             window: Duration::from_secs(86_400),
         };
         tasks.spawn(async move {

@@ -134,6 +134,20 @@ async fn signed_incident_is_delivered_mapped_and_traced() {
     assert_eq!(t["stages"][2]["attempts"], 1);
     assert_eq!(target.requests().len(), 1, "delivered once");
 
+    // Found by its ticket number, as an operator searches.
+    let found: serde_json::Value = reqwest::get(format!(
+        "http://{}/api/v1/search?q=INC0010023",
+        pipeline.monitor
+    ))
+    .await
+    .expect("search")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["events"][0]["event_id"], event_id.as_str());
+    assert_eq!(found["events"][0]["last"]["status"], "delivered");
+
     let metrics = reqwest::get(format!("http://{}/metrics", pipeline.monitor))
         .await
         .expect("metrics")

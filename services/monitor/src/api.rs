@@ -1,14 +1,16 @@
-//! The monitor's JSON API: flows with their health, one flow, one event's
-//! lineage.
+//! The monitor's JSON API (flows with their health, one flow, one event's
+//! lineage, search) and the status page's route.
 
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use intops_events::now_micros;
+use intops_flows::Secret;
 use serde_json::json;
 
 use crate::health::Health;
@@ -21,12 +23,43 @@ pub(crate) struct Shared {
     pub health: Arc<RwLock<Health>>,
 }
 
-/// `/api/v1/...` routes.
-pub(crate) fn router(shared: Shared) -> Router {
+/// `/` and `/api/v1/...` routes; with `token`, every request must carry
+/// `Authorization: Bearer <token>` (401 otherwise).
+pub(crate) fn router(shared: Shared, token: Option<Secret>) -> Router {
+    let routes = routes(shared);
+    match token {
+        Some(token) => routes.layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_token,
+        )),
+        None => routes,
+    }
+}
+
+async fn require_token(State(token): State<Arc<Secret>>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if token.matches(given.trim()) => next.run(request).await,
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "unauthorized", "detail": "send Authorization: Bearer <token>"})),
+        )
+            .into_response(),
+    }
+}
+
+fn routes(shared: Shared) -> Router {
     Router::new()
+        .route("/", get(crate::page::index))
         .route("/api/v1/flows", get(flows))
         .route("/api/v1/flows/{flow_id}", get(flow))
         .route("/api/v1/events/{event_id}", get(event))
+        .route("/api/v1/search", get(search))
         .with_state(shared)
 }
 
@@ -70,6 +103,49 @@ async fn flow(State(s): State<Shared>, Path(flow_id): Path<String>) -> Response 
     }
 }
 
+/// `?q=` with optional `limit` (default 20, at most 100) and `offset`.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct SearchQuery {
+    q: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn search(State(s): State<Shared>, Query(query): Query<SearchQuery>) -> Response {
+    let Some(q) = query.q.filter(|q| !q.trim().is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "bad_request", "detail": "give the entity key or a business key (a ticket number) as ?q="})),
+        )
+            .into_response();
+    };
+    let limit = query.limit.unwrap_or(20).clamp(1, 100);
+    let offset = query.offset.unwrap_or(0);
+    let Ok(lineage) = s.lineage.read() else {
+        return unavailable();
+    };
+    let found = lineage.search(&q);
+    let total = found.len();
+    let events: Vec<_> = found
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|t| {
+            json!({
+                "event_id": t.event_id,
+                "source_id": t.source_id,
+                "entity_key": t.entity_key,
+                "event_type": t.event_type,
+                "at": t.stages.first().map(|s| s.at.clone()),
+                "last": t.stages.last().map(|s| json!({"stage": s.stage, "status": s.status, "flow_id": s.flow_id, "target_id": s.target_id})),
+            })
+        })
+        .collect();
+    let next = (offset + events.len() < total).then_some(offset + events.len());
+    Json(json!({"query": q, "total": total, "offset": offset, "next_offset": next, "events": events}))
+        .into_response()
+}
+
 async fn event(State(s): State<Shared>, Path(event_id): Path<String>) -> Response {
     let trace = s
         .lineage
@@ -79,5 +155,92 @@ async fn event(State(s): State<Shared>, Path(event_id): Path<String>) -> Respons
     match trace {
         Some(t) => Json(t).into_response(),
         None => not_found(format!("no event {event_id} in the monitor's window")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn shared() -> Shared {
+        let flows = intops_flows::load_str(
+            r#"
+[[sources]]
+id = "app"
+kind = "webhook"
+auth = "none"
+entity_key = ".id"
+
+[[targets]]
+id = "crm"
+base_url = "http://crm"
+
+[[flows]]
+id = "app-to-crm"
+source = "app"
+target = "crm"
+path = "/r"
+"#,
+        )
+        .expect("flows");
+        Shared {
+            lineage: Arc::new(RwLock::new(Lineage::new(10))),
+            health: Arc::new(RwLock::new(Health::new(
+                &flows,
+                std::time::Duration::from_secs(60),
+                now_micros(),
+            ))),
+        }
+    }
+
+    async fn status(router: Router, uri: &str, auth: Option<&str>) -> StatusCode {
+        let mut request = Request::get(uri);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        router
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("answer")
+            .status()
+    }
+
+    #[tokio::test]
+    async fn a_token_guards_the_page_and_the_api() {
+        let router = router(shared(), Some(Secret::new("s3cret")));
+        for uri in ["/", "/api/v1/flows", "/api/v1/search?q=x"] {
+            assert_eq!(
+                status(router.clone(), uri, None).await,
+                StatusCode::UNAUTHORIZED,
+                "{uri}"
+            );
+            assert_eq!(
+                status(router.clone(), uri, Some("Bearer wrong")).await,
+                StatusCode::UNAUTHORIZED,
+                "{uri}"
+            );
+            assert_eq!(
+                status(router.clone(), uri, Some("Bearer s3cret")).await,
+                StatusCode::OK,
+                "{uri}"
+            );
+        }
+        let open = super::router(shared(), None);
+        assert_eq!(
+            status(open.clone(), "/api/v1/flows/app-to-crm", None).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(open.clone(), "/api/v1/flows/nope", None).await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(open, "/api/v1/search", None).await,
+            StatusCode::BAD_REQUEST
+        );
     }
 }

@@ -9,6 +9,7 @@ mod evaluate;
 pub mod health;
 mod lag;
 pub mod lineage;
+mod page;
 mod reader;
 
 use std::net::SocketAddr;
@@ -41,6 +42,11 @@ pub struct Args {
     #[arg(long, env = "INTOPS_MONITOR_MAX_EVENTS", default_value_t = 100_000)]
     pub max_events: usize,
 
+    /// File holding a bearer token that `/` and `/api/...` then require
+    /// (health, readiness and metrics stay open).
+    #[arg(long, env = "INTOPS_MONITOR_API_TOKEN_FILE")]
+    pub api_token_file: Option<std::path::PathBuf>,
+
     /// How far back flow figures reach (records older are forgotten).
     #[arg(long, env = "INTOPS_MONITOR_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
     pub window: Duration,
@@ -59,6 +65,14 @@ pub async fn run(
         .map(alert::Webhook::resolve)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| intops_runtime::ConfigError(vec![e]))?;
+    let token = args
+        .api_token_file
+        .as_ref()
+        .map(|path| intops_flows::SecretRef::File(path.display().to_string()).resolve())
+        .transpose()
+        .map_err(|e| {
+            intops_runtime::ConfigError(vec![format!("INTOPS_MONITOR_API_TOKEN_FILE: {e}")])
+        })?;
     let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
     readiness.register("caught_up");
@@ -121,7 +135,8 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    let router = api::router(api::Shared { lineage, health }).merge(admin::router(readiness));
+    let router =
+        api::router(api::Shared { lineage, health }, token).merge(admin::router(readiness));
     tracing::info!(listen = %listener.local_addr()?, "monitor listening");
     let served = admin::serve(listener, router, shutdown.clone()).await;
     shutdown.cancel();

@@ -55,6 +55,10 @@ pub struct Trace {
     pub event_type: Option<String>,
     /// Stage results in time order.
     pub stages: Vec<StageView>,
+    /// Search terms: the entity key and the payload's short top-level
+    /// values, lowercase.
+    #[serde(skip)]
+    terms: Vec<String>,
 }
 
 /// The bounded index of recent events.
@@ -63,7 +67,14 @@ pub struct Lineage {
     traces: HashMap<String, Trace>,
     order: VecDeque<String>,
     capacity: usize,
+    /// Search term → events carrying it, oldest first.
+    terms: HashMap<String, VecDeque<String>>,
 }
+
+/// Payload values longer than this are not search terms.
+const MAX_TERM: usize = 64;
+/// Search terms taken from one payload at most.
+const MAX_TERMS: usize = 16;
 
 impl Lineage {
     /// An empty index holding at most `capacity` events.
@@ -72,6 +83,7 @@ impl Lineage {
             traces: HashMap::new(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
+            terms: HashMap::new(),
         }
     }
 
@@ -92,11 +104,37 @@ impl Lineage {
 
     /// Folds an accepted event.
     pub fn on_event(&mut self, e: &IntegrationEvent) {
+        let terms = search_terms(e);
         let trace = self.entry(&e.event_id);
         trace.source_id = Some(e.source_id.clone());
         trace.entity_key = Some(e.entity_key.clone());
         trace.event_type = Some(e.event_type.clone());
         push(trace, view("ingest", "accepted", e.ingested_at));
+        let fresh: Vec<String> = terms
+            .into_iter()
+            .filter(|t| !trace.terms.contains(t))
+            .collect();
+        trace.terms.extend(fresh.iter().cloned());
+        for term in fresh {
+            self.terms
+                .entry(term)
+                .or_default()
+                .push_back(e.event_id.clone());
+        }
+    }
+
+    /// Events whose entity key or a short top-level payload value equals
+    /// `query` (case-insensitive), newest first.
+    pub fn search(&self, query: &str) -> Vec<&Trace> {
+        let mut found: Vec<&Trace> = self
+            .terms
+            .get(&query.trim().to_lowercase())
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.traces.get(id))
+            .collect();
+        found.sort_by_key(|t| std::cmp::Reverse(t.first_at()));
+        found
     }
 
     /// Folds a delivery request: the proof that a flow routed the event.
@@ -138,9 +176,7 @@ impl Lineage {
         if !self.traces.contains_key(event_id) {
             while self.traces.len() >= self.capacity {
                 match self.order.pop_front() {
-                    Some(old) => {
-                        self.traces.remove(&old);
-                    }
+                    Some(old) => self.forget(&old),
                     None => break,
                 }
             }
@@ -153,6 +189,57 @@ impl Lineage {
                 ..Trace::default()
             })
     }
+}
+
+impl Lineage {
+    fn forget(&mut self, event_id: &str) {
+        let Some(trace) = self.traces.remove(event_id) else {
+            return;
+        };
+        for term in trace.terms {
+            if let Some(ids) = self.terms.get_mut(&term) {
+                // Oldest first: the forgotten event is almost always in front.
+                if ids.front().is_some_and(|id| id == event_id) {
+                    ids.pop_front();
+                } else {
+                    ids.retain(|id| id != event_id);
+                }
+                if ids.is_empty() {
+                    self.terms.remove(&term);
+                }
+            }
+        }
+    }
+}
+
+impl Trace {
+    /// When the first stage happened (micros), for ordering.
+    pub fn first_at(&self) -> i64 {
+        self.stages.first().map_or(0, |s| s.at_micros)
+    }
+}
+
+/// The entity key and the payload's short top-level strings and numbers,
+/// lowercase: what an operator searches by (a ticket number such as
+/// INC0010023, a sys_id).
+fn search_terms(e: &IntegrationEvent) -> Vec<String> {
+    let mut terms = vec![e.entity_key.to_lowercase()];
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&e.payload) {
+        for value in fields.values() {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => continue,
+            };
+            if !text.is_empty() && text.len() <= MAX_TERM && !terms.contains(&text.to_lowercase()) {
+                terms.push(text.to_lowercase());
+            }
+            if terms.len() >= MAX_TERMS {
+                break;
+            }
+        }
+    }
+    terms
 }
 
 /// Inserts in time order; a record read twice (a replayed topic, an
@@ -256,6 +343,33 @@ mod tests {
         );
         assert_eq!(t.source_id.as_deref(), Some("servicenow"));
         assert_eq!(t.stages[2].http_status, Some(201));
+    }
+
+    #[test]
+    fn search_finds_by_entity_key_or_business_key_newest_first() {
+        let mut l = Lineage::new(3);
+        let mut a = event("a", 1);
+        a.payload =
+            r#"{"number": "INC0010023", "short_description": "disk full", "priority": 1}"#.into();
+        let mut b = event("b", 2);
+        b.payload = r#"{"number": "INC0010023"}"#.into();
+        l.on_event(&a);
+        l.on_event(&b);
+        let found: Vec<_> = l
+            .search("inc0010023")
+            .iter()
+            .map(|t| t.event_id.clone())
+            .collect();
+        assert_eq!(found, ["b", "a"]);
+        assert_eq!(l.search("ABC").len(), 2, "entity key");
+        assert_eq!(l.search("disk full").len(), 1);
+        // Forgotten events leave the index too.
+        l.on_event(&event("c", 3));
+        l.on_event(&event("d", 4));
+        assert_eq!(l.search("INC0010023").len(), 1);
+        l.on_event(&event("e", 5));
+        assert!(l.search("INC0010023").is_empty());
+        assert!(!l.terms.contains_key("inc0010023"));
     }
 
     #[test]

@@ -54,6 +54,14 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `given` equals the secret, comparing every byte whatever
+    /// differs first (no timing hint). The length is not secret: tokens
+    /// are fixed-length in practice.
+    pub fn matches(&self, given: &str) -> bool {
+        let (a, b) = (given.as_bytes(), self.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
 }
 
 impl fmt::Debug for Secret {

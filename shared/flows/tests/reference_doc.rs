@@ -3,8 +3,8 @@
 //! every field a table accepts), so the reference cannot drift.
 
 use intops_flows::spec::{
-    AlertSpec, BasicAuthSpec, CircuitBreakerSpec, FlowSpec, FlowsFile, HeaderAuthSpec, PollSpec, RetrySpec,
-    SloSpec, SourceAuthTable, SourceSpec, TargetAuthSpec, TargetSpec,
+    AlertSpec, BasicAuthSpec, CircuitBreakerSpec, FlowSpec, FlowsFile, HeaderAuthSpec, PollSpec,
+    RetrySpec, SloSpec, SourceAuthTable, SourceSpec, TargetAuthSpec, TargetSpec,
 };
 use serde::de::DeserializeOwned;
 

@@ -121,6 +121,28 @@ pub struct FlowHealth {
     pub lag: Option<i64>,
 }
 
+/// A recent dead letter, as the status page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadView {
+    /// The event.
+    pub event_id: String,
+    /// `transform` or `delivery`.
+    pub stage: &'static str,
+    /// The flow, if known.
+    pub flow_id: Option<String>,
+    /// The target, if known.
+    pub target_id: Option<String>,
+    /// Why.
+    pub error: Option<String>,
+    /// When (RFC 3339).
+    pub at: String,
+    #[serde(skip)]
+    at_micros: i64,
+}
+
+/// Dead letters the status page lists.
+const RECENT_DEAD: usize = 50;
+
 /// A flow whose status changed at an evaluation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -157,6 +179,7 @@ pub struct Health {
     targets: BTreeMap<String, Series>,
     lag: BTreeMap<String, i64>,
     unrouted: Series,
+    dead: std::collections::VecDeque<DeadView>,
 }
 
 impl Health {
@@ -191,6 +214,7 @@ impl Health {
                 .collect(),
             lag: BTreeMap::new(),
             unrouted: Series::default(),
+            dead: std::collections::VecDeque::new(),
         }
     }
 
@@ -227,6 +251,9 @@ impl Health {
         if !matches!(o.stage, Stage::Delivery | Stage::Transform) {
             return;
         }
+        if o.status == OutcomeStatus::DeadLettered {
+            self.remember_dead(o);
+        }
         if let Some(f) = o.flow_id.as_ref().and_then(|id| self.flows.get_mut(id)) {
             f.series.record(o.at, fold);
             if o.status == OutcomeStatus::Delivered {
@@ -236,6 +263,28 @@ impl Health {
         if let Some(t) = o.target_id.as_ref().and_then(|id| self.targets.get_mut(id)) {
             t.record(o.at, fold);
         }
+    }
+
+    fn remember_dead(&mut self, o: &Outcome) {
+        let view = DeadView {
+            event_id: o.event_id.clone(),
+            stage: o.stage.as_str(),
+            flow_id: o.flow_id.clone(),
+            target_id: o.target_id.clone(),
+            error: o.error.clone(),
+            at: rfc3339(o.at),
+            at_micros: o.at,
+        };
+        let i = self.dead.partition_point(|d| d.at_micros <= o.at);
+        self.dead.insert(i, view);
+        while self.dead.len() > RECENT_DEAD {
+            self.dead.pop_front();
+        }
+    }
+
+    /// The most recent dead letters, newest first.
+    pub fn recent_dead(&self) -> impl Iterator<Item = &DeadView> {
+        self.dead.iter().rev()
     }
 
     /// The latest consumer lag of each target's delivery group.

@@ -1,0 +1,90 @@
+//! The status page in a real browser: headless Chromium (Debian's
+//! `chromium`, installed by deploy/local/test.sh) loads the monitor's `/`
+//! and the DOM shows a failing flow as failing, with its reason, the
+//! recent dead letters and the search box.
+
+use std::time::Duration;
+
+use intops_tests::{MockTarget, Pipeline, poll_until};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// The DOM of `url` after Chromium loaded it.
+async fn dump_dom(url: &str) -> String {
+    let chromium = std::env::var("INTOPS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let profile = tempfile::tempdir().expect("profile dir");
+    let run = tokio::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", url])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("chromium finishes")
+        .unwrap_or_else(|e| {
+            panic!("cannot run {chromium} (deploy/local/test.sh installs it): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_status_page_shows_a_failing_flow_as_failing() {
+    let target = MockTarget::start().await.expect("target");
+    target.set_status(400);
+    let flows = intops_tests::pipeline::app_flows(
+        &target.base_url(),
+        "crm",
+        "retry = { max_attempts = 1 }",
+        r#"slo = { success_ratio = 0.9, window = "1m" }"#,
+    );
+    let p = Pipeline::start("page", &flows, &[])
+        .await
+        .expect("pipeline");
+    p.post_json("app", &json!([{"id": "INC0099001"}, {"id": "INC0099002"}]))
+        .await;
+    let api = format!("http://{}/api/v1/flows/app-to-crm", p.monitor);
+    poll_until("the flow failing", WAIT, || async {
+        let v: Value = reqwest::get(&api).await.ok()?.json().await.ok()?;
+        (v["flow"]["status"] == "failing").then_some(())
+    })
+    .await;
+
+    let dom = dump_dom(&format!("http://{}/", p.monitor)).await;
+    let row_start = dom.find(r#"id="flow-app-to-crm""#).expect("the flow's row");
+    let row = &dom[row_start..row_start + dom[row_start..].find("</tr>").expect("row end")];
+    assert!(row.contains(r#"data-status="failing""#), "{row}");
+    assert!(
+        row.contains(r#"class="status status-failing">failing<"#),
+        "{row}"
+    );
+    assert!(row.contains("success ratio 0.00 below 0.9"), "{row}");
+    assert!(
+        dom.contains(r#"id="dead-letters""#),
+        "recent dead letters listed"
+    );
+    assert!(dom.contains(r#"name="q""#), "the search box");
+
+    let found = dump_dom(&format!("http://{}/?q=INC0099001", p.monitor)).await;
+    assert!(
+        found.contains(r#"id="search""#) && found.contains("inc0099001")
+            || found.contains("INC0099001"),
+        "search results"
+    );
+    p.stop().await.expect("stop");
+}
