@@ -167,26 +167,7 @@ mod tests {
     use super::*;
 
     fn shared() -> Shared {
-        let flows = intops_flows::load_str(
-            r#"
-[[sources]]
-id = "app"
-kind = "webhook"
-auth = "none"
-entity_key = ".id"
-
-[[targets]]
-id = "crm"
-base_url = "http://crm"
-
-[[flows]]
-id = "app-to-crm"
-source = "app"
-target = "crm"
-path = "/r"
-"#,
-        )
-        .expect("flows");
+        let flows = crate::test_flows::one_flow("");
         Shared {
             lineage: Arc::new(RwLock::new(Lineage::new(10))),
             health: Arc::new(RwLock::new(Health::new(

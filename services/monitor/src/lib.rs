@@ -11,6 +11,8 @@ mod lag;
 pub mod lineage;
 mod page;
 mod reader;
+#[cfg(test)]
+mod test_flows;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};

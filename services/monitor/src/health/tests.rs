@@ -5,27 +5,7 @@ use super::*;
 const S: i64 = 1_000_000;
 
 fn flows(slo: &str) -> Flows {
-    intops_flows::load_str(&format!(
-        r#"
-[[sources]]
-id = "app"
-kind = "webhook"
-auth = "none"
-entity_key = ".id"
-
-[[targets]]
-id = "crm"
-base_url = "http://crm"
-
-[[flows]]
-id = "app-to-crm"
-source = "app"
-target = "crm"
-path = "/records"
-{slo}
-"#
-    ))
-    .expect("flows")
+    crate::test_flows::one_flow(slo)
 }
 
 fn outcome(status: OutcomeStatus, at: i64) -> Outcome {
