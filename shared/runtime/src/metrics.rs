@@ -42,7 +42,8 @@ pub const DELIVERY_TARGET_PAUSED: &str = "intops_delivery_target_paused";
 pub const DELIVERY_IN_FLIGHT: &str = "intops_delivery_in_flight";
 /// A target's circuit: 0 closed, 1 open, 2 half-open; label `target`.
 pub const DELIVERY_CIRCUIT_STATE: &str = "intops_delivery_circuit_state";
-/// Final delivery results; labels `target`, `status` (delivered, dead_lettered).
+/// Final delivery results; labels `target`, `flow`, `status` (delivered,
+/// dead_lettered). Flow ids come from the flows file: a small fixed set.
 pub const DELIVERY_RESULTS: &str = "intops_delivery_results_total";
 /// Seconds per HTTP attempt; label `target`.
 pub const DELIVERY_REQUEST_SECONDS: &str = "intops_delivery_request_seconds";
