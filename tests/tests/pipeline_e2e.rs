@@ -245,8 +245,9 @@ async fn rejected_delivery_becomes_a_dead_letter_with_context() {
     let body = fixture("servicenow-incident-created.json");
     let event_id = send(&pipeline, &body).await;
 
+    // The trace carries the dead letter itself, read from the DLQ topic.
     let t = trace(&pipeline, &event_id, |v| {
-        statuses(v).iter().any(|(_, s)| s == "dead_lettered")
+        statuses(v).iter().any(|(_, s)| s == "dead_lettered") && v["dead_letters"].is_array()
     })
     .await;
     assert_eq!(
@@ -254,6 +255,18 @@ async fn rejected_delivery_becomes_a_dead_letter_with_context() {
         Some(&("delivery".to_string(), "dead_lettered".to_string()))
     );
     assert_eq!(t["stages"][2]["http_status"], 400);
+    let dead_view = &t["dead_letters"][0];
+    assert_eq!(dead_view["stage"], "delivery");
+    assert_eq!(dead_view["error_class"], "http_4xx");
+    assert_eq!(dead_view["http_status"], 400);
+    assert_eq!(dead_view["flow_id"], "snow-p1-to-jira");
+    assert!(
+        dead_view["original"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(".deliveries.jira/"),
+        "{dead_view}"
+    );
     assert_eq!(target.requests().len(), 1, "a 400 is not retried");
 
     let letters = topic::read(&format!("{}.dlq.delivery", pipeline.prefix), 1, WAIT);

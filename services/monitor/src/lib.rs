@@ -85,6 +85,8 @@ pub async fn run(
     let mut topics = vec![
         (ctx.topics.events(), TopicKind::Event),
         (ctx.topics.outcomes(), TopicKind::Outcome),
+        (ctx.topics.dlq_transform(), TopicKind::DeadLetter),
+        (ctx.topics.dlq_delivery(), TopicKind::DeadLetter),
     ];
     topics.extend(
         flows

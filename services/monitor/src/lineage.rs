@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, UNIX_EPOCH};
 
-use intops_events::{DeliveryRequest, IntegrationEvent, Outcome, Stage};
+use intops_events::{DeadLetter, DeliveryRequest, IntegrationEvent, Outcome, Stage};
 use serde::Serialize;
 
 /// What one stage did with an event, as the API shows it.
@@ -42,6 +42,37 @@ pub struct StageView {
     at_micros: i64,
 }
 
+/// A dead letter of an event, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetterView {
+    /// `transform` or `delivery`.
+    pub stage: &'static str,
+    /// Error class (`http_4xx`, `exhausted`, `mapping`, ...).
+    pub error_class: String,
+    /// The error.
+    pub error_message: String,
+    /// Whether a later try could succeed.
+    pub retryable: bool,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The flow and its version.
+    pub flow_id: Option<String>,
+    /// The flow's version.
+    pub flow_version: Option<String>,
+    /// The target.
+    pub target_id: Option<String>,
+    /// The target's last status.
+    pub http_status: Option<i32>,
+    /// The start of the target's last answer (redacted).
+    pub response_excerpt: Option<String>,
+    /// Where the failed record was.
+    pub original: String,
+    /// Replays before this failure.
+    pub replay_count: i32,
+    /// When (RFC 3339).
+    pub failed_at: String,
+}
+
 /// Everything known about one event.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Trace {
@@ -55,6 +86,10 @@ pub struct Trace {
     pub event_type: Option<String>,
     /// Stage results in time order.
     pub stages: Vec<StageView>,
+    /// The dead letters written for the event, oldest first (without the
+    /// original bytes: `intops dlq show --event-id` prints those).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dead_letters: Vec<DeadLetterView>,
     /// Search terms: the entity key and the payload's short top-level
     /// values, lowercase.
     #[serde(skip)]
@@ -120,6 +155,37 @@ impl Lineage {
                 .entry(term)
                 .or_default()
                 .push_back(e.event_id.clone());
+        }
+    }
+
+    /// Folds a dead letter into its event's trace (dead letters of
+    /// records without an event id, such as undecodable ones, are not
+    /// about any event).
+    pub fn on_dead_letter(&mut self, d: &DeadLetter) {
+        let Some(event_id) = d.event_id.as_deref() else {
+            return;
+        };
+        let view = DeadLetterView {
+            stage: d.stage.as_str(),
+            error_class: d.error_class.clone(),
+            error_message: d.error_message.clone(),
+            retryable: d.retryable,
+            attempts: d.attempts,
+            flow_id: d.flow_id.clone(),
+            flow_version: d.flow_version.clone(),
+            target_id: d.target_id.clone(),
+            http_status: d.http_status,
+            response_excerpt: d.response_excerpt.clone(),
+            original: format!(
+                "{}/{}@{}",
+                d.original_topic, d.original_partition, d.original_offset
+            ),
+            replay_count: d.replay_count,
+            failed_at: view("", "", d.failed_at).at,
+        };
+        let trace = self.entry(event_id);
+        if !trace.dead_letters.contains(&view) {
+            trace.dead_letters.push(view);
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use intops_events::{Codec, CodecError, DeliveryRequest, IntegrationEvent, Outcome};
+use intops_events::{Codec, CodecError, DeadLetter, DeliveryRequest, IntegrationEvent, Outcome};
 use intops_kafka::{KafkaError, KafkaSettings, Message, topics};
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, Readiness};
@@ -23,6 +23,7 @@ pub(crate) enum TopicKind {
     Event,
     Request,
     Outcome,
+    DeadLetter,
 }
 
 /// The reader's inputs.
@@ -124,11 +125,17 @@ impl Reader {
                     self.write(|l| l.on_outcome(&o));
                     self.fold_health(|h| h.on_outcome(&o));
                 }),
+                TopicKind::DeadLetter => self
+                    .codec
+                    .decode::<DeadLetter>(bytes)
+                    .await
+                    .map(|d| self.write(|l| l.on_dead_letter(&d))),
             };
             let label = match kind {
                 TopicKind::Event => "event",
                 TopicKind::Request => "delivery_request",
                 TopicKind::Outcome => "outcome",
+                TopicKind::DeadLetter => "dead_letter",
             };
             match result {
                 Ok(()) => {

@@ -49,7 +49,8 @@ pub const DELIVERY_RESULTS: &str = "intops_delivery_results_total";
 pub const DELIVERY_REQUEST_SECONDS: &str = "intops_delivery_request_seconds";
 /// Seconds from ingest to delivery; label `target`.
 pub const END_TO_END_SECONDS: &str = "intops_end_to_end_seconds";
-/// Records the monitor folded; label `kind` (event, delivery_request, outcome).
+/// Records the monitor folded; label `kind` (event, delivery_request,
+/// outcome, dead_letter).
 pub const MONITOR_RECORDS: &str = "intops_monitor_records_total";
 /// Events the monitor holds in its lineage index.
 pub const MONITOR_TRACKED_EVENTS: &str = "intops_monitor_tracked_events";
