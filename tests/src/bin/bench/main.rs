@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod delivery;
 mod ingest;
+mod monitor;
 mod replay;
 mod transform;
 
@@ -63,6 +64,9 @@ struct Args {
     /// Run the raw ceiling and the delivery phase only.
     #[arg(long)]
     delivery_only: bool,
+    /// Run the monitor's fold (1 million outcomes) only.
+    #[arg(long)]
+    monitor_only: bool,
     /// Seconds of the paced phase.
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
@@ -83,6 +87,20 @@ async fn main() -> anyhow::Result<()> {
         args.events
     );
 
+    if args.monitor_only {
+        let f = monitor::fold(1_000_000, 10).await?;
+        println!(
+            "monitor fold, 1,000,000 outcomes of 10 flows over 24 h: decode + health {:.0} outcomes/s, decode + lineage {:.0} outcomes/s; resident memory {:.0} MB before, {:.0} MB with the health state ({} buckets), {:.0} MB with the lineage index too ({} events)",
+            f.health_rate,
+            f.lineage_rate,
+            f.rss_before_mb,
+            f.rss_health_mb,
+            f.buckets,
+            f.rss_after_mb,
+            f.events_held
+        );
+        return Ok(());
+    }
     let flows_text = example_flows("http://127.0.0.1:1").replace("{secrets}/snow", "/dev/null");
     let per_core = transform::in_process(&flows_text, payload, 100_000)?;
     println!(
