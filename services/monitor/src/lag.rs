@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use intops_kafka::{KafkaError, KafkaSettings, topics};
+use intops_kafka::{KafkaError, KafkaSettings};
 use intops_runtime::CancellationToken;
 use intops_runtime::metrics as m;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -52,8 +52,8 @@ pub(crate) async fn run(
                 },
             };
             // The admin calls block: keep them off the async workers.
-            let (k, topic) = (kafka.clone(), w.topic.clone());
-            let measured = tokio::task::spawn_blocking(move || lag(&k, &consumer, &topic))
+            let topic = w.topic.clone();
+            let measured = tokio::task::spawn_blocking(move || lag(&consumer, &topic))
                 .await
                 .unwrap_or_else(|e| Err(KafkaError::Unavailable(e.to_string())));
             match measured {
@@ -78,10 +78,18 @@ pub(crate) async fn run(
 
 /// Records of `topic` after the group's committed offsets (from the start
 /// of the partition where the group committed nothing).
-fn lag(kafka: &KafkaSettings, consumer: &BaseConsumer, topic: &str) -> Result<i64, KafkaError> {
+fn lag(consumer: &BaseConsumer, topic: &str) -> Result<i64, KafkaError> {
     let timeout = Duration::from_secs(5);
     let mut tpl = TopicPartitionList::new();
-    let partitions = topics::partitions(kafka, topic)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
     for p in &partitions {
         tpl.add_partition(topic, *p);
     }
