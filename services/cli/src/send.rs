@@ -24,6 +24,21 @@ pub async fn raw(ctx: &ServiceContext, record: Record<'_>) -> Result<(i32, i64),
         .await
 }
 
+/// Queues `record` (retrying while the producer's queue is full or the
+/// broker unavailable) and returns the wait for its acknowledgement:
+/// records of one key queued one after another keep their order without
+/// waiting for each other's acknowledgement.
+pub async fn queue(
+    ctx: &ServiceContext,
+    record: Record<'_>,
+) -> Result<impl std::future::Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static, KafkaError>
+{
+    (|| async { ctx.producer.enqueue(record) })
+        .retry(backoff())
+        .when(KafkaError::is_retryable)
+        .await
+}
+
 /// Encodes `value` as `kind` for `topic` and produces it under `key`,
 /// retrying while the broker or registry is unavailable.
 pub async fn typed<T: Serialize>(

@@ -1,3 +1,4 @@
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -83,24 +84,49 @@ impl Producer {
     /// Sends one record and waits for the broker's acknowledgement;
     /// returns its partition and offset.
     pub async fn send(&self, record: Record<'_>) -> Result<(i32, i64), KafkaError> {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (key, value) in record.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(*value),
-            });
-        }
         let producer = self.current()?;
-        let future_record = FutureRecord::to(record.topic)
-            .key(record.key)
-            .payload(record.value)
-            .headers(headers);
-        match producer
-            .send(future_record, Timeout::After(Duration::from_secs(5)))
-            .await
-        {
+        let delivery = producer
+            .send(to_future_record(&record), Timeout::After(Duration::from_secs(5)))
+            .await;
+        self.acknowledged(&producer, delivery.map_err(|(e, _)| e))
+    }
+
+    /// Queues one record now and returns the wait for its acknowledgement.
+    /// Records queued one after another for one partition are written in
+    /// that order (idempotent producer), so a caller keeping per-key order
+    /// need not wait for one acknowledgement before queuing the next. An
+    /// `Err` here means the record was not queued (a full queue is
+    /// retryable).
+    pub fn enqueue(
+        &self,
+        record: Record<'_>,
+    ) -> Result<impl Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static, KafkaError>
+    {
+        let producer = self.current()?;
+        let queued = producer
+            .send_result(to_future_record(&record))
+            .map_err(|(e, _)| classify_produce(&e))?;
+        let this = self.clone();
+        Ok(async move {
+            let delivery = match queued.await {
+                Ok(result) => result.map_err(|(e, _)| e),
+                Err(_) => return Err(KafkaError::Unavailable("the producer was dropped".into())),
+            };
+            this.acknowledged(&producer, delivery)
+        })
+    }
+
+    /// The partition and offset of an acknowledged record, or the
+    /// classified error (replacing the client after errors that leave it
+    /// unusable on the local broker; see docs/architecture.md).
+    fn acknowledged(
+        &self,
+        producer: &FutureProducer,
+        delivery: Result<rdkafka::producer::future_producer::Delivery, rdkafka::error::KafkaError>,
+    ) -> Result<(i32, i64), KafkaError> {
+        match delivery {
             Ok(delivery) => Ok((delivery.partition, delivery.offset)),
-            Err((e, _)) => {
+            Err(e) => {
                 let fatal = producer.client().fatal_error().is_some();
                 let code = e.rdkafka_error_code();
                 if fatal
@@ -109,7 +135,7 @@ impl Producer {
                         Some(RDKafkaErrorCode::Unknown | RDKafkaErrorCode::MessageTimedOut)
                     )
                 {
-                    self.replace(&producer, &e.to_string());
+                    self.replace(producer, &e.to_string());
                     return Err(KafkaError::Unavailable(e.to_string()));
                 }
                 Err(classify_produce(&e))
@@ -153,4 +179,18 @@ impl Producer {
             .await
             .unwrap_or(false)
     }
+}
+
+fn to_future_record<'a>(record: &Record<'a>) -> FutureRecord<'a, [u8], [u8]> {
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+    for (key, value) in record.headers {
+        headers = headers.insert(Header {
+            key,
+            value: Some(*value),
+        });
+    }
+    FutureRecord::to(record.topic)
+        .key(record.key)
+        .payload(record.value)
+        .headers(headers)
 }

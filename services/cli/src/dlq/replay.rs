@@ -334,6 +334,10 @@ impl Run {
         let location = job.letter.location();
         let d = &job.letter.letter;
         let key = d.original_key.clone().unwrap_or_default();
+        // For a replay, the wait for the broker's acknowledgement: the lane
+        // queues its key's next record meanwhile (same partition, so the
+        // idempotent producer keeps their order).
+        let mut acknowledgement = None;
         let (sent_to, replay_count, status) = match job.action {
             Action::Replay => {
                 let count = (d.replay_count + 1).to_string();
@@ -346,7 +350,7 @@ impl Run {
                 headers.push((dlq_headers::REPLAY_COUNT, count.as_bytes()));
                 headers.push((dlq_headers::REPLAY_ID, replay_id.as_bytes()));
                 headers.push((dlq_headers::REPLAY_SOURCE, location.as_bytes()));
-                send::raw(
+                let queued = send::queue(
                     ctx,
                     Record {
                         topic: &d.original_topic,
@@ -357,7 +361,7 @@ impl Run {
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot replay {location}: {e}"))?;
-                counts.sent.fetch_add(1, Ordering::Relaxed);
+                acknowledgement = Some(queued);
                 (
                     d.original_topic.clone(),
                     d.replay_count + 1,
@@ -400,11 +404,20 @@ impl Run {
             sent_to,
             replay_count,
         };
-        // The outcome, then the mark: a dead letter counts as replayed only
-        // once everything derived from it was acknowledged.
-        let (ctx, marker) = (ctx.clone(), marker.clone());
+        // The acknowledgement, the outcome, then the mark: a dead letter
+        // counts as replayed only once everything derived from it was
+        // acknowledged.
+        let (ctx, marker, counts) = (ctx.clone(), marker.clone(), counts.clone());
         followups
             .spawn(async move {
+                if let Some(acknowledged) = acknowledgement {
+                    acknowledged.await.map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot replay {location}: {e} (run the replay again: it resumes)"
+                        )
+                    })?;
+                    counts.sent.fetch_add(1, Ordering::Relaxed);
+                }
                 if let Some(o) = &outcome {
                     send::typed(&ctx, &ctx.topics.outcomes(), RecordKind::Outcome, &key, o)
                         .await
