@@ -31,8 +31,10 @@ pub async fn raw(ctx: &ServiceContext, record: Record<'_>) -> Result<(i32, i64),
 pub async fn queue(
     ctx: &ServiceContext,
     record: Record<'_>,
-) -> Result<impl std::future::Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static, KafkaError>
-{
+) -> Result<
+    impl std::future::Future<Output = Result<(i32, i64), KafkaError>> + Send + 'static,
+    KafkaError,
+> {
     (|| async { ctx.producer.enqueue(record) })
         .retry(backoff())
         .when(KafkaError::is_retryable)

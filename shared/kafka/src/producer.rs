@@ -86,7 +86,10 @@ impl Producer {
     pub async fn send(&self, record: Record<'_>) -> Result<(i32, i64), KafkaError> {
         let producer = self.current()?;
         let delivery = producer
-            .send(to_future_record(&record), Timeout::After(Duration::from_secs(5)))
+            .send(
+                to_future_record(&record),
+                Timeout::After(Duration::from_secs(5)),
+            )
             .await;
         self.acknowledged(&producer, delivery.map_err(|(e, _)| e))
     }
