@@ -52,6 +52,16 @@ impl Counts {
         }
     }
 
+    fn subtract(&mut self, other: &Counts) {
+        self.routed -= other.routed;
+        self.delivered -= other.delivered;
+        self.dead_lettered -= other.dead_lettered;
+        self.retries -= other.retries;
+        for (a, b) in self.latency.iter_mut().zip(other.latency) {
+            *a -= b;
+        }
+    }
+
     /// Records one delivered latency.
     pub fn observe_latency(&mut self, ms: i64) {
         let i = LATENCY_BOUNDS_MS.partition_point(|bound| *bound < ms);
@@ -86,10 +96,12 @@ impl Counts {
     }
 }
 
-/// Buckets in time order, keyed by their start (seconds since the epoch).
+/// Buckets in time order, keyed by their start (seconds since the epoch),
+/// with their running sum (so the whole window costs nothing to read).
 #[derive(Debug, Clone, Default)]
 pub struct Series {
     buckets: VecDeque<(i64, Counts)>,
+    total: Counts,
 }
 
 impl Series {
@@ -97,14 +109,13 @@ impl Series {
     pub fn record(&mut self, at_micros: i64, f: impl FnOnce(&mut Counts)) {
         let start = (at_micros / 1_000_000).div_euclid(BUCKET_SECS) * BUCKET_SECS;
         let i = self.buckets.partition_point(|(s, _)| *s < start);
+        let mut added = Counts::default();
+        f(&mut added);
         match self.buckets.get_mut(i) {
-            Some((s, counts)) if *s == start => f(counts),
-            _ => {
-                let mut counts = Counts::default();
-                f(&mut counts);
-                self.buckets.insert(i, (start, counts));
-            }
+            Some((s, counts)) if *s == start => counts.add(&added),
+            _ => self.buckets.insert(i, (start, added)),
         }
+        self.total.add(&added);
     }
 
     /// Forgets buckets that ended before `before_secs`.
@@ -113,16 +124,21 @@ impl Series {
             if start + BUCKET_SECS > before_secs {
                 break;
             }
-            self.buckets.pop_front();
+            if let Some((_, old)) = self.buckets.pop_front() {
+                self.total.subtract(&old);
+            }
         }
     }
 
     /// The sum of the buckets that end after `since_secs`.
     pub fn since(&self, since_secs: i64) -> Counts {
-        let mut sum = Counts::default();
         let first = self
             .buckets
             .partition_point(|(s, _)| s + BUCKET_SECS <= since_secs);
+        if first == 0 {
+            return self.total;
+        }
+        let mut sum = Counts::default();
         for (_, counts) in self.buckets.range(first..) {
             sum.add(counts);
         }
@@ -159,6 +175,13 @@ mod tests {
         series.prune(50);
         assert_eq!(series.len(), 1);
         assert_eq!(series.since(0).success_ratio(), Some(1.0));
+        assert_eq!(
+            series.since(0).delivered,
+            2,
+            "the running sum forgot the pruned bucket only"
+        );
+        series.prune(200);
+        assert_eq!(series.since(0), Counts::default());
     }
 
     #[test]
