@@ -52,6 +52,27 @@ struct Announced {
     pending: Option<Change>,
 }
 
+impl Announced {
+    /// The change to announce at `now`, if any: nothing when the latest
+    /// status was already announced; the latest one kept for later while
+    /// the cooldown since the last alert runs.
+    fn due(&mut self, cooldown: Duration, now: Instant) -> Option<Change> {
+        let mut change = self.pending.take()?;
+        let announced = self.status.unwrap_or(Status::Healthy);
+        if announced == change.to {
+            return None; // nothing new to say
+        }
+        if self.at.is_some_and(|at| now.duration_since(at) < cooldown) {
+            self.pending = Some(change); // later
+            return None;
+        }
+        change.from = announced;
+        self.status = Some(change.to);
+        self.at = Some(now);
+        Some(change)
+    }
+}
+
 /// Posts the changes from `changes` until `shutdown`.
 pub(crate) async fn run(
     webhooks: Vec<Webhook>,
@@ -83,22 +104,9 @@ pub(crate) async fn run(
             let Some(webhook) = webhooks.get(*i) else {
                 continue;
             };
-            let Some(mut change) = announced.pending.take() else {
+            let Some(change) = announced.due(webhook.cooldown, Instant::now()) else {
                 continue;
             };
-            if announced.status.unwrap_or(Status::Healthy) == change.to {
-                continue; // nothing new to say
-            }
-            if announced
-                .at
-                .is_some_and(|at| at.elapsed() < webhook.cooldown)
-            {
-                announced.pending = Some(change); // later
-                continue;
-            }
-            change.from = announced.status.unwrap_or(Status::Healthy);
-            announced.status = Some(change.to);
-            announced.at = Some(Instant::now());
             let body = body(webhook.kind, &change, &monitor_url);
             let (http, url, id) = (
                 http.clone(),
@@ -185,6 +193,40 @@ mod tests {
             to,
             reason: "success ratio 0.00 below 0.9".into(),
         }
+    }
+
+    #[test]
+    fn one_alert_per_status_and_the_latest_after_the_cooldown() {
+        let cooldown = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let mut a = Announced::default();
+        a.pending = Some(change(Status::Healthy));
+        assert!(
+            a.due(cooldown, t0).is_none(),
+            "healthy from the start: nothing to say"
+        );
+        a.pending = Some(change(Status::Failing));
+        assert_eq!(a.due(cooldown, t0).map(|c| c.to), Some(Status::Failing));
+        a.pending = Some(change(Status::Failing));
+        assert!(a.due(cooldown, t0).is_none(), "already announced");
+        // Flapping inside the cooldown: held, and only the latest counts.
+        a.pending = Some(change(Status::Healthy));
+        assert!(a.due(cooldown, t0 + Duration::from_secs(10)).is_none());
+        a.pending = Some(change(Status::Degraded));
+        assert!(a.due(cooldown, t0 + Duration::from_secs(20)).is_none());
+        let later = a
+            .due(cooldown, t0 + Duration::from_secs(61))
+            .expect("after the cooldown");
+        assert_eq!((later.from, later.to), (Status::Failing, Status::Degraded));
+        // A recovery after the cooldown is always reported.
+        a.pending = Some(change(Status::Healthy));
+        let recovery = a
+            .due(cooldown, t0 + Duration::from_secs(200))
+            .expect("recovery");
+        assert_eq!(
+            (recovery.from, recovery.to),
+            (Status::Degraded, Status::Healthy)
+        );
     }
 
     #[test]
