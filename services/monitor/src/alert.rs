@@ -199,8 +199,10 @@ mod tests {
     fn one_alert_per_status_and_the_latest_after_the_cooldown() {
         let cooldown = Duration::from_secs(60);
         let t0 = Instant::now();
-        let mut a = Announced::default();
-        a.pending = Some(change(Status::Healthy));
+        let mut a = Announced {
+            pending: Some(change(Status::Healthy)),
+            ..Announced::default()
+        };
         assert!(
             a.due(cooldown, t0).is_none(),
             "healthy from the start: nothing to say"
