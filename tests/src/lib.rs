@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod deliveries;
 pub mod group;
 pub mod metrics;
 pub mod pipeline;

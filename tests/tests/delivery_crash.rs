@@ -4,13 +4,10 @@
 //! are counted. Then a SIGTERM stop: exit 0 with every offset committed,
 //! so the next start repeats nothing.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use intops_events::{DeliveryRequest, RecordKind, Topics};
-use intops_kafka::topics::TopicSpec;
-use intops_kafka::{KafkaSettings, Producer, Record};
-use intops_tests::{MockTarget, poll_until, process, stack};
+use intops_events::Topics;
+use intops_tests::{deliveries, poll_until, process, stack};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -18,62 +15,8 @@ const REQUESTS: usize = 600;
 const KEYS: usize = 20;
 const WAIT: Duration = Duration::from_secs(120);
 
-async fn produce_requests(topics: &Topics) -> Vec<String> {
-    let settings = KafkaSettings::new(stack::bootstrap(), Default::default()).expect("settings");
-    let topic = topics.deliveries("crm");
-    intops_kafka::topics::ensure(&settings, &[TopicSpec::new(&topic, 3, 1)])
-        .await
-        .expect("topic");
-    let codec = stack::codec();
-    let producer = Producer::new(&settings).expect("producer");
-    let mut records = Vec::new();
-    for i in 0..REQUESTS {
-        let event_id = uuid::Uuid::now_v7().to_string();
-        let request = DeliveryRequest {
-            event_id: event_id.clone(),
-            flow_id: "app-to-crm".into(),
-            flow_version: "v1".into(),
-            target_id: "crm".into(),
-            entity_key: format!("k{}", i % KEYS),
-            method: "POST".into(),
-            path: "/records".into(),
-            headers: HashMap::new(),
-            body: serde_json::json!({ "event": event_id }).to_string(),
-            created_at: 1,
-            ingested_at: 1,
-        };
-        let value = codec
-            .encode(&topic, RecordKind::DeliveryRequest, &request)
-            .await
-            .expect("encode");
-        records.push((format!("app:{}", request.entity_key), value, event_id));
-    }
-    futures::future::try_join_all(records.iter().map(|(key, value, _)| {
-        producer.send(Record {
-            topic: &topic,
-            key: key.as_bytes(),
-            value,
-            headers: &[],
-        })
-    }))
-    .await
-    .expect("produce");
-    records.into_iter().map(|(_, _, id)| id).collect()
-}
-
-/// Requests the target received per event id.
-fn received(target: &MockTarget) -> HashMap<String, usize> {
-    let mut seen = HashMap::new();
-    for r in target.requests() {
-        if let Some(id) = r.json()["event"].as_str() {
-            *seen.entry(id.to_string()).or_insert(0) += 1;
-        }
-    }
-    seen
-}
-
-/// Partitions whose committed offset for `group` is behind the end.
-fn uncommitted(group: &str, topic: &str) -> Vec<(i32, i64, i64)> {
+/// Per partition: the committed offset of `group` (-1 for none) and the end.
+fn offsets(group: &str, topic: &str) -> Vec<(i32, i64, i64)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", stack::bootstrap())
         .set("group.id", group)
@@ -89,7 +32,7 @@ fn uncommitted(group: &str, topic: &str) -> Vec<(i32, i64, i64)> {
     committed
         .elements()
         .iter()
-        .filter_map(|e| {
+        .map(|e| {
             let (_, high) = consumer
                 .fetch_watermarks(topic, e.partition(), Duration::from_secs(10))
                 .expect("watermarks");
@@ -97,37 +40,46 @@ fn uncommitted(group: &str, topic: &str) -> Vec<(i32, i64, i64)> {
                 Offset::Offset(o) => o,
                 _ => -1,
             };
-            (at != high).then_some((e.partition(), at, high))
+            (e.partition(), at, high)
         })
         .collect()
+}
+
+/// Partitions whose committed offset for `group` is behind the end.
+fn uncommitted(group: &str, topic: &str) -> Vec<(i32, i64, i64)> {
+    offsets(group, topic)
+        .into_iter()
+        .filter(|(_, at, high)| at != high)
+        .collect()
+}
+
+/// Records of `topic` that `group` committed (every one before its
+/// partition's committed offset).
+fn committed_records(group: &str, topic: &str) -> usize {
+    offsets(group, topic)
+        .iter()
+        .map(|(_, at, _)| (*at).max(0) as usize)
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_then_sigterm_loses_nothing_and_repeats_only_uncommitted_work() {
     let prefix = stack::random_prefix("dcrash");
     let topics = Topics::new(&prefix);
-    let ids = produce_requests(&topics).await;
+    let ids = deliveries::produce(&topics, REQUESTS, KEYS).await;
 
-    let target = MockTarget::start().await.expect("target");
-    target.set_latency(Duration::from_millis(20));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let flows = dir.path().join("flows.toml");
-    let text = intops_tests::pipeline::app_flows(
-        &target.base_url(),
-        "crm",
-        "concurrency = 4\ntimeout = \"5s\"",
-        "",
-    );
-    std::fs::write(&flows, text).expect("flows");
+    let (target, _dir, flows) = deliveries::crm_target(Duration::from_millis(20)).await;
 
     let mut first = process::start("intops-delivery", &flows, &prefix);
     poll_until("delivery to be mid-stream", WAIT, || async {
-        (received(&target).len() >= REQUESTS / 2).then_some(())
+        (deliveries::received(&target).len() >= REQUESTS / 2).then_some(())
     })
     .await;
     first.kill().expect("kill -9");
     let _ = first.wait();
     let at_kill = target.requests().len();
+    let committed_at_kill =
+        committed_records(&topics.group("delivery.crm"), &topics.deliveries("crm"));
     // On tansu the restarted member must join after the killed one's
     // session expired (see intops_tests::group).
     intops_tests::group::wait_until_killed_member_is_gone(
@@ -140,7 +92,7 @@ async fn kill_9_then_sigterm_loses_nothing_and_repeats_only_uncommitted_work() {
 
     let second = process::start("intops-delivery", &flows, &prefix);
     let seen = poll_until("every request delivered", WAIT, || async {
-        let seen = received(&target);
+        let seen = deliveries::received(&target);
         (seen.len() >= REQUESTS).then_some(seen)
     })
     .await;
@@ -153,13 +105,14 @@ async fn kill_9_then_sigterm_loses_nothing_and_repeats_only_uncommitted_work() {
     let total: usize = seen.values().sum();
     let duplicates = total - REQUESTS;
     println!(
-        "kill -9 after {at_kill} requests: {duplicates} duplicates of {REQUESTS} (concurrency 4, 20 ms target)"
+        "kill -9 after {at_kill} requests ({committed_at_kill} committed): {duplicates} duplicates of {REQUESTS} (concurrency 4, 20 ms target)"
     );
-    // Offsets are committed every second; at 4 × 50 requests/s at most
-    // about one second of work plus what was in flight can repeat.
+    // Only what the killed process delivered past its last commit may be
+    // repeated: a committed record is never delivered again.
+    let uncommitted_at_kill = at_kill.saturating_sub(committed_at_kill);
     assert!(
-        duplicates <= 4 * 50 + 4 && duplicates <= at_kill,
-        "{duplicates} duplicates: more than the uncommitted window"
+        duplicates <= uncommitted_at_kill,
+        "{duplicates} duplicates, but only {uncommitted_at_kill} deliveries were uncommitted at the kill"
     );
 
     // Graceful stop: exit 0, and every offset committed.

@@ -9,14 +9,14 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::dlq::{DeadLetterWriter, Failure};
-use crate::offsets::OffsetTracker;
+use crate::drain::{DrainContext, Finished, GroupConsumer, Reporter};
 use crate::{KafkaError, KafkaSettings};
 
 /// How a handler failed, classified for the loop.
@@ -98,15 +98,16 @@ pub struct ConsumeOptions {
 /// the memory held.
 const QUEUED: usize = 4096;
 
-/// Creates a consumer of `group` subscribed to `topics`.
+/// Creates a consumer of `group` subscribed to `topics`, whose rebalances
+/// drain in-flight records while [`consume`] runs (see [`crate::drain`]).
 pub fn new_consumer(
     settings: &KafkaSettings,
     group: &str,
     topics: &[&str],
-) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = settings
+) -> Result<GroupConsumer, KafkaError> {
+    let consumer: GroupConsumer = settings
         .consumer_config(group)
-        .create()
+        .create_with_context(DrainContext::default())
         .map_err(|e| KafkaError::Config(e.to_string()))?;
     consumer
         .subscribe(topics)
@@ -121,9 +122,12 @@ pub fn new_consumer(
 /// the same key are handled one after the other, in partition order;
 /// different keys proceed in parallel. An offset is stored only when every
 /// record before it in its partition has finished (the contiguous low
-/// watermark). On return the stored offsets have been committed.
+/// watermark). When a rebalance takes partitions away, their in-flight
+/// records finish and are committed first (up to
+/// [`DRAIN_TIMEOUT`](crate::drain::DRAIN_TIMEOUT)). On return the stored
+/// offsets have been committed.
 pub async fn consume<F, Fut, H>(
-    consumer: &StreamConsumer,
+    consumer: &GroupConsumer,
     options: &ConsumeOptions,
     handle: F,
 ) -> Result<(), KafkaError>
@@ -142,16 +146,8 @@ where
     result
 }
 
-/// A record a lane finished (or gave up on at shutdown or a fatal error).
-struct Finished {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    result: Result<bool, KafkaError>,
-}
-
 async fn dispatch<F, Fut, H>(
-    consumer: &StreamConsumer,
+    consumer: &GroupConsumer,
     options: &ConsumeOptions,
     handle: F,
 ) -> Result<(), KafkaError>
@@ -160,25 +156,23 @@ where
     Fut: Future<Output = Result<H, ProcessError>> + Send + 'static,
     H: Into<Handled> + Send + 'static,
 {
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+    let inflight = consumer.context().inflight().clone();
+    let reporter = inflight.open(options.stage).await;
     let mut lanes = Vec::new();
     let mut tasks = JoinSet::new();
     let depth = (QUEUED / options.concurrency.max(1)).max(16);
     for _ in 0..options.concurrency.max(1) {
-        let (tx, rx) = mpsc::channel::<OwnedMessage>(depth);
+        let (tx, rx) = mpsc::channel::<(OwnedMessage, u64)>(depth);
         lanes.push(tx);
-        tasks.spawn(lane(rx, done_tx.clone(), options.clone(), handle.clone()));
+        tasks.spawn(lane(rx, reporter.clone(), options.clone(), handle.clone()));
     }
-    drop(done_tx);
-    let mut tracker = OffsetTracker::default();
-    let mut failure = None;
+    drop(reporter);
     loop {
         tokio::select! {
             biased;
             () = options.shutdown.cancelled() => break,
-            Some(done) = done_rx.recv() => {
-                if let Err(e) = record_finished(consumer, &mut tracker, done) {
-                    failure.get_or_insert(e);
+            () = inflight.wake.notified() => {
+                if inflight.settle(consumer).await {
                     options.shutdown.cancel();
                 }
             }
@@ -190,9 +184,11 @@ where
                         continue;
                     }
                 };
-                tracker.begin(message.topic(), message.partition(), message.offset());
+                let epoch = inflight
+                    .begin(message.topic(), message.partition(), message.offset())
+                    .await;
                 let lane = lane_of(&message, lanes.len());
-                if lanes[lane].send(message).await.is_err() {
+                if lanes[lane].send((message, epoch)).await.is_err() {
                     break; // the lane ended: only at shutdown or on a fatal error
                 }
             }
@@ -201,41 +197,16 @@ where
     // Stop handing out work, let lanes finish what they are doing, and
     // store what finished.
     drop(lanes);
-    while let Some(done) = done_rx.recv().await {
-        if let Err(e) = record_finished(consumer, &mut tracker, done) {
-            failure.get_or_insert(e);
-        }
-    }
+    let (failure, unfinished) = inflight.close(consumer).await;
     while tasks.join_next().await.is_some() {}
-    if tracker.in_flight() > 0 {
+    if unfinished > 0 {
         tracing::info!(
             stage = options.stage,
-            unfinished = tracker.in_flight(),
+            unfinished,
             "records left for redelivery"
         );
     }
     failure.map_or(Ok(()), Err)
-}
-
-fn record_finished(
-    consumer: &StreamConsumer,
-    tracker: &mut OffsetTracker,
-    done: Finished,
-) -> Result<(), KafkaError> {
-    match done.result {
-        Ok(true) => {
-            if let Some(offset) = tracker.finish(&done.topic, done.partition, done.offset)
-                && let Err(e) = consumer.store_offset(&done.topic, done.partition, offset)
-            {
-                // After a rebalance took the partition away: its new owner
-                // starts from the last commit, so this only repeats work.
-                tracing::debug!(topic = %done.topic, partition = done.partition, error = %e, "offset not stored");
-            }
-            Ok(())
-        }
-        Ok(false) => Ok(()), // interrupted by shutdown: redelivered later
-        Err(e) => Err(e),
-    }
 }
 
 /// Records with the same key always go to the same lane.
@@ -249,8 +220,8 @@ fn lane_of(message: &OwnedMessage, lanes: usize) -> usize {
 }
 
 async fn lane<F, Fut, H>(
-    mut rx: mpsc::Receiver<OwnedMessage>,
-    done: mpsc::UnboundedSender<Finished>,
+    mut rx: mpsc::Receiver<(OwnedMessage, u64)>,
+    done: Reporter,
     options: ConsumeOptions,
     handle: F,
 ) where
@@ -258,7 +229,7 @@ async fn lane<F, Fut, H>(
     Fut: Future<Output = Result<H, ProcessError>>,
     H: Into<Handled> + Send + 'static,
 {
-    while let Some(message) = rx.recv().await {
+    while let Some((message, epoch)) = rx.recv().await {
         if options.shutdown.is_cancelled() {
             break;
         }
@@ -266,6 +237,7 @@ async fn lane<F, Fut, H>(
             topic: message.topic().to_string(),
             partition: message.partition(),
             offset: message.offset(),
+            epoch,
             result,
         };
         let result = match process_one(&message, &options, &handle).await {
@@ -280,7 +252,7 @@ async fn lane<F, Fut, H>(
                     if finished.result.is_err() {
                         shutdown.cancel();
                     }
-                    let _ = done.send(finished);
+                    done.report(finished);
                 });
                 continue;
             }
@@ -289,7 +261,7 @@ async fn lane<F, Fut, H>(
             Err(e) => Err(e),
         };
         let fatal = result.is_err();
-        let _ = done.send(finished(result));
+        done.report(finished(result));
         if fatal {
             options.shutdown.cancel();
             break;

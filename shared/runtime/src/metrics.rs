@@ -65,6 +65,9 @@ pub const ALERTS: &str = "intops_alerts_total";
 pub const CONSUMER_LAG: &str = "intops_consumer_lag";
 /// Consumer errors by stage; labels `stage`, `class` (retryable, poison, fatal).
 pub const CONSUMER_ERRORS: &str = "intops_consumer_errors_total";
+/// Rebalances that waited for in-flight records of the partitions they took
+/// away; labels `stage`, `result` (drained, timed_out).
+pub const REBALANCE_DRAINS: &str = "intops_consumer_rebalance_drains_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
@@ -175,5 +178,9 @@ fn describe() {
     describe_counter!(
         CONSUMER_ERRORS,
         "consumer processing errors, by stage and class"
+    );
+    describe_counter!(
+        REBALANCE_DRAINS,
+        "rebalances that waited for in-flight records before giving partitions up"
     );
 }

@@ -1,0 +1,300 @@
+//! Draining before a rebalance: when the group takes partitions away, the
+//! records of those partitions still being processed here finish first and
+//! their offsets are committed, so the next owner starts after them instead
+//! of repeating them, and never overtakes an update still in flight here.
+//!
+//! librdkafka runs the rebalance callback on the thread that polls the
+//! consumer, which is the dispatcher's task inside [`consume`](crate::consume).
+//! The callback blocks that thread (`block_in_place`, so the runtime's other
+//! tasks, the lanes among them, move to other workers) while it settles
+//! finished records as they arrive, up to [`DRAIN_TIMEOUT`]. What has not
+//! finished by then is left to the next owner (at least once: the offset was
+//! not committed, so it processes the record again).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{Mutex, Notify, mpsc};
+
+use crate::KafkaError;
+use crate::offsets::OffsetTracker;
+
+/// The longest a rebalance waits for in-flight records of the partitions it
+/// takes away. Well inside the group's rebalance timeout (librdkafka's
+/// `max.poll.interval.ms`, 5 minutes by default).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A consumer group member whose rebalances drain in-flight work.
+pub type GroupConsumer = StreamConsumer<DrainContext>;
+
+/// The consumer context of a [`GroupConsumer`].
+#[derive(Default)]
+pub struct DrainContext {
+    inflight: Arc<InFlight>,
+}
+
+impl std::fmt::Debug for DrainContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrainContext")
+            .field("drains", &self.drains())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DrainContext {
+    pub(crate) fn inflight(&self) -> &Arc<InFlight> {
+        &self.inflight
+    }
+
+    /// Rebalances that found in-flight records of revoked partitions and
+    /// waited for them (for tests and diagnostics).
+    pub fn drains(&self) -> u64 {
+        self.inflight.drains.load(Ordering::Relaxed)
+    }
+}
+
+impl ClientContext for DrainContext {}
+
+impl ConsumerContext for DrainContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(revoked) = rebalance {
+            self.inflight.drain(consumer, revoked);
+        }
+    }
+}
+
+/// A record a lane finished (or gave up on at shutdown or a fatal error).
+pub(crate) struct Finished {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The partition's epoch when the record was begun.
+    pub epoch: u64,
+    /// `Ok(true)` done, `Ok(false)` interrupted by shutdown, `Err` fatal.
+    pub result: Result<bool, KafkaError>,
+}
+
+/// Records in flight, shared by the dispatcher, its lanes (through
+/// [`Reporter`]s) and the rebalance callback.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    state: Mutex<State>,
+    /// Rung by every report; the dispatcher settles when it rings.
+    pub wake: Notify,
+    drains: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    tracker: OffsetTracker,
+    finished: Option<mpsc::UnboundedReceiver<Finished>>,
+    failure: Option<KafkaError>,
+    stage: &'static str,
+}
+
+/// How lanes report finished records.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    tx: mpsc::UnboundedSender<Finished>,
+    inflight: Arc<InFlight>,
+}
+
+impl Reporter {
+    pub fn report(&self, finished: Finished) {
+        // The receiver lives as long as the dispatcher that made this.
+        let _ = self.tx.send(finished);
+        self.inflight.wake.notify_one();
+    }
+}
+
+impl InFlight {
+    /// Starts tracking for a dispatcher; lanes report through the returned
+    /// reporter (and its clones).
+    pub async fn open(self: &Arc<Self>, stage: &'static str) -> Reporter {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut state = self.state.lock().await;
+        *state = State {
+            finished: Some(rx),
+            stage,
+            ..State::default()
+        };
+        Reporter {
+            tx,
+            inflight: self.clone(),
+        }
+    }
+
+    /// A record was handed to a lane; returns its epoch.
+    pub async fn begin(&self, topic: &str, partition: i32, offset: i64) -> u64 {
+        self.state
+            .lock()
+            .await
+            .tracker
+            .begin(topic, partition, offset)
+    }
+
+    /// Stores the offsets of everything reported so far. True when a
+    /// record failed fatally.
+    pub async fn settle<C: Consumer<DrainContext>>(&self, consumer: &C) -> bool {
+        let mut state = self.state.lock().await;
+        let State {
+            tracker,
+            finished,
+            failure,
+            ..
+        } = &mut *state;
+        if let Some(rx) = finished.as_mut() {
+            while let Ok(done) = rx.try_recv() {
+                apply(consumer, tracker, failure, done);
+            }
+        }
+        failure.is_some()
+    }
+
+    /// Waits for every reporter to be gone, storing what they report, and
+    /// stops tracking (later rebalances have nothing to drain). Returns the
+    /// first fatal failure and how many records were left unfinished.
+    pub async fn close<C: Consumer<DrainContext>>(
+        &self,
+        consumer: &C,
+    ) -> (Option<KafkaError>, usize) {
+        let mut state = self.state.lock().await;
+        let State {
+            tracker,
+            finished,
+            failure,
+            ..
+        } = &mut *state;
+        if let Some(mut rx) = finished.take() {
+            while let Some(done) = rx.recv().await {
+                apply(consumer, tracker, failure, done);
+            }
+        }
+        let left = tracker.in_flight();
+        *tracker = OffsetTracker::default();
+        (failure.take(), left)
+    }
+
+    /// The rebalance callback's part: waits for the revoked partitions'
+    /// records, commits their offsets and forgets them.
+    fn drain(&self, consumer: &BaseConsumer<DrainContext>, revoked: &TopicPartitionList) {
+        let partitions: Vec<(String, i32)> = revoked
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        // Not dispatching (before the first record or after the loop ended,
+        // as when the consumer closes): nothing to wait for.
+        let busy = self
+            .state
+            .try_lock()
+            .is_ok_and(|s| s.finished.is_some() && !partitions.is_empty());
+        if !busy {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            // The lanes could not run while this thread waits.
+            tracing::warn!("rebalance not drained: needs the multi-threaded runtime");
+            return;
+        }
+        tokio::task::block_in_place(|| handle.block_on(self.drain_async(consumer, &partitions)));
+    }
+
+    async fn drain_async(
+        &self,
+        consumer: &BaseConsumer<DrainContext>,
+        partitions: &[(String, i32)],
+    ) {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        let mut state = self.state.lock().await;
+        let State {
+            tracker,
+            finished,
+            failure,
+            stage,
+        } = &mut *state;
+        let stage = *stage;
+        let Some(rx) = finished.as_mut() else {
+            return;
+        };
+        let waited_for = tracker.pending_in(partitions);
+        if waited_for > 0 {
+            self.drains.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut result = "drained";
+        loop {
+            while let Ok(done) = rx.try_recv() {
+                apply(consumer, tracker, failure, done);
+            }
+            if tracker.pending_in(partitions) == 0 {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(done)) => apply(consumer, tracker, failure, done),
+                Ok(None) => break,
+                Err(_) => {
+                    result = "timed_out";
+                    break;
+                }
+            }
+        }
+        let left = tracker.pending_in(partitions);
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            if let Some(stored) = tracker.stored(topic, *partition) {
+                let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(stored + 1));
+            }
+        }
+        if offsets.count() > 0
+            && let Err(e) = consumer.commit(&offsets, CommitMode::Sync)
+        {
+            tracing::warn!(stage, error = %e, "commit before rebalance failed");
+        }
+        tracker.forget(partitions);
+        if waited_for > 0 {
+            metrics::counter!(intops_runtime::metrics::REBALANCE_DRAINS, "stage" => stage, "result" => result)
+                .increment(1);
+            tracing::info!(
+                stage,
+                partitions = partitions.len(),
+                waited_for,
+                left,
+                result,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "drained in-flight records before giving partitions up"
+            );
+        }
+    }
+}
+
+/// Stores the offset a finished record lets through, or keeps its failure.
+fn apply<C: Consumer<DrainContext>>(
+    consumer: &C,
+    tracker: &mut OffsetTracker,
+    failure: &mut Option<KafkaError>,
+    done: Finished,
+) {
+    match done.result {
+        Ok(true) => {
+            if let Some(offset) =
+                tracker.finish(&done.topic, done.partition, done.offset, done.epoch)
+                && let Err(e) = consumer.store_offset(&done.topic, done.partition, offset)
+            {
+                tracing::debug!(topic = %done.topic, partition = done.partition, error = %e, "offset not stored");
+            }
+        }
+        Ok(false) => {} // interrupted by shutdown: redelivered later
+        Err(e) => {
+            failure.get_or_insert(e);
+        }
+    }
+}
