@@ -52,7 +52,8 @@ impl JqProgram {
             .chain(helpers());
         let funs = jaq_core::funs()
             .chain(jaq_std::funs())
-            .chain(jaq_json::funs());
+            .chain(jaq_json::funs())
+            .chain(crate::natives::funs());
         let loader = Loader::new(defs);
         let arena = Arena::default();
         let modules = loader
@@ -161,7 +162,8 @@ impl JqProgram {
     }
 }
 
-/// The intops mapping helpers (`src/helpers.jq`).
+/// The intops mapping helpers written in jq (`src/helpers.jq`; the others
+/// are native, in `natives.rs`).
 fn helpers() -> impl Iterator<Item = jaq_core::load::parse::Def<&'static str>> {
     jaq_core::load::parse(include_str!("helpers.jq"), |p| p.defs())
         .unwrap_or_default()
@@ -293,6 +295,79 @@ mod tests {
             ),
             "2026-11-28"
         );
+    }
+
+    #[test]
+    fn native_helpers_match_their_jq_definitions() {
+        let jq_defs = r#"
+            def vm1($m): (tostring) as $k | if $m | has($k) then $m[$k] else . end;
+            def vm2($m; $d): (tostring) as $k | if $m | has($k) then $m[$k] else $d end;
+            def rd($in; $out): strptime($in) | mktime | strftime($out);
+        "#;
+        let map =
+            r#"{"1": "Highest", "true": "yes", "null": "none", "{\"a\":1}": "obj", "x": null}"#;
+        for input in [
+            r#""1""#,
+            "1",
+            "true",
+            "null",
+            r#""x""#,
+            "2.5",
+            r#"{"a":1}"#,
+            r#""7""#,
+        ] {
+            let doc = format!(r#"{{"v": {input}}}"#);
+            for (native, defined) in [
+                (format!(".v | value_map({map})"), format!(".v | vm1({map})")),
+                (
+                    format!(r#".v | value_map({map}; "dflt")"#),
+                    format!(r#".v | vm2({map}; "dflt")"#),
+                ),
+            ] {
+                assert_eq!(
+                    run(&native, &doc),
+                    run(&format!("{jq_defs} {defined}"), &doc),
+                    "{native} on {input}"
+                );
+            }
+        }
+        for (date, from, to) in [
+            (
+                "2026-11-28 08:12:44",
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%SZ",
+            ),
+            ("28.11.2026", "%d.%m.%Y", "%A %d %B %Y"),
+        ] {
+            let doc = format!(r#"{{"t": "{date}"}}"#);
+            assert_eq!(
+                run(&format!(r#".t | reformat_date("{from}"; "{to}")"#), &doc),
+                run(&format!(r#"{jq_defs} .t | rd("{from}"; "{to}")"#), &doc),
+                "{date}"
+            );
+        }
+        // Unlike jq's strptime | mktime, which drops the offset.
+        assert_eq!(
+            run(
+                r#".t | reformat_date("%Y-%m-%dT%H:%M:%S%:z"; "%H:%M")"#,
+                r#"{"t": "2026-11-28T08:12:44+02:00"}"#
+            ),
+            "06:12",
+            "an offset is converted to UTC"
+        );
+        let fails = |program: &str| {
+            JqProgram::compile(program)
+                .expect("compiles")
+                .first(&val(r#"{"t": "not a date", "v": "1"}"#))
+        };
+        assert!(matches!(
+            fails(r#".t | reformat_date("%Y-%m-%d"; "%Y")"#),
+            Err(JqError::Runtime(m)) if m.contains("reformat_date")
+        ));
+        assert!(matches!(
+            fails(r#".v | value_map(["not", "an object"])"#),
+            Err(JqError::Runtime(m)) if m.contains("must be an object")
+        ));
     }
 
     #[test]

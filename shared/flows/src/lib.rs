@@ -7,6 +7,7 @@
 mod jq;
 mod load;
 mod model;
+mod natives;
 pub mod route;
 mod secret;
 pub mod spec;

@@ -67,6 +67,9 @@ struct Args {
     /// Run the monitor's fold (1 million outcomes) only.
     #[arg(long)]
     monitor_only: bool,
+    /// Run the in-process transform measurement only (no broker).
+    #[arg(long)]
+    transform_only: bool,
     /// Seconds of the paced phase.
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
@@ -102,10 +105,20 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let flows_text = example_flows("http://127.0.0.1:1").replace("{secrets}/snow", "/dev/null");
-    let per_core = transform::in_process(&flows_text, payload, 100_000)?;
+    let per_core = transform::in_process(
+        &stack::codec(),
+        &stack::random_prefix("benchcore"),
+        &flows_text,
+        payload,
+        100_000,
+    )
+    .await?;
     println!(
         "transform in-process, one core (decode, route, map, encode; example flows): {per_core:.0} events/s"
     );
+    if args.transform_only {
+        return Ok(());
+    }
 
     let raw = raw_ceiling(&events).await?;
     println!(

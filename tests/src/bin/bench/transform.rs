@@ -1,23 +1,25 @@
-//! Transform's per-record work in-process, on one core, without a broker
-//! or registry: Avro decode of the event, every flow's condition and
-//! mapping, Avro encode of the delivery request.
-
-// Plain datum encoding, close to what the registry codec does per record;
-// apache-avro 0.22 marks them deprecated in favour of its new readers.
-#![allow(deprecated)]
+//! Transform's per-record work in-process, on one core, without a broker:
+//! the registry codec's decode of the event (the same calls the service
+//! makes; the schema is fetched once and cached), every flow's condition
+//! and mapping, and the codec's encode of each delivery request.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use apache_avro::Schema;
-use intops_events::{IntegrationEvent, RecordKind};
+use intops_events::{Codec, IntegrationEvent, RecordKind};
 use intops_flows::route::{FlowResult, Plan, plan};
 
 /// Events per second through decode → route → map → encode.
-pub fn in_process(flows_text: &str, payload: &str, events: usize) -> anyhow::Result<f64> {
+pub async fn in_process(
+    codec: &Codec,
+    prefix: &str,
+    flows_text: &str,
+    payload: &str,
+    events: usize,
+) -> anyhow::Result<f64> {
     let flows = intops_flows::load_str(flows_text)?;
-    let event_schema = Schema::parse_str(RecordKind::IntegrationEvent.schema_text())?;
-    let request_schema = Schema::parse_str(RecordKind::DeliveryRequest.schema_text())?;
+    let events_topic = format!("{prefix}.events");
+    let deliveries_topic = format!("{prefix}.deliveries.jira");
     let event = IntegrationEvent {
         event_id: "01a22357-8714-74e3-ac1e-e593a53b7ac8".into(),
         source_id: "servicenow".into(),
@@ -29,28 +31,44 @@ pub fn in_process(flows_text: &str, payload: &str, events: usize) -> anyhow::Res
         attributes: HashMap::new(),
         payload: payload.to_string(),
     };
-    let value = apache_avro::to_value(&event)?.resolve(&event_schema)?;
-    let datum = apache_avro::to_avro_datum(&event_schema, value)?;
+    let framed = codec
+        .encode(&events_topic, RecordKind::IntegrationEvent, &event)
+        .await?;
+    // Warm-up: registers the delivery request schema and fills the caches.
+    let mut produced = run(codec, &flows, &framed, &deliveries_topic, 100).await?;
     let started = Instant::now();
-    let mut produced = 0usize;
-    for _ in 0..events {
-        let value = apache_avro::from_avro_datum(&event_schema, &mut datum.as_slice(), None)?;
-        let decoded: IntegrationEvent = apache_avro::from_value(&value)?;
-        if let Plan::Routed(results) = plan(&flows, &decoded) {
-            for r in results {
-                if let FlowResult::Deliver(_, request) = r {
-                    let v = apache_avro::to_value(&*request)?.resolve(&request_schema)?;
-                    produced += apache_avro::to_avro_datum(&request_schema, v)?.len();
-                }
-            }
-        }
-    }
+    produced += run(codec, &flows, &framed, &deliveries_topic, events).await?;
     let secs = started.elapsed().as_secs_f64();
     anyhow::ensure!(produced > 0, "the example flows routed nothing");
     Ok(events as f64 / secs)
 }
 
-/// The transform stage on the real broker beside a raw consume-and-produce
+/// Bytes of delivery requests made from `events` copies of `framed`.
+async fn run(
+    codec: &Codec,
+    flows: &intops_flows::Flows,
+    framed: &[u8],
+    topic: &str,
+    events: usize,
+) -> anyhow::Result<usize> {
+    let mut produced = 0;
+    for _ in 0..events {
+        let decoded: IntegrationEvent = codec.decode(framed).await?;
+        if let Plan::Routed(results) = plan(flows, &decoded) {
+            for r in results {
+                if let FlowResult::Deliver(_, request) = r {
+                    produced += codec
+                        .encode(topic, RecordKind::DeliveryRequest, &*request)
+                        .await?
+                        .len();
+                }
+            }
+        }
+    }
+    Ok(produced)
+}
+
+/// The transform stage on the broker, beside a raw consume-and-produce
 /// loop over the same records, in events per second.
 pub struct Stage {
     pub raw_loop: f64,
