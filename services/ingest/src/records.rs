@@ -38,21 +38,23 @@ pub(crate) fn split(body: &[u8], ndjson: bool) -> Result<Vec<RawRecord>, IngestE
 }
 
 fn json_document(text: &str) -> Result<Vec<&str>, IngestError> {
-    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
+    let malformed = |e: serde_json::Error| {
         IngestError::MalformedJson(format!("line {}, column {}: {e}", e.line(), e.column()))
-    })?;
-    let trimmed = text.trim();
-    if trimmed.starts_with('{') {
-        Ok(vec![text])
-    } else if trimmed.starts_with('[') {
-        let items: Vec<&RawValue> =
-            serde_json::from_str(trimmed).map_err(|e| IngestError::MalformedJson(e.to_string()))?;
+    };
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        // One pass checks the whole array's syntax and splits it.
+        let items: Vec<&RawValue> = serde_json::from_str(text).map_err(malformed)?;
         if items.is_empty() {
             return Err(IngestError::InvalidBody(
                 "the array holds no records".into(),
             ));
         }
-        Ok(items.iter().map(|r| r.get()).collect())
+        return Ok(items.iter().map(|r| r.get()).collect());
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(malformed)?;
+    if trimmed.starts_with('{') {
+        Ok(vec![text])
     } else {
         Err(IngestError::InvalidBody(
             "expected a JSON object, an array of objects, or NDJSON (application/x-ndjson)".into(),
@@ -108,6 +110,11 @@ mod tests {
         let err = split(b"{\n  \"a\": }", false).expect_err("malformed");
         assert!(
             matches!(&err, IngestError::MalformedJson(d) if d.contains("line 2")),
+            "{err:?}"
+        );
+        let err = split(b"[{\"a\": 1},\n {\"b\": ]", false).expect_err("malformed array");
+        assert!(
+            matches!(&err, IngestError::MalformedJson(d) if d.starts_with("line 2, column")),
             "{err:?}"
         );
         let err = split(b"{\"a\":1}\n{\"b\":\n", true).expect_err("malformed ndjson");

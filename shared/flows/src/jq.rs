@@ -145,8 +145,7 @@ impl JqProgram {
         let text = match self.first(input)? {
             None => return Err(JqError::Output("produced no output".into())),
             Some(Val::Null) => return Err(JqError::Output("produced null".into())),
-            Some(v @ Val::TStr(_)) => serde_json::from_str::<String>(&v.to_string())
-                .map_err(|e| JqError::Output(e.to_string()))?,
+            Some(Val::TStr(text)) => String::from_utf8_lossy(&text).into_owned(),
             Some(v @ Val::Num(_)) => v.to_string(),
             Some(v) => {
                 return Err(JqError::Output(format!(

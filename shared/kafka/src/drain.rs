@@ -197,6 +197,23 @@ impl InFlight {
         if !busy {
             return;
         }
+        if consumer.assignment_lost() {
+            // The session expired: the group has already given these
+            // partitions to others, so a commit would be refused and
+            // waiting only delays the rejoin. Their records still running
+            // here no longer count.
+            if let Ok(mut state) = self.state.try_lock() {
+                let stage = state.stage;
+                let left = state.tracker.pending_in(&partitions);
+                state.tracker.forget(&partitions);
+                tracing::warn!(
+                    stage,
+                    left,
+                    "assignment lost; in-flight records left to the next owner"
+                );
+            }
+            return;
+        }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };

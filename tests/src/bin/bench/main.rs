@@ -80,6 +80,8 @@ const SECRET: &str = "bench-secret";
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Logs of the in-process services (RUST_LOG, default warn).
+    intops_runtime::telemetry::init(intops_runtime::telemetry::LogFormat::Text);
     let payload = include_str!("../../../fixtures/servicenow-incident-created.json");
     let events: Vec<String> = (0..args.events)
         .map(|i| payload.replace("9d385017c611228701d22104cc95c371", &format!("bench{i:027}")))
@@ -130,38 +132,14 @@ async fn main() -> anyhow::Result<()> {
         "raw broker round trip, one record at a time: p50 {} us, p99 {} us",
         raw.round_trip_us.p50, raw.round_trip_us.p99
     );
-    if !args.delivery_only {
-        replay_phase(&args, raw.produce_rate).await?;
-    }
+    // The phases that write most (delivery, end to end, replay) run last:
+    // on tansu, consuming phases run after the replay phase were ten times
+    // slower than on a fresh stack (docs/benchmarks.md).
     if args.replay_only {
-        return Ok(());
-    }
-    for (concurrency, latency_ms) in [(64, 0), (64, 20)] {
-        let latency = Duration::from_millis(latency_ms);
-        let delivery::Measured {
-            rate,
-            steady,
-            latency_ms: delivery_ms,
-        } = delivery::measure(args.events, concurrency, latency).await?;
-        let limit = if latency_ms == 0 {
-            String::new()
-        } else {
-            let ceiling = f64::from(concurrency) * 1000.0 / latency_ms as f64;
-            format!(
-                "; {:.0}% of concurrency / latency = {ceiling:.0}/s; steady (10th-90th percentile) {steady:.0}/s = {:.0}%",
-                100.0 * rate / ceiling,
-                100.0 * steady / ceiling
-            )
-        };
-        println!(
-            "delivery alone, concurrency {concurrency}, target answering in {latency_ms} ms: {rate:.0} deliveries/s ({:.0}% of raw consume{limit}); at half that rate, written -> at the target p50 {} ms, p99 {} ms",
-            100.0 * rate / raw.consume_rate,
-            delivery_ms.p50,
-            delivery_ms.p99
-        );
+        return replay_phase(&args, raw.produce_rate).await;
     }
     if args.delivery_only {
-        return Ok(());
+        return delivery_phase(args.events, raw.consume_rate).await;
     }
     let stage = transform::on_broker(&flows_text, &events).await?;
     println!(
@@ -190,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
     if args.skip_end_to_end {
         return Ok(());
     }
+    delivery_phase(args.events, raw.consume_rate).await?;
     let e2e = end_to_end(&args, &events).await?;
     println!(
         "end to end: {:.0} events/s ({} events in {:.2}s; ingest accepted all in {:.2}s)",
@@ -207,6 +186,36 @@ async fn main() -> anyhow::Result<()> {
         "ratio end-to-end / raw produce: {:.3} (design ceiling about 0.333: three records per delivered event)",
         e2e.rate / raw.produce_rate
     );
+    replay_phase(&args, raw.produce_rate).await
+}
+
+/// Delivery alone, against a target answering at once and after 20 ms
+/// (see `delivery.rs`).
+async fn delivery_phase(events: usize, raw_consume_rate: f64) -> anyhow::Result<()> {
+    for (concurrency, latency_ms) in [(64, 0), (64, 20)] {
+        let latency = Duration::from_millis(latency_ms);
+        let delivery::Measured {
+            rate,
+            steady,
+            latency_ms: delivery_ms,
+        } = delivery::measure(events, concurrency, latency).await?;
+        let limit = if latency_ms == 0 {
+            String::new()
+        } else {
+            let ceiling = f64::from(concurrency) * 1000.0 / latency_ms as f64;
+            format!(
+                "; {:.0}% of concurrency / latency = {ceiling:.0}/s; steady (10th-90th percentile) {steady:.0}/s = {:.0}%",
+                100.0 * rate / ceiling,
+                100.0 * steady / ceiling
+            )
+        };
+        println!(
+            "delivery alone, concurrency {concurrency}, target answering in {latency_ms} ms: {rate:.0} deliveries/s ({:.0}% of raw consume{limit}); at half that rate, written -> at the target p50 {} ms, p99 {} ms",
+            100.0 * rate / raw_consume_rate,
+            delivery_ms.p50,
+            delivery_ms.p99
+        );
+    }
     Ok(())
 }
 
