@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 
 use intops_events::IntegrationEvent;
-use intops_flows::{JqValue, Source};
+use intops_flows::{JqProgram, Source};
 use uuid::Uuid;
 
 use crate::error::IngestError;
+use crate::records::Record;
 
 /// Namespace of intops's derived (UUIDv5) event ids.
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a3e_5b7d_4e09_8c41_d2f3_a4b5_c6d7);
@@ -16,13 +17,15 @@ const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a3e_5b7d_4e09_8c41_d2f3
 pub(crate) fn build(
     source: &Source,
     index: usize,
-    value: &JqValue,
-    payload: String,
+    record: Record,
     ingested_at: i64,
     correlation_id: Option<String>,
 ) -> Result<IntegrationEvent, IngestError> {
-    let text = |p: &intops_flows::JqProgram, field: &str| {
-        p.first_text(value).map_err(|e| {
+    let text = |p: &JqProgram, field: &str| {
+        if let Some(text) = p.text_from_json(&record.text) {
+            return Ok(text);
+        }
+        p.first_text(record.value(index)?).map_err(|e| {
             IngestError::Unprocessable(format!("record {index}: {field} {}: {e}", p.code()))
         })
     };
@@ -44,7 +47,7 @@ pub(crate) fn build(
         ingested_at,
         correlation_id,
         attributes: HashMap::new(),
-        payload,
+        payload: record.text,
     })
 }
 
@@ -58,9 +61,11 @@ pub(crate) fn derived_id(source_id: &str, dedupe_key: &str) -> Uuid {
 
 #[cfg(test)]
 mod tests {
-    use intops_flows::parse_json;
-
     use super::*;
+
+    fn record(json: &str) -> Record {
+        Record::from_text(json.to_string())
+    }
 
     fn source(extra: &str) -> intops_flows::Flows {
         intops_flows::load_str(&format!(
@@ -73,9 +78,9 @@ mod tests {
     fn dedupe_key_gives_stable_ids_per_source() {
         let flows = source("dedupe_key = '.id + \"@\" + .updated'");
         let s = &flows.sources["s"];
-        let v = parse_json(br#"{"id":"a","updated":"t1"}"#).expect("json");
-        let a = build(s, 0, &v, "{}".into(), 1, None).expect("event");
-        let b = build(s, 0, &v, "{}".into(), 2, None).expect("event");
+        let v = r#"{"id":"a","updated":"t1"}"#;
+        let a = build(s, 0, record(v), 1, None).expect("event");
+        let b = build(s, 0, record(v), 2, None).expect("event");
         assert_eq!(a.event_id, b.event_id);
         assert_eq!(
             Uuid::parse_str(&a.event_id)
@@ -83,11 +88,9 @@ mod tests {
                 .get_version_num(),
             5
         );
-        let later = parse_json(br#"{"id":"a","updated":"t2"}"#).expect("json");
+        let later = r#"{"id":"a","updated":"t2"}"#;
         assert_ne!(
-            build(s, 0, &later, "{}".into(), 1, None)
-                .expect("event")
-                .event_id,
+            build(s, 0, record(later), 1, None).expect("event").event_id,
             a.event_id
         );
         assert_ne!(derived_id("other", "a@t1"), derived_id("s", "a@t1"));
@@ -96,9 +99,9 @@ mod tests {
     #[test]
     fn without_dedupe_key_ids_are_v7_and_unique() {
         let flows = source("");
-        let v = parse_json(br#"{"id":"a"}"#).expect("json");
-        let a = build(&flows.sources["s"], 0, &v, "{}".into(), 1, None).expect("event");
-        let b = build(&flows.sources["s"], 0, &v, "{}".into(), 1, None).expect("event");
+        let v = r#"{"id":"a"}"#;
+        let a = build(&flows.sources["s"], 0, record(v), 1, None).expect("event");
+        let b = build(&flows.sources["s"], 0, record(v), 1, None).expect("event");
         assert_ne!(a.event_id, b.event_id);
         assert_eq!(
             Uuid::parse_str(&a.event_id)
@@ -112,14 +115,14 @@ mod tests {
     #[test]
     fn missing_keys_name_the_record_and_reason() {
         let flows = source("dedupe_key = '.rev'");
-        let v = parse_json(br#"{"id":"a"}"#).expect("json");
-        let e = build(&flows.sources["s"], 3, &v, "{}".into(), 1, None).expect_err("no rev");
+        let v = r#"{"id":"a"}"#;
+        let e = build(&flows.sources["s"], 3, record(v), 1, None).expect_err("no rev");
         assert!(
             matches!(&e, IngestError::Unprocessable(d) if d.starts_with("record 3: dedupe_key .rev")),
             "{e:?}"
         );
-        let v = parse_json(br#"{"x":1}"#).expect("json");
-        let e = build(&flows.sources["s"], 0, &v, "{}".into(), 1, None).expect_err("no id");
+        let v = r#"{"x":1}"#;
+        let e = build(&flows.sources["s"], 0, record(v), 1, None).expect_err("no id");
         assert!(
             matches!(&e, IngestError::Unprocessable(d) if d.contains("entity_key .id: produced null")),
             "{e:?}"

@@ -86,9 +86,7 @@ async fn accept_inner(
     let events = records
         .into_iter()
         .enumerate()
-        .map(|(i, (value, text))| {
-            event::build(source, i, &value, text, ingested_at, correlation_id.clone())
-        })
+        .map(|(i, record)| event::build(source, i, record, ingested_at, correlation_id.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     state.limits.take(source_id, events.len())?;
     let topic = state.ctx.topics.events();

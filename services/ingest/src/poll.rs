@@ -15,6 +15,7 @@ use intops_runtime::{CancellationToken, ConfigError};
 
 use crate::cursors::{self, Position};
 use crate::event;
+use crate::records::Record;
 
 /// A polled source with its request headers resolved.
 #[derive(Debug)]
@@ -183,7 +184,7 @@ impl Task {
                 .cursor
                 .first_text(&record)
                 .map_err(|e| anyhow::anyhow!("record {i}: cursor: {e}"))?;
-            let event = event::build(source, i, &record, record.to_string(), ingested_at, None)?;
+            let event = event::build(source, i, Record::from_value(record), ingested_at, None)?;
             if !position.covers(&cursor, &event.event_id) {
                 fresh.push((cursor, event));
             }

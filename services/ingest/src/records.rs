@@ -2,16 +2,53 @@
 //! objects, or NDJSON (one object per line). Each record keeps its JSON
 //! text exactly as received.
 
+use std::cell::OnceCell;
+
 use intops_flows::{JqValue, parse_json};
 use serde_json::value::RawValue;
 
 use crate::error::IngestError;
 
-/// One record of a request: its jq value and its text as received.
-pub(crate) type RawRecord = (JqValue, String);
+/// One record: its JSON text as received and, once a jq program needed it,
+/// its jq value (a plain path such as `.sys_id` is read from the text).
+#[derive(Debug)]
+pub(crate) struct Record {
+    /// The record's JSON text, the event's payload.
+    pub text: String,
+    value: OnceCell<JqValue>,
+}
+
+impl Record {
+    /// A record known by its text (webhooks).
+    pub fn from_text(text: String) -> Self {
+        Self {
+            text,
+            value: OnceCell::new(),
+        }
+    }
+
+    /// A record already parsed (polled pages).
+    pub fn from_value(value: JqValue) -> Self {
+        Self {
+            text: value.to_string(),
+            value: OnceCell::from(value),
+        }
+    }
+
+    /// The jq value, parsed on first use; `index` names the record in the
+    /// error.
+    pub fn value(&self, index: usize) -> Result<&JqValue, IngestError> {
+        if let Some(value) = self.value.get() {
+            return Ok(value);
+        }
+        let value = parse_json(self.text.as_bytes())
+            .map_err(|e| IngestError::InvalidBody(format!("record {index}: {e}")))?;
+        Ok(self.value.get_or_init(|| value))
+    }
+}
 
 /// Splits `body`; `ndjson` when the content type says so.
-pub(crate) fn split(body: &[u8], ndjson: bool) -> Result<Vec<RawRecord>, IngestError> {
+pub(crate) fn split(body: &[u8], ndjson: bool) -> Result<Vec<Record>, IngestError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| IngestError::MalformedJson(format!("the body is not UTF-8: {e}")))?;
     if text.trim().is_empty() {
@@ -30,9 +67,7 @@ pub(crate) fn split(body: &[u8], ndjson: bool) -> Result<Vec<RawRecord>, IngestE
                     "record {i} is not a JSON object"
                 )));
             }
-            let value = parse_json(raw.as_bytes())
-                .map_err(|e| IngestError::InvalidBody(format!("record {i}: {e}")))?;
-            Ok((value, raw.to_string()))
+            Ok(Record::from_text(raw.to_string()))
         })
         .collect()
 }
@@ -80,8 +115,8 @@ fn ndjson_lines(text: &str) -> Result<Vec<&str>, IngestError> {
 mod tests {
     use super::*;
 
-    fn texts(records: &[RawRecord]) -> Vec<&str> {
-        records.iter().map(|r| r.1.as_str()).collect()
+    fn texts(records: &[Record]) -> Vec<&str> {
+        records.iter().map(|r| r.text.as_str()).collect()
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum JqError {
 pub struct JqProgram {
     code: String,
     filter: Filter,
+    /// The keys, when the program is a plain path such as `.sys_id`.
+    path: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for JqProgram {
@@ -94,6 +96,7 @@ impl JqProgram {
         Ok(Self {
             code: code.to_string(),
             filter,
+            path: crate::path::plain_path(code),
         })
     }
 
@@ -137,6 +140,13 @@ impl JqProgram {
             Some(v) => Ok(v.to_string()),
             None => Err(JqError::Output("program produced no output".into())),
         }
+    }
+
+    /// [`first_text`](Self::first_text) read straight from a record's JSON
+    /// text, for a plain-path program that finds a non-empty string there
+    /// (see `path.rs`); `None` means: evaluate the program with jq.
+    pub fn text_from_json(&self, json: &str) -> Option<String> {
+        crate::path::string_at(json, self.path.as_deref()?)
     }
 
     /// The first output as a non-empty plain string (strings as they are,

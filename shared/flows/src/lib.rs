@@ -8,6 +8,7 @@ mod jq;
 mod load;
 mod model;
 mod natives;
+mod path;
 pub mod route;
 mod secret;
 pub mod spec;
