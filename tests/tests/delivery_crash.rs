@@ -108,11 +108,13 @@ async fn kill_9_then_sigterm_loses_nothing_and_repeats_only_uncommitted_work() {
         "kill -9 after {at_kill} requests ({committed_at_kill} committed): {duplicates} duplicates of {REQUESTS} (concurrency 4, 20 ms target)"
     );
     // Only what the killed process delivered past its last commit may be
-    // repeated: a committed record is never delivered again.
-    let uncommitted_at_kill = at_kill.saturating_sub(committed_at_kill);
+    // repeated: a committed record is never delivered again. Up to the
+    // target's concurrency (4) requests may have been on the wire at the
+    // kill and arrived after it was counted.
+    let uncommitted_at_kill = at_kill.saturating_sub(committed_at_kill) + 4;
     assert!(
         duplicates <= uncommitted_at_kill,
-        "{duplicates} duplicates, but only {uncommitted_at_kill} deliveries were uncommitted at the kill"
+        "{duplicates} duplicates, but at most {uncommitted_at_kill} deliveries were uncommitted or in flight at the kill"
     );
 
     // Graceful stop: exit 0, and every offset committed.
