@@ -16,7 +16,7 @@ use intops_kafka::{
     ConsumeOptions, DeadLetterWriter, Handled, KafkaSettings, ProcessError, Producer, Record,
     consume, new_consumer,
 };
-use intops_tests::stack;
+use intops_tests::{poll_until, stack};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
@@ -56,15 +56,13 @@ fn committed(settings: &KafkaSettings, group: &str, topic: &str) -> Vec<Option<i
         .collect()
 }
 
+/// Polls a condition of this process's state with the harness's deadline.
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(what, Duration::from_secs(60), || {
+        let met = done();
+        async move { met.then_some(()) }
+    })
+    .await;
 }
 
 /// Cancels its tokens when the test ends, passing or failing, so no
