@@ -91,10 +91,16 @@ pub(crate) struct InFlight {
 
 #[derive(Default)]
 struct State {
-    tracker: OffsetTracker,
+    books: Books,
     finished: Option<mpsc::UnboundedReceiver<Finished>>,
-    failure: Option<KafkaError>,
     stage: &'static str,
+}
+
+/// What finished records change: the offsets and the first fatal failure.
+#[derive(Default)]
+struct Books {
+    tracker: OffsetTracker,
+    failure: Option<KafkaError>,
 }
 
 /// How lanes report finished records.
@@ -134,6 +140,7 @@ impl InFlight {
         self.state
             .lock()
             .await
+            .books
             .tracker
             .begin(topic, partition, offset)
     }
@@ -143,17 +150,12 @@ impl InFlight {
     pub async fn settle<C: Consumer<DrainContext>>(&self, consumer: &C) -> bool {
         let mut state = self.state.lock().await;
         let State {
-            tracker,
-            finished,
-            failure,
-            ..
+            books, finished, ..
         } = &mut *state;
         if let Some(rx) = finished.as_mut() {
-            while let Ok(done) = rx.try_recv() {
-                apply(consumer, tracker, failure, done);
-            }
+            books.apply_queued(consumer, rx);
         }
-        failure.is_some()
+        books.failure.is_some()
     }
 
     /// Waits for every reporter to be gone, storing what they report, and
@@ -165,19 +167,15 @@ impl InFlight {
     ) -> (Option<KafkaError>, usize) {
         let mut state = self.state.lock().await;
         let State {
-            tracker,
-            finished,
-            failure,
-            ..
+            books, finished, ..
         } = &mut *state;
         if let Some(mut rx) = finished.take() {
             while let Some(done) = rx.recv().await {
-                apply(consumer, tracker, failure, done);
+                books.apply(consumer, done);
             }
         }
-        let left = tracker.in_flight();
-        *tracker = OffsetTracker::default();
-        (failure.take(), left)
+        let left = books.tracker.in_flight();
+        (std::mem::take(books).failure, left)
     }
 
     /// The rebalance callback's part: waits for the revoked partitions'
@@ -204,8 +202,8 @@ impl InFlight {
             // here no longer count.
             if let Ok(mut state) = self.state.try_lock() {
                 let stage = state.stage;
-                let left = state.tracker.pending_in(&partitions);
-                state.tracker.forget(&partitions);
+                let left = state.books.tracker.pending_in(&partitions);
+                state.books.tracker.forget(&partitions);
                 tracing::warn!(
                     stage,
                     left,
@@ -234,29 +232,26 @@ impl InFlight {
         let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
         let mut state = self.state.lock().await;
         let State {
-            tracker,
+            books,
             finished,
-            failure,
             stage,
         } = &mut *state;
         let stage = *stage;
         let Some(rx) = finished.as_mut() else {
             return;
         };
-        let waited_for = tracker.pending_in(partitions);
+        let waited_for = books.tracker.pending_in(partitions);
         if waited_for > 0 {
             self.drains.fetch_add(1, Ordering::Relaxed);
         }
         let mut result = "drained";
         loop {
-            while let Ok(done) = rx.try_recv() {
-                apply(consumer, tracker, failure, done);
-            }
-            if tracker.pending_in(partitions) == 0 {
+            books.apply_queued(consumer, rx);
+            if books.tracker.pending_in(partitions) == 0 {
                 break;
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(done)) => apply(consumer, tracker, failure, done),
+                Ok(Some(done)) => books.apply(consumer, done),
                 Ok(None) => break,
                 Err(_) => {
                     result = "timed_out";
@@ -264,6 +259,7 @@ impl InFlight {
                 }
             }
         }
+        let tracker = &mut books.tracker;
         let left = tracker.pending_in(partitions);
         let mut offsets = TopicPartitionList::new();
         for (topic, partition) in partitions {
@@ -293,25 +289,35 @@ impl InFlight {
     }
 }
 
-/// Stores the offset a finished record lets through, or keeps its failure.
-fn apply<C: Consumer<DrainContext>>(
-    consumer: &C,
-    tracker: &mut OffsetTracker,
-    failure: &mut Option<KafkaError>,
-    done: Finished,
-) {
-    match done.result {
-        Ok(true) => {
-            if let Some(offset) =
-                tracker.finish(&done.topic, done.partition, done.offset, done.epoch)
-                && let Err(e) = consumer.store_offset(&done.topic, done.partition, offset)
-            {
-                tracing::debug!(topic = %done.topic, partition = done.partition, error = %e, "offset not stored");
+impl Books {
+    /// Stores the offset a finished record lets through, or keeps its
+    /// failure.
+    fn apply<C: Consumer<DrainContext>>(&mut self, consumer: &C, done: Finished) {
+        match done.result {
+            Ok(true) => {
+                if let Some(offset) =
+                    self.tracker
+                        .finish(&done.topic, done.partition, done.offset, done.epoch)
+                    && let Err(e) = consumer.store_offset(&done.topic, done.partition, offset)
+                {
+                    tracing::debug!(topic = %done.topic, partition = done.partition, error = %e, "offset not stored");
+                }
+            }
+            Ok(false) => {} // interrupted by shutdown: redelivered later
+            Err(e) => {
+                self.failure.get_or_insert(e);
             }
         }
-        Ok(false) => {} // interrupted by shutdown: redelivered later
-        Err(e) => {
-            failure.get_or_insert(e);
+    }
+
+    /// Applies every report already queued.
+    fn apply_queued<C: Consumer<DrainContext>>(
+        &mut self,
+        consumer: &C,
+        rx: &mut mpsc::UnboundedReceiver<Finished>,
+    ) {
+        while let Ok(done) = rx.try_recv() {
+            self.apply(consumer, done);
         }
     }
 }
