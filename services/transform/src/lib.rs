@@ -28,7 +28,7 @@ pub struct Args {
 
     /// Events transformed in parallel (events of one entity key stay in
     /// order).
-    #[arg(long, env = "INTOPS_TRANSFORM_CONCURRENCY", default_value_t = 256)]
+    #[arg(long, env = "INTOPS_TRANSFORM_CONCURRENCY", default_value_t = 1024)]
     pub concurrency: usize,
 
     /// Records the dead-letter cap looks back over; 0 disables the cap.

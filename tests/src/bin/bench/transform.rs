@@ -170,7 +170,7 @@ pub async fn on_broker(flows_text: &str, payloads: &[String]) -> anyhow::Result<
     let shutdown = intops_runtime::CancellationToken::new();
     let args = intops_transform::Args {
         common,
-        concurrency: 256,
+        concurrency: 1024,
         dlq_cap_window: 0,
         dlq_cap_ratio: 1.0,
     };
