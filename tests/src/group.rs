@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::{poll_until, stack};
 
@@ -57,4 +57,50 @@ fn probe(group: &str, topic: &str, partitions: usize) -> Option<()> {
     }
     consumer.unsubscribe();
     (assigned == partitions).then_some(())
+}
+
+/// The offset `group` committed on each of `topic`'s first `partitions`
+/// partitions (`None` where it committed nothing), read without joining.
+pub fn committed(group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack::bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(|p| match committed.find_partition(topic, p)?.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+/// [`committed`] beside each partition's end offset:
+/// `(partition, committed, end)`.
+pub fn committed_and_ends(
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(i32, Option<i64>, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack::bootstrap())
+        .create()
+        .expect("consumer");
+    committed(group, topic, partitions)
+        .into_iter()
+        .zip(0..)
+        .map(|(at, p)| {
+            let (_, end) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            (p, at, end)
+        })
+        .collect()
 }

@@ -8,57 +8,25 @@ use std::time::Duration;
 
 use intops_events::Topics;
 use intops_tests::{deliveries, poll_until, process, stack};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const REQUESTS: usize = 600;
 const KEYS: usize = 20;
 const WAIT: Duration = Duration::from_secs(120);
 
-/// Per partition: the committed offset of `group` (-1 for none) and the end.
-fn offsets(group: &str, topic: &str) -> Vec<(i32, i64, i64)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", stack::bootstrap())
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    committed
-        .elements()
-        .iter()
-        .map(|e| {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, e.partition(), Duration::from_secs(10))
-                .expect("watermarks");
-            let at = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => -1,
-            };
-            (e.partition(), at, high)
-        })
-        .collect()
-}
-
 /// Partitions whose committed offset for `group` is behind the end.
-fn uncommitted(group: &str, topic: &str) -> Vec<(i32, i64, i64)> {
-    offsets(group, topic)
+fn uncommitted(group: &str, topic: &str) -> Vec<(i32, Option<i64>, i64)> {
+    intops_tests::group::committed_and_ends(group, topic, 3)
         .into_iter()
-        .filter(|(_, at, high)| at != high)
+        .filter(|(_, at, end)| *at != Some(*end))
         .collect()
 }
 
 /// Records of `topic` that `group` committed (every one before its
 /// partition's committed offset).
 fn committed_records(group: &str, topic: &str) -> usize {
-    offsets(group, topic)
-        .iter()
-        .map(|(_, at, _)| (*at).max(0) as usize)
+    intops_tests::group::committed(group, topic, 3)
+        .into_iter()
+        .map(|at| at.unwrap_or(0).max(0) as usize)
         .sum()
 }
 

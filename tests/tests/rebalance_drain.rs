@@ -17,8 +17,8 @@ use intops_kafka::{
     consume, new_consumer,
 };
 use intops_tests::{poll_until, stack};
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use tokio_util::sync::CancellationToken;
 
 const RECORDS: usize = 12;
@@ -38,22 +38,6 @@ fn options(settings: &KafkaSettings, shutdown: CancellationToken) -> ConsumeOpti
         max_backoff: Duration::from_millis(50),
         concurrency: 4,
     }
-}
-
-fn committed(settings: &KafkaSettings, group: &str, topic: &str) -> Vec<Option<i64>> {
-    let consumer: BaseConsumer = settings.consumer_config(group).create().expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, 0);
-    tpl.add_partition(topic, 1);
-    let c = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed");
-    (0..2)
-        .map(|p| match c.find_partition(topic, p)?.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Polls a condition of this process's state with the harness's deadline.
@@ -143,7 +127,10 @@ async fn a_rebalance_commits_in_flight_records_before_giving_partitions_up() {
         started.lock().expect("lock").len() == RECORDS
     })
     .await;
-    assert_eq!(committed(&settings, &group, &topic), vec![None, None]);
+    assert_eq!(
+        intops_tests::group::committed(&group, &topic, 2),
+        vec![None, None]
+    );
 
     // A second member joins: the group takes partitions from the first.
     let joiner: StreamConsumer = settings.consumer_config(&group).create().expect("joiner");
@@ -171,7 +158,7 @@ async fn a_rebalance_commits_in_flight_records_before_giving_partitions_up() {
     .await;
     release.cancel();
     wait_for("the drained records' offsets committed", || {
-        committed(&settings, &group, &topic) == ends
+        intops_tests::group::committed(&group, &topic, 2) == ends
     })
     .await;
     assert!(
