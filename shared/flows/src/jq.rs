@@ -5,6 +5,8 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
 use jaq_json::Val;
 
+use crate::direct::Direct;
+
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
 
 /// Why a jq program failed to compile or run.
@@ -37,6 +39,8 @@ pub struct JqProgram {
     filter: Filter,
     /// The keys, when the program is a plain path such as `.sys_id`.
     path: Option<Vec<String>>,
+    /// The program for direct evaluation, when it has the common shape.
+    direct: Option<Direct>,
 }
 
 impl std::fmt::Debug for JqProgram {
@@ -97,7 +101,32 @@ impl JqProgram {
             code: code.to_string(),
             filter,
             path: crate::path::plain_path(code),
+            direct: Direct::compile(code, helper_defs()),
         })
+    }
+
+    /// The program compiled for direct evaluation, if it has the shape.
+    #[cfg(test)]
+    pub(crate) fn direct(&self) -> Option<&Direct> {
+        self.direct.as_ref()
+    }
+
+    /// The first output when direct evaluation knows it (see `direct.rs`);
+    /// `None` means: run the program with jaq.
+    pub(crate) fn direct_first(&self, input: &Val) -> Option<Val> {
+        self.direct.as_ref()?.eval(input)
+    }
+
+    /// Adds the top-level fields of the input the program reads to `keys`;
+    /// `false` when it is not evaluated directly or needs more.
+    pub(crate) fn input_fields(&self, keys: &mut std::collections::BTreeSet<String>) -> bool {
+        self.direct.as_ref().is_some_and(|d| d.input_fields(keys))
+    }
+
+    /// [`first_text`](Self::first_text) when direct evaluation knows the
+    /// output and it is a valid text; `None` means: run the program.
+    pub(crate) fn direct_text(&self, input: &Val) -> Option<String> {
+        text_of(Some(self.direct_first(input)?)).ok()
     }
 
     /// The program's source text.
@@ -108,6 +137,14 @@ impl JqProgram {
     /// Runs the program and returns its first output, `None` when it
     /// produces nothing, or the first error it raises.
     pub fn first(&self, input: &Val) -> Result<Option<Val>, JqError> {
+        if let Some(v) = self.direct.as_ref().and_then(|d| d.eval(input)) {
+            return Ok(Some(v));
+        }
+        self.first_with_jaq(input)
+    }
+
+    /// [`first`](Self::first), always through jaq.
+    pub(crate) fn first_with_jaq(&self, input: &Val) -> Result<Option<Val>, JqError> {
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let mut out = self.filter.id.run((ctx, input.clone())).map(unwrap_valr);
         match out.next() {
@@ -137,7 +174,7 @@ impl JqProgram {
     /// The first output as JSON text; an error when there is none.
     pub fn first_json(&self, input: &Val) -> Result<String, JqError> {
         match self.first(input)? {
-            Some(v) => Ok(v.to_string()),
+            Some(v) => Ok(crate::json_text::to_json(&v)),
             None => Err(JqError::Output("program produced no output".into())),
         }
     }
@@ -152,23 +189,28 @@ impl JqProgram {
     /// The first output as a non-empty plain string (strings as they are,
     /// numbers in their JSON form); an error for anything else.
     pub fn first_text(&self, input: &Val) -> Result<String, JqError> {
-        let text = match self.first(input)? {
-            None => return Err(JqError::Output("produced no output".into())),
-            Some(Val::Null) => return Err(JqError::Output("produced null".into())),
-            Some(Val::TStr(text)) => String::from_utf8_lossy(&text).into_owned(),
-            Some(v @ Val::Num(_)) => v.to_string(),
-            Some(v) => {
-                return Err(JqError::Output(format!(
-                    "produced {}, expected a string or number",
-                    kind(&v)
-                )));
-            }
-        };
-        if text.is_empty() {
-            return Err(JqError::Output("produced an empty string".into()));
-        }
-        Ok(text)
+        text_of(self.first(input)?)
     }
+}
+
+/// A program's first output as a non-empty plain string.
+fn text_of(first: Option<Val>) -> Result<String, JqError> {
+    let text = match first {
+        None => return Err(JqError::Output("produced no output".into())),
+        Some(Val::Null) => return Err(JqError::Output("produced null".into())),
+        Some(Val::TStr(text)) => String::from_utf8_lossy(&text).into_owned(),
+        Some(v @ Val::Num(_)) => v.to_string(),
+        Some(v) => {
+            return Err(JqError::Output(format!(
+                "produced {}, expected a string or number",
+                kind(&v)
+            )));
+        }
+    };
+    if text.is_empty() {
+        return Err(JqError::Output("produced an empty string".into()));
+    }
+    Ok(text)
 }
 
 /// The intops mapping helpers written in jq (`src/helpers.jq`; the others
@@ -177,6 +219,13 @@ fn helpers() -> impl Iterator<Item = jaq_core::load::parse::Def<&'static str>> {
     jaq_core::load::parse(include_str!("helpers.jq"), |p| p.defs())
         .unwrap_or_default()
         .into_iter()
+}
+
+/// The helper definitions, parsed once, for [`Direct::compile`].
+fn helper_defs() -> &'static [jaq_core::load::parse::Def<&'static str>] {
+    static DEFS: std::sync::OnceLock<Vec<jaq_core::load::parse::Def<&'static str>>> =
+        std::sync::OnceLock::new();
+    DEFS.get_or_init(|| helpers().collect())
 }
 
 /// Parses one JSON document into a jq value.

@@ -4,7 +4,10 @@
 //! reads secrets, compiles every jq program once, and reports every problem
 //! at once ([`LoadErrors`]). Services then use the validated [`Flows`].
 
+mod direct;
+mod fields;
 mod jq;
+mod json_text;
 mod load;
 mod model;
 mod natives;

@@ -74,6 +74,7 @@ pub fn load_str(text: &str) -> Result<Flows, LoadErrors> {
     let alerts = v.alerts(&file.alerts);
     if v.errors.is_empty() {
         Ok(Flows {
+            fields_read: crate::route::fields_read(&flows),
             sources,
             targets,
             flows,

@@ -19,6 +19,9 @@ pub struct Flows {
     pub flows: Vec<Flow>,
     /// Alert webhooks of the monitor.
     pub alerts: Vec<Alert>,
+    /// The payload fields each source's flows read, for sources whose
+    /// flows read nothing else (see `route.rs`).
+    pub(crate) fields_read: BTreeMap<String, Vec<String>>,
 }
 
 /// A validated `[[alerts]]` table.

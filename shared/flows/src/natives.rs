@@ -39,7 +39,7 @@ pub(crate) fn funs() -> impl Iterator<Item = Fun<D>> {
     filters.into_vec().into_iter().map(run::<D>)
 }
 
-fn value_map(value: Val, map: &Val, default: Option<Val>) -> ValR<Val> {
+pub(crate) fn value_map(value: Val, map: &Val, default: Option<Val>) -> ValR<Val> {
     let Val::Obj(map) = map else {
         return Err(Error::str(format_args!(
             "value_map: the map must be an object, not {map}"
@@ -56,7 +56,7 @@ fn value_map(value: Val, map: &Val, default: Option<Val>) -> ValR<Val> {
     })
 }
 
-fn reformat_date(value: &Val, input: &Val, output: &Val) -> ValR<Val> {
+pub(crate) fn reformat_date(value: &Val, input: &Val, output: &Val) -> ValR<Val> {
     let (Val::TStr(text), Val::TStr(input), Val::TStr(output)) = (value, input, output) else {
         return Err(Error::str(format_args!(
             "reformat_date: expects a string and two format strings, got {value}"

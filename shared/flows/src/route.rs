@@ -1,11 +1,12 @@
 //! Routing and mapping of one event: which flows match, and what each
 //! asks delivery to send. Pure: no I/O, so every rule is unit-tested.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::jq::{JqError, parse_json};
 use crate::model::{Flow, Flows};
 use intops_events::{DeliveryRequest, IntegrationEvent, now_micros};
+use jaq_core::ValT as _;
 use jaq_json::Val;
 
 /// What one flow made of an event.
@@ -30,6 +31,11 @@ pub enum Plan<'a> {
 
 /// Evaluates every flow of the event's source.
 pub fn plan<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
+    plan_from_fields(flows, event).unwrap_or_else(|| plan_whole(flows, event))
+}
+
+/// [`plan`] with jq on the whole payload.
+fn plan_whole<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
     let input = match parse_json(event.payload.as_bytes()) {
         Ok(v) => v,
         Err(e) => return Plan::BadPayload(e),
@@ -47,6 +53,60 @@ pub fn plan<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
     } else {
         Plan::Routed(results)
     }
+}
+
+/// The plan made from only the payload fields the source's flows read,
+/// when every program of those flows is evaluated directly and knows its
+/// answer (`fields.rs`, `direct.rs`); `None` means: evaluate the flows
+/// with jq on the whole payload, which also gives every error.
+fn plan_from_fields<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Option<Plan<'a>> {
+    let keys = flows.fields_read.get(&event.source_id)?;
+    let input = crate::fields::read(&event.payload, keys)?;
+    let mut results = Vec::new();
+    for flow in flows.flows.iter().filter(|f| f.source == event.source_id) {
+        let matched = match &flow.when {
+            None => true,
+            Some(when) => when.direct_first(&input)?.as_bool(),
+        };
+        if matched {
+            let body = crate::json_text::to_json(&flow.map.direct_first(&input)?);
+            let path = flow.path.render_direct(&input, true)?;
+            let headers = flow
+                .headers
+                .iter()
+                .map(|(name, t)| Some((name.clone(), t.render_direct(&input, false)?)))
+                .collect::<Option<HashMap<_, _>>>()?;
+            let request = build(flow, event, body, path, headers);
+            results.push(FlowResult::Deliver(flow, Box::new(request)));
+        }
+    }
+    Some(if results.is_empty() {
+        Plan::Unrouted
+    } else {
+        Plan::Routed(results)
+    })
+}
+
+/// For each source whose flows' programs are all evaluated directly and
+/// read only top-level fields of the payload: those fields, sorted.
+pub(crate) fn fields_read(flows: &[Flow]) -> BTreeMap<String, Vec<String>> {
+    let mut read: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+    for flow in flows {
+        let entry = read
+            .entry(flow.source.clone())
+            .or_insert_with(|| Some(BTreeSet::new()));
+        let Some(keys) = entry else { continue };
+        let direct = flow.when.as_ref().is_none_or(|w| w.input_fields(keys))
+            && flow.map.input_fields(keys)
+            && flow.path.input_fields(keys)
+            && flow.headers.iter().all(|(_, t)| t.input_fields(keys));
+        if !direct {
+            *entry = None;
+        }
+    }
+    read.into_iter()
+        .filter_map(|(source, keys)| Some((source, keys?.into_iter().collect())))
+        .collect()
 }
 
 /// What one flow makes of an event (of any source: the caller checks):
@@ -82,7 +142,17 @@ fn request(flow: &Flow, event: &IntegrationEvent, input: &Val) -> Result<Deliver
         .iter()
         .map(|(name, t)| Ok((name.clone(), t.render(input, false)?)))
         .collect::<Result<HashMap<_, _>, JqError>>()?;
-    Ok(DeliveryRequest {
+    Ok(build(flow, event, body, path, headers))
+}
+
+fn build(
+    flow: &Flow,
+    event: &IntegrationEvent,
+    body: String,
+    path: String,
+    headers: HashMap<String, String>,
+) -> DeliveryRequest {
+    DeliveryRequest {
         event_id: event.event_id.clone(),
         flow_id: flow.id.clone(),
         flow_version: flow.version.clone(),
@@ -94,7 +164,7 @@ fn request(flow: &Flow, event: &IntegrationEvent, input: &Val) -> Result<Deliver
         body,
         created_at: now_micros(),
         ingested_at: event.ingested_at,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -231,5 +301,100 @@ map = '.a.b.c | error("no mapping for " + .)'
         assert!(
             matches!(&results[1], FlowResult::Failed(f, JqError::Runtime(m)) if f.id == "broken" && m.contains("no mapping for x"))
         );
+    }
+
+    const DIRECT_FLOWS: &str = r#"
+[[sources]]
+id = "servicenow"
+kind = "webhook"
+auth = "none"
+entity_key = ".sys_id"
+
+[[targets]]
+id = "jira"
+base_url = "http://jira"
+
+[[flows]]
+id = "p1"
+source = "servicenow"
+when = '.priority == "1" or .urgency == "1"'
+target = "jira"
+path = "/issue/{{ .number }}"
+headers = { "X-Caller" = "{{ .caller_id.value // \"nobody\" }}" }
+map = '''
+{fields: {summary: "\(.number): \(.short_description)", state: (.state | value_map({"1": "New"}; "Other")),
+ opened: (.opened_at | snow_to_iso), caller: .caller_id.value, tags: [.category, .subcategory]}}
+'''
+
+[[flows]]
+id = "all"
+source = "servicenow"
+target = "jira"
+path = "/all"
+map = '{number}'
+"#;
+
+    fn without_time(plan: Plan<'_>) -> String {
+        let mut plan = plan;
+        if let Plan::Routed(results) = &mut plan {
+            for r in results {
+                if let FlowResult::Deliver(_, req) = r {
+                    req.created_at = 0;
+                }
+            }
+        }
+        format!("{plan:?}")
+    }
+
+    /// Reading only the fields the flows need plans what jq on the whole
+    /// payload plans, and leaves to jq whatever it cannot answer.
+    #[test]
+    fn plans_from_fields_as_from_the_whole_payload() {
+        let flows = crate::load_str(DIRECT_FLOWS).expect("flows");
+        assert_eq!(
+            flows.fields_read.get("servicenow").map(Vec::as_slice),
+            Some(
+                &[
+                    "caller_id",
+                    "category",
+                    "number",
+                    "opened_at",
+                    "priority",
+                    "short_description",
+                    "state",
+                    "subcategory",
+                    "urgency"
+                ]
+                .map(String::from)[..]
+            )
+        );
+        let mut from_fields = 0;
+        for payload in [
+            fixture(),
+            fixture().replace(r#""priority": "1""#, r#""priority": "3""#),
+            r#"{"priority": "1", "number": "INC1", "opened_at": "2026-01-02 03:04:05"}"#.into(),
+            r#"{"priority": "1", "number": 7, "opened_at": "not a date"}"#.into(),
+            r#"{"priority": "1", "number": null}"#.into(),
+            r#"{"priority": "2", "number": "INC2", "caller_id": "not an object"}"#.into(),
+            r#"{"priority": "2", "number": "I\"N\u00e9C"}"#.into(),
+            r#"["not", "an object"]"#.into(),
+            "not json".into(),
+            "{}".into(),
+        ] {
+            let e = event(&payload);
+            let whole = without_time(plan_whole(&flows, &e));
+            if let Some(direct) = plan_from_fields(&flows, &e) {
+                from_fields += 1;
+                assert_eq!(without_time(direct), whole, "{payload}");
+            }
+            assert_eq!(without_time(plan(&flows, &e)), whole, "{payload}");
+        }
+        assert!(from_fields >= 4, "only {from_fields} planned from fields");
+    }
+
+    #[test]
+    fn flows_that_read_the_whole_payload_get_no_fields() {
+        let flows = crate::load_str(FLOWS).expect("flows");
+        assert!(flows.fields_read.is_empty(), "{:?}", flows.fields_read);
     }
 }

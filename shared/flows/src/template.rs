@@ -46,14 +46,41 @@ impl Template {
 
     /// Renders the template; `encode` percent-encodes each value.
     pub fn render(&self, input: &Val, encode: bool) -> Result<String, JqError> {
+        self.render_with(encode, |p| {
+            p.first_text(input)
+                .map_err(|e| JqError::Output(format!("{{{{ {} }}}}: {e}", p.code())))
+        })
+    }
+
+    /// [`render`](Self::render) when direct evaluation knows every value;
+    /// `None` means: render it with jq.
+    pub(crate) fn render_direct(&self, input: &Val, encode: bool) -> Option<String> {
+        self.render_with(encode, |p| p.direct_text(input).ok_or(()))
+            .ok()
+    }
+
+    /// Adds the top-level fields the template reads to `keys`; `false` when
+    /// an expression needs more (see [`Direct::input_fields`]).
+    ///
+    /// [`Direct::input_fields`]: crate::direct::Direct::input_fields
+    pub(crate) fn input_fields(&self, keys: &mut std::collections::BTreeSet<String>) -> bool {
+        self.parts.iter().all(|p| match p {
+            Part::Text(_) => true,
+            Part::Expr(p) => p.input_fields(keys),
+        })
+    }
+
+    fn render_with<E>(
+        &self,
+        encode: bool,
+        mut value: impl FnMut(&JqProgram) -> Result<String, E>,
+    ) -> Result<String, E> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Expr(p) => {
-                    let value = p
-                        .first_text(input)
-                        .map_err(|e| JqError::Output(format!("{{{{ {} }}}}: {e}", p.code())))?;
+                    let value = value(p)?;
                     if encode {
                         out.push_str(&percent_encode(&value));
                     } else {
