@@ -70,6 +70,13 @@ struct Args {
     /// Run the in-process transform measurement only (no broker).
     #[arg(long)]
     transform_only: bool,
+    /// Run the raw ceiling and the ingest phases only.
+    #[arg(long)]
+    ingest_only: bool,
+    /// 100-event ingest requests in flight at once (32 saturates ingest on
+    /// the local stack; docs/benchmarks.md has the sweep).
+    #[arg(long, default_value_t = 32)]
+    ingest_concurrency: usize,
     /// Seconds of the paced phase.
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
@@ -141,13 +148,15 @@ async fn main() -> anyhow::Result<()> {
     if args.delivery_only {
         return delivery_phase(args.events, raw.consume_rate).await;
     }
-    let stage = transform::on_broker(&flows_text, &events).await?;
-    println!(
-        "transform stage on the broker: {:.0} events/s; raw consume-and-produce loop: {:.0} msg/s ({:.0}%)",
-        stage.transform,
-        stage.raw_loop,
-        100.0 * stage.transform / stage.raw_loop
-    );
+    if !args.ingest_only {
+        let stage = transform::on_broker(&flows_text, &events).await?;
+        println!(
+            "transform stage on the broker: {:.0} events/s; raw consume-and-produce loop: {:.0} msg/s ({:.0}%)",
+            stage.transform,
+            stage.raw_loop,
+            100.0 * stage.transform / stage.raw_loop
+        );
+    }
     let single = ingest::measure(&events[..events.len().min(3000)], 1, 32).await?;
     println!(
         "ingest, single-event requests (32 in flight): {:.0} events/s ({:.0}% of raw produce), ack latency p50 {} ms, p99 {} ms",
@@ -156,16 +165,17 @@ async fn main() -> anyhow::Result<()> {
         single.latency_ms.p50,
         single.latency_ms.p99
     );
-    let batched = ingest::measure(&events, 100, 16).await?;
+    let batched = ingest::measure(&events, 100, args.ingest_concurrency).await?;
     println!(
-        "ingest, 100-event batches (16 in flight): {:.0} events/s ({:.0}% of raw produce), ack latency p50 {} ms, p99 {} ms per request",
+        "ingest, 100-event batches ({} in flight): {:.0} events/s ({:.0}% of raw produce), ack latency p50 {} ms, p99 {} ms per request",
+        args.ingest_concurrency,
         batched.rate,
         100.0 * batched.rate / raw.produce_rate,
         batched.latency_ms.p50,
         batched.latency_ms.p99
     );
 
-    if args.skip_end_to_end {
+    if args.skip_end_to_end || args.ingest_only {
         return Ok(());
     }
     delivery_phase(args.events, raw.consume_rate).await?;
