@@ -30,8 +30,19 @@ pub async fn measure(
     batch: usize,
     concurrency: usize,
 ) -> anyhow::Result<Measured> {
-    let ingest = IngestOnly::start(
-        "ingestbench",
+    // The events topic with the raw ceiling's (and the services' default)
+    // 6 partitions: the idempotent producer keeps at most 5 requests in
+    // flight per partition, so the partition count bounds both.
+    let prefix = stack::random_prefix("ingestbench");
+    let settings = intops_kafka::KafkaSettings::new(stack::bootstrap(), Default::default())?;
+    let events_topic = intops_events::Topics::new(&prefix).events();
+    intops_kafka::topics::ensure(
+        &settings,
+        &[intops_kafka::topics::TopicSpec::new(&events_topic, 6, 1)],
+    )
+    .await?;
+    let ingest = IngestOnly::start_on_prefix(
+        &prefix,
         FLOWS,
         &[],
         &stack::bootstrap(),
