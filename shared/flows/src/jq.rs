@@ -137,7 +137,7 @@ impl JqProgram {
     /// Runs the program and returns its first output, `None` when it
     /// produces nothing, or the first error it raises.
     pub fn first(&self, input: &Val) -> Result<Option<Val>, JqError> {
-        if let Some(v) = self.direct.as_ref().and_then(|d| d.eval(input)) {
+        if let Some(v) = self.direct_first(input) {
             return Ok(Some(v));
         }
         self.first_with_jaq(input)

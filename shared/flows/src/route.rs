@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::jq::{JqError, parse_json};
+use crate::jq::{JqError, JqProgram, parse_json};
 use crate::model::{Flow, Flows};
+use crate::template::Template;
 use intops_events::{DeliveryRequest, IntegrationEvent, now_micros};
 use jaq_core::ValT as _;
 use jaq_json::Val;
@@ -42,17 +43,13 @@ fn plan_whole<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
     };
     let mut results = Vec::new();
     for flow in flows.flows.iter().filter(|f| f.source == event.source_id) {
-        match evaluate(flow, event, &input) {
+        match evaluate(flow, event, &Jq(&input)) {
             Ok(None) => {}
             Ok(Some(r)) => results.push(FlowResult::Deliver(flow, Box::new(r))),
             Err(e) => results.push(FlowResult::Failed(flow, e)),
         }
     }
-    if results.is_empty() {
-        Plan::Unrouted
-    } else {
-        Plan::Routed(results)
-    }
+    outcome(results)
 }
 
 /// The plan made from only the payload fields the source's flows read,
@@ -64,27 +61,19 @@ fn plan_from_fields<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Option<Pl
     let input = crate::fields::read(&event.payload, keys)?;
     let mut results = Vec::new();
     for flow in flows.flows.iter().filter(|f| f.source == event.source_id) {
-        let matched = match &flow.when {
-            None => true,
-            Some(when) => when.direct_first(&input)?.as_bool(),
-        };
-        if matched {
-            let body = crate::json_text::to_json(&flow.map.direct_first(&input)?);
-            let path = flow.path.render_direct(&input, true)?;
-            let headers = flow
-                .headers
-                .iter()
-                .map(|(name, t)| Some((name.clone(), t.render_direct(&input, false)?)))
-                .collect::<Option<HashMap<_, _>>>()?;
-            let request = build(flow, event, body, path, headers);
-            results.push(FlowResult::Deliver(flow, Box::new(request)));
+        if let Some(r) = evaluate(flow, event, &Directly(&input)).ok()? {
+            results.push(FlowResult::Deliver(flow, Box::new(r)));
         }
     }
-    Some(if results.is_empty() {
+    Some(outcome(results))
+}
+
+fn outcome(results: Vec<FlowResult<'_>>) -> Plan<'_> {
+    if results.is_empty() {
         Plan::Unrouted
     } else {
         Plan::Routed(results)
-    })
+    }
 }
 
 /// For each source whose flows' programs are all evaluated directly and
@@ -116,43 +105,80 @@ pub fn plan_flow(
     event: &IntegrationEvent,
 ) -> Result<Option<DeliveryRequest>, JqError> {
     let input = parse_json(event.payload.as_bytes())?;
-    evaluate(flow, event, &input)
+    evaluate(flow, event, &Jq(&input))
 }
 
-fn evaluate(
+/// How a flow's programs run on an event's payload.
+trait Run {
+    type Error;
+    /// The condition's answer.
+    fn holds(&self, program: &JqProgram) -> Result<bool, Self::Error>;
+    /// The mapping's output as JSON text.
+    fn json(&self, program: &JqProgram) -> Result<String, Self::Error>;
+    /// A path or header template, rendered.
+    fn render(&self, template: &Template, encode: bool) -> Result<String, Self::Error>;
+}
+
+/// jq on the whole payload: every answer and error.
+struct Jq<'v>(&'v Val);
+
+impl Run for Jq<'_> {
+    type Error = JqError;
+
+    fn holds(&self, program: &JqProgram) -> Result<bool, JqError> {
+        program.holds(self.0)
+    }
+
+    fn json(&self, program: &JqProgram) -> Result<String, JqError> {
+        program.first_json(self.0)
+    }
+
+    fn render(&self, template: &Template, encode: bool) -> Result<String, JqError> {
+        template.render(self.0, encode)
+    }
+}
+
+/// Direct evaluation on the fields read: an answer only where it knows
+/// jq's; `Err(())` means: ask jq.
+struct Directly<'v>(&'v Val);
+
+impl Run for Directly<'_> {
+    type Error = ();
+
+    fn holds(&self, program: &JqProgram) -> Result<bool, ()> {
+        Ok(program.direct_first(self.0).ok_or(())?.as_bool())
+    }
+
+    fn json(&self, program: &JqProgram) -> Result<String, ()> {
+        let value = program.direct_first(self.0).ok_or(())?;
+        Ok(crate::json_text::to_json(&value))
+    }
+
+    fn render(&self, template: &Template, encode: bool) -> Result<String, ()> {
+        template.render_direct(self.0, encode).ok_or(())
+    }
+}
+
+fn evaluate<R: Run>(
     flow: &Flow,
     event: &IntegrationEvent,
-    input: &Val,
-) -> Result<Option<DeliveryRequest>, JqError> {
+    run: &R,
+) -> Result<Option<DeliveryRequest>, R::Error> {
     let matched = match &flow.when {
         None => true,
-        Some(when) => when.holds(input)?,
+        Some(when) => run.holds(when)?,
     };
     if !matched {
         return Ok(None);
     }
-    request(flow, event, input).map(Some)
-}
-
-fn request(flow: &Flow, event: &IntegrationEvent, input: &Val) -> Result<DeliveryRequest, JqError> {
-    let body = flow.map.first_json(input)?;
-    let path = flow.path.render(input, true)?;
+    let body = run.json(&flow.map)?;
+    let path = run.render(&flow.path, true)?;
     let headers = flow
         .headers
         .iter()
-        .map(|(name, t)| Ok((name.clone(), t.render(input, false)?)))
-        .collect::<Result<HashMap<_, _>, JqError>>()?;
-    Ok(build(flow, event, body, path, headers))
-}
-
-fn build(
-    flow: &Flow,
-    event: &IntegrationEvent,
-    body: String,
-    path: String,
-    headers: HashMap<String, String>,
-) -> DeliveryRequest {
-    DeliveryRequest {
+        .map(|(name, t)| Ok((name.clone(), run.render(t, false)?)))
+        .collect::<Result<HashMap<_, _>, R::Error>>()?;
+    Ok(Some(DeliveryRequest {
         event_id: event.event_id.clone(),
         flow_id: flow.id.clone(),
         flow_version: flow.version.clone(),
@@ -164,7 +190,7 @@ fn build(
         body,
         created_at: now_micros(),
         ingested_at: event.ingested_at,
-    }
+    }))
 }
 
 #[cfg(test)]
