@@ -3,12 +3,14 @@
 //! registry.
 
 mod codec;
+mod json_depth;
 mod schemas;
 mod time;
 mod topics;
 mod types;
 
 pub use codec::{Codec, CodecError, RegistrySettings};
+pub use json_depth::{DEFAULT_MAX_JSON_DEPTH, exceeds_depth};
 pub use schemas::{RecordKind, parse_all_schemas};
 pub use time::now_micros;
 pub use topics::Topics;

@@ -14,7 +14,17 @@ const OWNED: &[&str] = &[
     "enable.idempotence",
     "acks",
     "isolation.level",
+    "message.max.bytes",
 ];
+
+/// The largest record the producers write (`message.max.bytes`), set
+/// deliberately rather than left to librdkafka's default. It is below
+/// Apache Kafka's broker and topic default (`max.message.bytes`, 1,048,588),
+/// so a record the producer accepts is one the broker accepts. Ingest keeps
+/// its default body limit and its per-record check below it (envelope,
+/// headers and payload must fit); a derived record that would not fit is
+/// dead-lettered in slim form. See docs/architecture.md, "Record sizes".
+pub const MAX_RECORD_BYTES: usize = 1_000_000;
 
 /// Prefix of environment variables that pass librdkafka options through:
 /// `INTOPS_KAFKA_OPTION_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`.
@@ -101,6 +111,7 @@ impl KafkaSettings {
         c.set("linger.ms", "5");
         c.set("message.timeout.ms", "30000");
         merge(&mut c, self.base());
+        c.set("message.max.bytes", MAX_RECORD_BYTES.to_string());
         c.set("acks", "all");
         c.set("enable.idempotence", "true");
         c

@@ -21,7 +21,7 @@ mod producer;
 mod scan;
 pub mod topics;
 
-pub use config::{KafkaSettings, OPTION_ENV_PREFIX};
+pub use config::{KafkaSettings, MAX_RECORD_BYTES, OPTION_ENV_PREFIX};
 pub use consumer::{ConsumeOptions, Handled, ProcessError, consume, new_consumer};
 pub use context::ServiceContext;
 pub use dlq::{DeadLetterWriter, Failure, headers as dlq_headers};
