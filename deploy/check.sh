@@ -48,6 +48,32 @@ for dir in deploy/k8s/base deploy/k8s/overlays/example; do
   echo "$dir: renders and validates"
 done
 
+echo "== the monitor api is not open in the cluster"
+for dir in deploy/k8s/base deploy/k8s/overlays/example; do
+  kubectl kustomize "$dir" >"$work/rendered.yaml"
+  "$venv/bin/python" - "$work/rendered.yaml" "$dir" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+[monitor] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "intops-monitor"]
+pod = monitor["spec"]["template"]["spec"]
+container = pod["containers"][0]
+env = {e["name"]: e.get("value") for e in container.get("env", [])}
+listen = env.get("INTOPS_MONITOR_LISTEN", "127.0.0.1:9100")
+token_file = env.get("INTOPS_MONITOR_API_TOKEN_FILE")
+loopback = listen.startswith("127.") or listen.startswith("[::1]")
+if not loopback:
+    assert token_file, f"{sys.argv[2]}: the monitor listens on {listen} without INTOPS_MONITOR_API_TOKEN_FILE"
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    secrets = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    mounted = [n for n, path in mounts.items() if token_file.startswith(path.rstrip("/") + "/") and n in secrets]
+    assert mounted, f"{sys.argv[2]}: {token_file} is not on a mounted Secret"
+    assert not secrets[mounted[0]].get("optional"), f"{sys.argv[2]}: the token Secret must not be optional"
+    print(f"{sys.argv[2]}: monitor api on {listen} requires the token in {token_file} (Secret {secrets[mounted[0]]['secretName']})")
+else:
+    print(f"{sys.argv[2]}: monitor api on loopback {listen}")
+PY
+done
+
 echo "== a changed flows file rolls every pod"
 cp -r deploy/k8s "$work/k8s"
 kubectl kustomize "$work/k8s/overlays/example" >"$work/before.yaml"

@@ -30,8 +30,10 @@ trap 'exit 0' INT TERM
 bin="$root/target/debug"
 "$bin/intops-mock-target" --listen 127.0.0.1:8090 >"$logs/target.log" 2>&1 & pids+=($!)
 "$bin/intops-ingest" >"$logs/ingest.log" 2>&1 & pids+=($!)
-INTOPS_ADMIN_LISTEN=127.0.0.1:9101 "$bin/intops-transform" >"$logs/transform.log" 2>&1 & pids+=($!)
-INTOPS_ADMIN_LISTEN=127.0.0.1:9102 "$bin/intops-delivery" >"$logs/delivery.log" 2>&1 & pids+=($!)
+# One instance each, with a stable id: static group membership, so a
+# restarted one takes its partitions back at once.
+INTOPS_ADMIN_LISTEN=127.0.0.1:9101 INTOPS_INSTANCE_ID=transform-1 "$bin/intops-transform" >"$logs/transform.log" 2>&1 & pids+=($!)
+INTOPS_ADMIN_LISTEN=127.0.0.1:9102 INTOPS_INSTANCE_ID=delivery-1 "$bin/intops-delivery" >"$logs/delivery.log" 2>&1 & pids+=($!)
 "$bin/intops-monitor" >"$logs/monitor.log" 2>&1 & pids+=($!)
 
 for url in http://127.0.0.1:8080/readyz http://127.0.0.1:9101/readyz http://127.0.0.1:9102/readyz http://127.0.0.1:9100/readyz; do

@@ -34,6 +34,8 @@ export INTOPS_TANSU_BIN="$TANSU_BIN"
 cargo build --locked --bins
 export INTOPS_BIN_DIR="$root/target/debug"
 
-"$here/start.sh"
+# A clean test run: the stack starts with no data (run.sh and start.sh keep
+# it; tests/tests/stack_restart.rs checks that on a private stack).
+INTOPS_STACK_FRESH=1 "$here/start.sh"
 trap '"$here/stop.sh"' EXIT
 cargo test --workspace --locked --no-fail-fast "$@"

@@ -259,12 +259,16 @@ impl Pipeline {
             concurrency: 32,
             dlq_cap_window: 20,
             dlq_cap_ratio: 0.5,
+            dlq_cap_consecutive: 0,
         };
         tasks.spawn(async move { ("transform", intops_transform::run(args, s).await) });
         let s = shutdown.clone();
         let args = intops_delivery::Args {
             common: common.clone(),
             targets: vec![],
+            dlq_cap_window: 100,
+            dlq_cap_ratio: 0.5,
+            dlq_cap_consecutive: 50,
         };
         tasks.spawn(async move { ("delivery", intops_delivery::run(args, s).await) });
         let s = shutdown.clone();

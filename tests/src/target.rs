@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse as _, Response};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// One request the target received.
@@ -24,6 +25,9 @@ pub struct Captured {
     pub body: String,
     /// When it arrived.
     pub at: std::time::Instant,
+    /// The status the target answered (or, for a delayed answer, would
+    /// have answered had the client waited).
+    pub status: u16,
 }
 
 impl Captured {
@@ -54,6 +58,8 @@ struct Shared {
     slow: Mutex<(u32, std::time::Duration)>,
     /// Added to every answer (a target's own processing time).
     latency: Mutex<std::time::Duration>,
+    /// `Retry-After` seconds sent with every 429 and 503 answer.
+    retry_after: Mutex<Option<u64>>,
 }
 
 /// A running mock target; stops when dropped.
@@ -139,6 +145,14 @@ impl MockTarget {
     pub fn set_status(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
     }
+
+    /// Sends `Retry-After: <seconds>` with every later 429 and 503 answer
+    /// (`None`: no such header).
+    pub fn set_retry_after(&self, seconds: Option<u64>) {
+        if let Ok(mut r) = self.shared.retry_after.lock() {
+            *r = seconds;
+        }
+    }
 }
 
 async fn capture(
@@ -147,7 +161,14 @@ async fn capture(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> Response {
+    let failing = shared.failing.lock().ok().and_then(|mut f| {
+        (f.0 > 0).then(|| {
+            f.0 -= 1;
+            f.1
+        })
+    });
+    let status = failing.unwrap_or_else(|| shared.status.load(Ordering::SeqCst));
     let captured = Captured {
         method: method.to_string(),
         path: uri
@@ -165,6 +186,7 @@ async fn capture(
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
         at: std::time::Instant::now(),
+        status,
     };
     if log {
         println!(
@@ -187,13 +209,6 @@ async fn capture(
     if let Ok(mut r) = shared.requests.lock() {
         r.push(captured);
     }
-    let failing = shared.failing.lock().ok().and_then(|mut f| {
-        (f.0 > 0).then(|| {
-            f.0 -= 1;
-            f.1
-        })
-    });
-    let status = failing.unwrap_or_else(|| shared.status.load(Ordering::SeqCst));
     let delay = shared.slow.lock().ok().and_then(|mut s| {
         (s.0 > 0).then(|| {
             s.0 -= 1;
@@ -205,5 +220,13 @@ async fn capture(
         tokio::time::sleep(delay).await;
     }
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, echoed)
+    let mut response = (code, echoed).into_response();
+    if let Ok(Some(seconds)) = shared.retry_after.lock().map(|r| *r)
+        && matches!(status, 429 | 503)
+    {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }

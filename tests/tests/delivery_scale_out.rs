@@ -28,6 +28,9 @@ fn start_delivery(
     let args = intops_delivery::Args {
         common,
         targets: vec![],
+        dlq_cap_window: 100,
+        dlq_cap_ratio: 0.5,
+        dlq_cap_consecutive: 50,
     };
     tokio::spawn(intops_delivery::run(args, shutdown.clone()))
 }

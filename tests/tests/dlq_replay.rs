@@ -438,3 +438,92 @@ async fn rewind_redelivers_the_corrected_mapping_for_one_flow_and_time_range() {
     );
     p.stop().await.expect("clean stop");
 }
+
+/// Dead letters are data anyone who can write the dead-letter topic can
+/// forge: a replay sends only to this deployment's events and deliveries
+/// topics, and skips (counts and names) any other original topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replay_writes_only_to_this_deployments_topics() {
+    use intops_kafka::topics::TopicSpec;
+    use intops_kafka::{KafkaSettings, Producer, Record};
+
+    let target = MockTarget::start().await.expect("target");
+    target.set_status(400);
+    let p = Pipeline::start("foreign", &flows(&target), &[])
+        .await
+        .expect("pipeline");
+    let prefix = p.prefix.as_str();
+    post(&p, vec![json!({"id": "own", "n": 1})]).await;
+    let dlq = format!("{prefix}.dlq.delivery");
+    wait_count(&dlq, 1).await;
+    wait_requests(&target, 1).await;
+
+    // Copies of the real dead letter naming another deployment's
+    // deliveries topic (which exists) and this deployment's control topic.
+    let settings =
+        KafkaSettings::new(intops_tests::stack::bootstrap(), Default::default()).expect("settings");
+    let foreign = format!(
+        "{}.deliveries.crm",
+        intops_tests::stack::random_prefix("other")
+    );
+    intops_kafka::topics::ensure(&settings, &[TopicSpec::new(&foreign, 1, 1)])
+        .await
+        .expect("foreign topic");
+    let control = format!("{prefix}.control");
+    let control_before = topic::count(&control);
+    let codec = intops_tests::stack::codec();
+    let real: DeadLetter = codec
+        .decode(topic::read(&dlq, 1, WAIT)[0].payload().expect("value"))
+        .await
+        .expect("dead letter");
+    let producer = Producer::new(&settings).expect("producer");
+    for original_topic in [&foreign, &control] {
+        let forged = DeadLetter {
+            original_topic: original_topic.clone(),
+            ..real.clone()
+        };
+        let value = codec
+            .encode(&dlq, intops_events::RecordKind::DeadLetter, &forged)
+            .await
+            .expect("encode");
+        producer
+            .send(Record {
+                topic: &dlq,
+                key: forged.original_key.as_deref().unwrap_or_default(),
+                value: &value,
+                headers: &[],
+            })
+            .await
+            .expect("produce");
+    }
+    wait_count(&dlq, 3).await;
+
+    target.set_status(201);
+    let out = cli::output(prefix, &["dlq", "replay", "--json"]).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let r: Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(r["sent"], 1, "{r}");
+    assert_eq!(r["skipped_foreign_topic"], 2, "{r}");
+    for name in [&foreign, &control] {
+        assert!(
+            stderr.contains(&format!("{name:?}")) && stderr.contains("skipped"),
+            "{stderr}"
+        );
+    }
+    wait_requests(&target, 2).await;
+    assert_eq!(
+        topic::count(&foreign),
+        0,
+        "nothing written to another deployment"
+    );
+    assert_eq!(
+        topic::count(&control),
+        control_before,
+        "nor to a topic of ours that is no source"
+    );
+    p.stop().await.expect("clean stop");
+}

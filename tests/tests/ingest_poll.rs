@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
+use axum::response::IntoResponse as _;
 use axum::routing::get;
 use intops_events::IntegrationEvent;
 use intops_tests::pipeline::IngestOnly;
@@ -217,5 +218,145 @@ async fn next_page_cursors_fill_the_url_template() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 25, "all three pages, each record once");
+    ingest.stop().await.expect("clean stop");
+}
+
+/// Requests a server saw: path and the `x-api-key` header.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
+/// A server that records every request and answers with `answer`.
+async fn recording_server(
+    answer: impl Fn(&str) -> axum::response::Response + Clone + Send + Sync + 'static,
+) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let s = seen.clone();
+    let router = Router::new().fallback(move |req: axum::extract::Request| {
+        let (s, answer) = (s.clone(), answer.clone());
+        async move {
+            let key = req
+                .headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            s.lock().expect("lock").push((path.clone(), key));
+            answer(&path)
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (base, seen)
+}
+
+fn guarded_flows(source: &str, base: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+id = "{source}"
+kind = "poll"
+entity_key = ".id"
+dedupe_key = '.id + "@" + .updated'
+[sources.poll]
+url = "{base}/search?since={{{{cursor}}}}"
+interval = "100ms"
+initial_cursor = "2026-01-01T00:00:00Z"
+records = ".items[]"
+cursor = ".updated"
+next = ".next"
+headers = {{ "x-api-key" = {{ file = "{{secrets}}/key" }} }}
+"#
+    )
+}
+
+const API_KEY: &str = "poll-secret-key";
+
+/// Waits for `count` refused runs of `source`.
+async fn refused_runs(ingest: &IngestOnly, source: &str, count: f64) {
+    let line = format!("intops_ingest_poll_runs_total{{source=\"{source}\",result=\"refused\"}}");
+    poll_until("refused poll runs", WAIT, || async {
+        (intops_tests::metrics::sum(ingest.addr, &line).await >= count).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_links_to_another_origin_are_refused_and_get_no_secret() {
+    let (elsewhere, stolen) =
+        recording_server(|_| axum::Json(json!({"items": []})).into_response()).await;
+    let next = format!("{elsewhere}/steal");
+    let (base, asked) = recording_server(move |_| {
+        axum::Json(json!({
+            "items": [record(1, 1)],
+            "next": next,
+        }))
+        .into_response()
+    })
+    .await;
+    let ingest = IngestOnly::start(
+        "polloffsite",
+        &guarded_flows("offsite", &base),
+        &[("key", API_KEY)],
+        &stack::bootstrap(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("ingest");
+    refused_runs(&ingest, "offsite", 2.0).await;
+    assert!(
+        stolen.lock().expect("lock").is_empty(),
+        "the other origin was never called"
+    );
+    let asked = asked.lock().expect("lock").clone();
+    assert!(
+        asked.iter().all(|(_, key)| key.as_deref() == Some(API_KEY)),
+        "the source itself gets its key: {asked:?}"
+    );
+    // The page before the link was captured once; nothing else.
+    assert_eq!(
+        captured(&ingest.prefix, 1).await,
+        ["r1@2026-11-28T08:01:00Z"]
+    );
+    assert_eq!(topic::count(&format!("{}.events", ingest.prefix)), 1);
+    ingest.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed() {
+    let (elsewhere, stolen) = recording_server(|_| {
+        axum::Json(json!({"items": [record(9, 9)], "next": null})).into_response()
+    })
+    .await;
+    let target = format!("{elsewhere}/moved");
+    let (base, asked) = recording_server(move |_| {
+        (
+            axum::http::StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, target.clone())],
+        )
+            .into_response()
+    })
+    .await;
+    let ingest = IngestOnly::start(
+        "pollredirect",
+        &guarded_flows("redirected", &base),
+        &[("key", API_KEY)],
+        &stack::bootstrap(),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("ingest");
+    refused_runs(&ingest, "redirected", 2.0).await;
+    assert!(!asked.lock().expect("lock").is_empty());
+    assert!(
+        stolen.lock().expect("lock").is_empty(),
+        "the redirect target was never called"
+    );
+    assert_eq!(topic::count(&format!("{}.events", ingest.prefix)), 0);
     ingest.stop().await.expect("clean stop");
 }

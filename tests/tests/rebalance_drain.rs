@@ -33,6 +33,7 @@ fn options(settings: &KafkaSettings, shutdown: CancellationToken) -> ConsumeOpti
             "dlq".into(),
             Stage::Transform,
         ),
+        cap: Arc::new(intops_kafka::DeadLetterCap::disabled("test")),
         shutdown,
         min_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),

@@ -1,100 +1,219 @@
-//! The dead-letter cap: when most recent records fail (a bad deploy),
-//! transform stops dead-lettering and holds the rest; a fixed flows file
-//! releases them and they are delivered.
+//! The dead-letter cap, per source, owned by the shared consumer loop: a
+//! burst of bad events from one source trips the cap for that source only
+//! (its later events are held, not dead-lettered) while another source's
+//! events keep being delivered; a fixed flows file releases the held
+//! events and they are delivered. The same cap guards delivery.
 
 use std::time::Duration;
 
-use intops_tests::pipeline::example_flows;
-use intops_tests::sign::intops_signature;
-use intops_tests::{MockTarget, Pipeline, poll_until};
+use intops_kafka::{Producer, Record};
+use intops_tests::{MockTarget, Pipeline, poll_until, stack, topic};
 
-const SECRET: &str = "cap-secret";
-const WAIT: Duration = Duration::from_secs(90);
-const EVENTS: usize = 200;
+const WAIT: Duration = Duration::from_secs(120);
+const BAD: usize = 200;
+const GOOD: usize = 40;
+
+/// Sources `alpha` and `beta` (no auth), both to target `crm`; `alpha`'s
+/// mapping is `alpha_map`.
+fn flows(base_url: &str, alpha_map: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+id = "alpha"
+kind = "webhook"
+auth = "none"
+entity_key = ".id"
+
+[[sources]]
+id = "beta"
+kind = "webhook"
+auth = "none"
+entity_key = ".id"
+
+[[targets]]
+id = "crm"
+base_url = "{base_url}"
+concurrency = 4
+
+[[flows]]
+id = "alpha-to-crm"
+source = "alpha"
+target = "crm"
+path = "/alpha"
+map = '{alpha_map}'
+
+[[flows]]
+id = "beta-to-crm"
+source = "beta"
+target = "crm"
+path = "/beta"
+map = '{{id: .id}}'
+"#
+    )
+}
+
+const GOOD_MAP: &str = "{id: .id, s: .s}";
+const BAD_MAP: &str = r#"{id: .id, s: error("mapping bug")}"#;
+
+fn gauge_line(name: &str, stage: &str, scope: &str) -> String {
+    format!("{name}{{stage=\"{stage}\",scope=\"{scope}\"}}")
+}
+
+async fn metric(pipeline: &Pipeline, line: &str) -> f64 {
+    intops_tests::metrics::sum(pipeline.monitor, line).await
+}
+
+/// Posts `n` events numbered from `from` to `source`, in batches.
+async fn post(pipeline: &Pipeline, source: &str, from: usize, n: usize) {
+    let events: Vec<serde_json::Value> = (from..from + n)
+        .map(|i| serde_json::json!({"id": format!("{source}-{i}"), "s": "x"}))
+        .collect();
+    for batch in events.chunks(25) {
+        pipeline
+            .post_json(source, &serde_json::Value::Array(batch.to_vec()))
+            .await;
+    }
+}
+
+fn delivered(target: &MockTarget, path: &str) -> usize {
+    target
+        .requests()
+        .iter()
+        .filter(|r| r.path.as_str() == path)
+        .count()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_bad_deploy_trips_the_cap_and_a_fix_releases_the_held_events() {
+async fn a_burst_of_bad_events_holds_only_its_source_and_a_fix_releases_them() {
     let target = MockTarget::start().await.expect("target");
-    let good = example_flows(&target.base_url());
-    let bad = good.replace(
-        "summary: .short_description,",
-        r#"summary: error("mapping bug"),"#,
-    );
-    assert_ne!(bad, good);
-    let pipeline = Pipeline::start("cap", &bad, &[("snow", SECRET)])
-        .await
-        .expect("pipeline");
+    let good = flows(&target.base_url(), GOOD_MAP);
+    let bad = flows(&target.base_url(), BAD_MAP);
+    let pipeline = Pipeline::start("cap", &bad, &[]).await.expect("pipeline");
+    let tripped = gauge_line("intops_dead_letter_cap_tripped", "transform", "alpha");
 
-    let batch: Vec<serde_json::Value> = (0..EVENTS)
-        .map(|i| {
-            serde_json::json!({"sys_id": format!("cap-{i}"), "number": format!("INC{i}"), "priority": "1",
-                "short_description": "x", "description": "", "sys_created_on": "2026-11-28 08:00:00"})
-        })
-        .collect();
-    let body = serde_json::to_string(&batch).expect("json");
-    let r = reqwest::Client::new()
-        .post(pipeline.ingest_url("servicenow"))
-        .header(
-            "x-intops-signature",
-            intops_signature(SECRET, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("ingest");
-    assert_eq!(r.status(), 202);
+    // Interleaved: some of beta's events before, during and after alpha's
+    // burst.
+    post(&pipeline, "beta", 0, GOOD / 2).await;
+    post(&pipeline, "alpha", 0, BAD).await;
+    post(&pipeline, "beta", GOOD / 2, GOOD / 2).await;
 
-    poll_until("the cap to trip", WAIT, || async {
-        (intops_tests::metrics::sum(pipeline.monitor, "intops_transform_dead_letter_cap_tripped")
-            .await
-            == 1.0)
-            .then_some(())
+    poll_until("alpha's cap to trip", WAIT, || async {
+        (metric(&pipeline, &tripped).await == 1.0).then_some(())
     })
     .await;
-    // Records are now held (retried), not dead-lettered.
-    let held = intops_tests::metrics::sum(
-        pipeline.monitor,
-        "intops_consumer_errors_total{stage=\"transform\",class=\"retryable\"}",
-    )
-    .await;
-    poll_until("held records to be retried", WAIT, || async {
-        (intops_tests::metrics::sum(
-            pipeline.monitor,
-            "intops_consumer_errors_total{stage=\"transform\",class=\"retryable\"}",
-        )
-        .await
-            > held + 2.0)
-            .then_some(())
+    // Every beta event is delivered while alpha is held.
+    poll_until("beta's events delivered", WAIT, || async {
+        (delivered(&target, "/beta") >= GOOD).then_some(())
     })
     .await;
     let dlq = format!("{}.dlq.transform", pipeline.prefix);
-    let dead = intops_tests::topic::count(&dlq);
-    assert!(
-        dead >= 11,
-        "the cap trips after more than half of 20 failed: {dead}"
-    );
-    assert!(
-        dead < EVENTS as i64,
-        "the cap stopped the flood: {dead} of {EVENTS} dead-lettered"
-    );
-    assert!(target.requests().is_empty());
-
-    // The fix: a valid flows file; the held events are delivered.
-    std::fs::write(pipeline.flows_path(), &good).expect("write");
-    let expected = EVENTS - dead as usize;
-    poll_until("the held events to be delivered", WAIT, || async {
-        (target.requests().len() >= expected).then_some(())
+    poll_until("alpha's events dead-lettered or held", WAIT, || async {
+        let held = metric(
+            &pipeline,
+            "intops_dead_letter_cap_held{stage=\"transform\"}",
+        )
+        .await;
+        let dead = topic::count(&dlq);
+        (held as i64 + dead == BAD as i64).then_some(())
     })
     .await;
+    let dead = topic::count(&dlq);
+    // The test pipeline's transform cap: more than half of a source's last
+    // 20 records failed (checked once 20 finished).
+    assert!(dead >= 20, "the cap trips once the window is full: {dead}");
+    assert!(
+        dead < BAD as i64 / 2,
+        "the cap stopped the flood: {dead} of {BAD} dead-lettered"
+    );
+    assert_eq!(metric(&pipeline, &tripped).await, 1.0, "still held");
     assert_eq!(
-        intops_tests::metrics::sum(pipeline.monitor, "intops_transform_dead_letter_cap_tripped")
-            .await,
-        0.0
+        metric(&pipeline, "intops_transform_dead_letter_cap_tripped").await,
+        1.0,
+        "the alerting gauge is kept"
     );
     assert_eq!(
-        intops_tests::topic::count(&dlq),
-        dead,
-        "nothing more was dead-lettered"
+        metric(
+            &pipeline,
+            &gauge_line("intops_dead_letter_cap_tripped", "transform", "beta")
+        )
+        .await,
+        0.0
+    );
+    assert_eq!(delivered(&target, "/alpha"), 0);
+
+    // More of beta while alpha is still held.
+    post(&pipeline, "beta", GOOD, GOOD).await;
+    poll_until("beta's later events delivered", WAIT, || async {
+        (delivered(&target, "/beta") >= 2 * GOOD).then_some(())
+    })
+    .await;
+
+    // The fix: a valid flows file; alpha's held events are delivered.
+    std::fs::write(pipeline.flows_path(), &good).expect("write");
+    let expected = BAD - dead as usize;
+    poll_until("the held events to be delivered", WAIT, || async {
+        (delivered(&target, "/alpha") >= expected).then_some(())
+    })
+    .await;
+    assert_eq!(metric(&pipeline, &tripped).await, 0.0);
+    assert_eq!(
+        metric(&pipeline, "intops_transform_dead_letter_cap_tripped").await,
+        0.0
+    );
+    assert_eq!(topic::count(&dlq), dead, "nothing more was dead-lettered");
+    pipeline.stop().await.expect("clean stop");
+}
+
+/// Delivery's loop writes its dead letters under the same cap: undecodable
+/// requests of one source written straight to the target's topic trip it
+/// for that source (the test pipeline's delivery cap: 50 in a row), while
+/// the other source's requests are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivery_holds_a_failing_source_and_delivers_the_others() {
+    let target = MockTarget::start().await.expect("target");
+    let pipeline = Pipeline::start("dcap", &flows(&target.base_url(), GOOD_MAP), &[])
+        .await
+        .expect("pipeline");
+    let deliveries = format!("{}.deliveries.crm", pipeline.prefix);
+    let producer = Producer::new(
+        &intops_kafka::KafkaSettings::new(stack::bootstrap(), Default::default())
+            .expect("settings"),
+    )
+    .expect("producer");
+    post(&pipeline, "beta", 0, GOOD / 2).await;
+    for i in 0..BAD {
+        let key = format!("alpha:garbage-{i}");
+        producer
+            .send(Record {
+                topic: &deliveries,
+                key: key.as_bytes(),
+                value: b"not an avro record",
+                headers: &[],
+            })
+            .await
+            .expect("produce");
+    }
+    post(&pipeline, "beta", GOOD / 2, GOOD / 2).await;
+
+    let tripped = gauge_line("intops_dead_letter_cap_tripped", "delivery", "alpha");
+    poll_until("delivery's cap to trip for alpha", WAIT, || async {
+        (metric(&pipeline, &tripped).await == 1.0).then_some(())
+    })
+    .await;
+    poll_until("beta's events delivered", WAIT, || async {
+        (delivered(&target, "/beta") >= GOOD).then_some(())
+    })
+    .await;
+    let dlq = format!("{}.dlq.delivery", pipeline.prefix);
+    poll_until("alpha's records dead-lettered or held", WAIT, || async {
+        let held = metric(&pipeline, "intops_dead_letter_cap_held{stage=\"delivery\"}").await;
+        (held as i64 + topic::count(&dlq) == BAD as i64).then_some(())
+    })
+    .await;
+    let dead = topic::count(&dlq);
+    assert!(
+        (50..BAD as i64 / 2).contains(&dead),
+        "delivery's cap stopped the flood: {dead} of {BAD} dead-lettered"
     );
     pipeline.stop().await.expect("clean stop");
 }

@@ -133,3 +133,197 @@ async fn kill_9_mid_stream_loses_nothing() {
         "duplicates are bounded by the work after the last commit"
     );
 }
+
+/// Records that still reach the events topic although ingest would refuse
+/// them (another producer, an older version) are dead-lettered, never
+/// fatal: a payload nested 100,000 levels deep (jaq's recursive parser
+/// overflowed the stack and aborted the process on it), a mapping whose
+/// delivery request exceeds the record limit, and a mapping error quoting
+/// a value so large that the dead letter holding the event would not fit
+/// (written slim, naming the original's offset). A later event is still
+/// delivered and the process keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_records_written_straight_to_the_events_topic_are_dead_lettered() {
+    use intops_events::DeadLetter;
+    use intops_kafka::dlq_headers;
+
+    let prefix = stack::random_prefix("poison");
+    let topics = intops_events::Topics::new(&prefix);
+    let settings = KafkaSettings::new(stack::bootstrap(), Default::default()).expect("settings");
+    let specs: Vec<_> = topics
+        .all(["crm"])
+        .iter()
+        .map(|n| intops_kafka::topics::TopicSpec::new(n, 3, 1))
+        .collect();
+    intops_kafka::topics::ensure(&settings, &specs)
+        .await
+        .expect("topics");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flows = dir.path().join("flows.toml");
+    std::fs::write(
+        &flows,
+        r#"
+[[sources]]
+id = "app"
+kind = "webhook"
+auth = "none"
+entity_key = ".id"
+
+[[targets]]
+id = "crm"
+base_url = "http://127.0.0.1:1"
+
+[[flows]]
+id = "ok"
+source = "app"
+when = '.kind == "ok"'
+target = "crm"
+path = "/ok"
+map = '{id: .id}'
+
+[[flows]]
+id = "double"
+source = "app"
+when = '.kind == "double"'
+target = "crm"
+path = "/double"
+map = '{a: .big, b: .big}'
+
+[[flows]]
+id = "fail"
+source = "app"
+when = '.kind == "fail"'
+target = "crm"
+path = "/fail"
+map = 'error(.big)'
+"#,
+    )
+    .expect("flows");
+
+    let codec = stack::codec();
+    let producer = Producer::new(&settings).expect("producer");
+    let events = topics.events();
+    let depth = 100_000;
+    let payloads = [
+        (
+            "deep",
+            format!(
+                r#"{{"id":"deep","kind":"ok","x":{}{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            ),
+        ),
+        (
+            "double",
+            format!(
+                r#"{{"id":"double","kind":"double","big":"{}"}}"#,
+                "d".repeat(600_000)
+            ),
+        ),
+        (
+            "fail",
+            format!(
+                r#"{{"id":"fail","kind":"fail","big":"{}"}}"#,
+                "f".repeat(995_000)
+            ),
+        ),
+        ("ok", r#"{"id":"ok","kind":"ok"}"#.to_string()),
+    ];
+    for (id, payload) in &payloads {
+        let e = IntegrationEvent {
+            event_id: format!("event-{id}"),
+            source_id: "app".into(),
+            event_type: "created".into(),
+            entity_key: (*id).into(),
+            occurred_at: 1,
+            ingested_at: 1,
+            correlation_id: None,
+            attributes: HashMap::new(),
+            payload: payload.clone(),
+        };
+        let value = codec
+            .encode(&events, RecordKind::IntegrationEvent, &e)
+            .await
+            .expect("encode");
+        // All on one partition, in this order: the good event comes last.
+        producer
+            .send(Record {
+                topic: &events,
+                key: b"app:same",
+                value: &value,
+                headers: &[],
+            })
+            .await
+            .expect("produce");
+    }
+
+    let mut transform = process::start("intops-transform", &flows, &prefix);
+    let deliveries = topics.deliveries("crm");
+    let requests = poll_until("the good event's delivery request", WAIT, || {
+        // A process that died on a record fails the test at once.
+        if let Some(status) = transform.try_wait().expect("status") {
+            panic!("transform exited ({status}) instead of dead-lettering");
+        }
+        let deliveries = &deliveries;
+        async move {
+            let n = topic::count(deliveries) as usize;
+            (n >= 1).then(|| topic::read(deliveries, n, WAIT))
+        }
+    })
+    .await;
+    let dlq = topics.dlq_transform();
+    let letters = topic::read(&dlq, 3, WAIT);
+    assert!(
+        transform.try_wait().expect("status").is_none(),
+        "transform is still running"
+    );
+    let _ = transform.kill();
+    let _ = transform.wait();
+
+    let mut ids = Vec::new();
+    for m in &requests {
+        let r: DeliveryRequest = codec
+            .decode(m.payload().expect("value"))
+            .await
+            .expect("decode");
+        ids.push(r.event_id);
+    }
+    assert_eq!(
+        ids,
+        vec!["event-ok".to_string()],
+        "only the good event is routed"
+    );
+    let mut by_class = HashMap::new();
+    for m in &letters {
+        let d: DeadLetter = codec
+            .decode(m.payload().expect("value"))
+            .await
+            .expect("decode");
+        assert!(d.error_message.len() <= intops_kafka::MAX_ERROR_TEXT_BYTES);
+        let omitted = topic::header(m, dlq_headers::ORIGINAL_OMITTED);
+        by_class.insert(
+            d.error_class.clone(),
+            (d, omitted, m.payload().map_or(0, <[u8]>::len)),
+        );
+    }
+    let classes: std::collections::BTreeSet<&str> = by_class.keys().map(String::as_str).collect();
+    assert_eq!(
+        classes,
+        ["mapping", "payload_too_deep", "record_rejected"]
+            .into_iter()
+            .collect(),
+        "one dead letter each"
+    );
+    let (deep, ..) = &by_class["payload_too_deep"];
+    assert_eq!(deep.event_id.as_deref(), Some("event-deep"));
+    assert!(deep.original_value.is_some(), "a small record is embedded");
+    let (double, ..) = &by_class["record_rejected"];
+    assert_eq!(double.flow_id.as_deref(), Some("double"));
+    assert!(double.original_value.is_some(), "the event itself fits");
+    let (fail, omitted, size) = &by_class["mapping"];
+    assert_eq!(fail.event_id.as_deref(), Some("event-fail"));
+    assert!(fail.original_value.is_none(), "too large to embed");
+    assert_eq!(omitted.as_deref(), Some("value,headers"));
+    assert!(*size < 20_000, "a slim dead letter: {size} bytes");
+    assert!(fail.original_offset >= 0 && fail.original_topic == events);
+}

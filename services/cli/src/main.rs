@@ -114,7 +114,8 @@ enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Send dead letters back to the topic they failed from.
+    /// Send dead letters back to the topic they failed from (only to this
+    /// deployment's events and deliveries topics).
     Replay(dlq::ReplayArgs),
 }
 
@@ -123,7 +124,8 @@ enum TargetCommand {
     /// Stop delivering to the target (records wait; nothing is
     /// dead-lettered) until `intops target resume`.
     Pause(target::TargetArgs),
-    /// Resume delivering to the target (also after a 401/403 pause).
+    /// Resume delivering to the target (also after a pause by one of its
+    /// `pause_statuses`).
     Resume(target::TargetArgs),
 }
 

@@ -4,12 +4,29 @@ use std::time::Duration;
 
 use intops_events::{DeliveryRequest, IDEMPOTENCY_KEY};
 use intops_flows::StatusSet;
+use intops_flows::target_url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
 
 use crate::credential::Credential;
 
 /// How much of a response body a dead letter keeps.
 const EXCERPT_BYTES: usize = 512;
+
+/// How much of a redirect's `Location` a dead letter keeps.
+const LOCATION_CHARS: usize = 512;
+
+/// A target's HTTP client: its timeout and pool, and never following a
+/// redirect (a 3xx is an answer, dead-lettered with its `Location`: the
+/// body and credentials never go to another host).
+pub(crate) fn http_client(timeout: Duration, concurrency: u32) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_max_idle_per_host(concurrency as usize)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("intops/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
 
 /// The result of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +47,10 @@ pub enum Attempt {
         /// Redacted start of the response body.
         excerpt: Option<String>,
     },
-    /// Another try will fail the same way: other 4xx, or a request that
-    /// cannot be built.
+    /// Another try will fail the same way: a 3xx (redirects are not
+    /// followed), other 4xx, or a request that cannot be built (among
+    /// them a path that would leave the base URL, a header that could be
+    /// split).
     Permanent {
         /// Status code, if a response came.
         status: Option<u16>,
@@ -53,10 +72,11 @@ impl Attempt {
 }
 
 /// Whether a status is delivered, retryable (in the target's
-/// `retryable_statuses`) or permanent.
+/// `retryable_statuses`) or permanent; a 3xx is always permanent.
 pub fn classify_status(status: u16, retryable: &StatusSet) -> &'static str {
     match status {
         200..=299 => "delivered",
+        300..=399 => "permanent",
         s if retryable.contains(s) => "retryable",
         _ => "permanent",
     }
@@ -65,32 +85,17 @@ pub fn classify_status(status: u16, retryable: &StatusSet) -> &'static str {
 /// Makes one attempt of `request` against `base_url`.
 pub(crate) async fn attempt(
     http: &reqwest::Client,
-    base_url: &str,
+    base_url: &Url,
     credential: &Credential,
     retryable: &StatusSet,
     request: &DeliveryRequest,
 ) -> Attempt {
-    let method = match reqwest::Method::from_bytes(request.method.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return permanent(None, format!("invalid method {:?}", request.method)),
+    let (method, url, headers) = match build(base_url, credential, request) {
+        Ok(parts) => parts,
+        Err(reason) => return permanent(None, reason),
     };
-    let mut headers = HeaderMap::new();
-    for (k, v) in &request.headers {
-        if k.eq_ignore_ascii_case(IDEMPOTENCY_KEY) {
-            continue; // sent once below, from request.idempotency_key()
-        }
-        match (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            (Ok(name), Ok(value)) => {
-                headers.insert(name, value);
-            }
-            _ => return permanent(None, format!("invalid header {k:?}")),
-        }
-    }
     let mut builder = http
-        .request(method, format!("{base_url}{}", request.path))
+        .request(method, url)
         .headers(headers)
         .header("content-type", "application/json")
         .header("idempotency-key", request.idempotency_key())
@@ -121,6 +126,33 @@ pub(crate) async fn attempt(
     if classify_status(status, retryable) == "delivered" {
         return Attempt::Delivered { status };
     }
+    if response.status().is_redirection() {
+        // Not followed: the Location shows where the target wanted the
+        // request to go (redacted, since a target may echo a credential).
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(LOCATION_CHARS)
+                    .collect::<String>()
+            })
+            .map(|l| credential.redact(&l));
+        let reason = match &location {
+            Some(l) => {
+                format!("target answered {status} redirecting to {l:?}; redirects are not followed")
+            }
+            None => format!(
+                "target answered {status} (a redirect without Location); redirects are not followed"
+            ),
+        };
+        return Attempt::Permanent {
+            status: Some(status),
+            reason,
+            excerpt: location.map(|l| format!("Location: {l}")),
+        };
+    }
     let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
@@ -146,6 +178,39 @@ pub(crate) async fn attempt(
     }
 }
 
+/// The method, URL and headers of `request`: its path joined under
+/// `base_url` (never leaving it), its headers with values that cannot split
+/// a header and names intops does not set itself; `Err` says why not.
+fn build(
+    base_url: &Url,
+    credential: &Credential,
+    request: &DeliveryRequest,
+) -> Result<(reqwest::Method, Url, HeaderMap), String> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| format!("invalid method {:?}", request.method))?;
+    let url = target_url::join(base_url, &request.path).map_err(|e| e.to_string())?;
+    let mut headers = HeaderMap::new();
+    for (k, v) in &request.headers {
+        if k.eq_ignore_ascii_case(IDEMPOTENCY_KEY) {
+            continue; // sent once, from request.idempotency_key()
+        }
+        if target_url::is_reserved_header(k) || credential.header_name_is(k) {
+            return Err(target_url::UnsafeRequest::ReservedHeader(k.clone()).to_string());
+        }
+        target_url::check_header_value(v).map_err(|e| format!("header {k:?}: {e}"))?;
+        match (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.insert(name, value);
+            }
+            _ => return Err(format!("invalid header {k:?}")),
+        }
+    }
+    Ok((method, url, headers))
+}
+
 /// `Retry-After` as delay-seconds or an HTTP date (RFC 9110); a date in
 /// the past means now.
 fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
@@ -169,10 +234,80 @@ fn permanent(status: Option<u16>, reason: String) -> Attempt {
 mod tests {
     use super::*;
 
+    fn request(path: &str, headers: &[(&str, &str)]) -> DeliveryRequest {
+        DeliveryRequest {
+            event_id: "e1".into(),
+            flow_id: "f".into(),
+            flow_version: "v".into(),
+            target_id: "crm".into(),
+            entity_key: "k".into(),
+            method: "POST".into(),
+            path: path.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            body: "{}".into(),
+            created_at: 0,
+            ingested_at: 0,
+        }
+    }
+
+    #[test]
+    fn requests_are_built_under_the_base_url_or_refused() {
+        let base = Url::parse("https://crm.example/api").expect("url");
+        let key = Credential::Header(
+            HeaderName::from_static("x-api-key"),
+            intops_flows::Secret::new("k-1"),
+        );
+        let (method, url, headers) = build(
+            &base,
+            &key,
+            &request(
+                "/records/a%2Fb?x=1",
+                &[("X-Ticket", "T-1"), ("Idempotency-Key", "ignored")],
+            ),
+        )
+        .expect("built");
+        assert_eq!(method, reqwest::Method::POST);
+        assert_eq!(url.as_str(), "https://crm.example/api/records/a%2Fb?x=1");
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers["x-ticket"], "T-1");
+
+        for (path, headers, why) in [
+            ("@evil.example/x", vec![], "does not start with '/'"),
+            ("//evil.example/x", vec![], "starts with '//'"),
+            ("/../admin", vec![], "dot segment"),
+            ("/%2e%2e/admin", vec![], "dot segment"),
+            ("/a\\..\\admin", vec![], "backslash"),
+            ("https://evil.example/x", vec![], "does not start with '/'"),
+            (
+                "/x",
+                vec![("X-Line", "a\r\nX-Evil: 1")],
+                "header value refused",
+            ),
+            ("/x", vec![("X-Line", "a\nb")], "header value refused"),
+            ("/x", vec![("Host", "evil.example")], "\"Host\" refused"),
+            ("/x", vec![("authorization", "Bearer x")], "refused"),
+            ("/x", vec![("X-API-KEY", "other")], "refused"),
+            ("/x", vec![("Bad Name", "v")], "invalid header"),
+        ] {
+            let e = build(&base, &key, &request(path, &headers)).expect_err(path);
+            assert!(e.contains(why), "{path} {headers:?}: {e}");
+        }
+    }
+
     #[test]
     fn statuses_are_classified() {
         let set = StatusSet::default();
         assert_eq!(classify_status(201, &set), "delivered");
+        for s in [300, 301, 302, 303, 307, 308] {
+            assert_eq!(classify_status(s, &set), "permanent", "{s}");
+            assert_eq!(
+                classify_status(s, &StatusSet(vec![(300, 599)])),
+                "permanent"
+            );
+        }
         for s in [408, 425, 429, 500, 502, 503] {
             assert_eq!(classify_status(s, &set), "retryable", "{s}");
         }

@@ -47,6 +47,11 @@ impl Credential {
         }
     }
 
+    /// Whether `name` is the header carrying the credential.
+    pub fn header_name_is(&self, name: &str) -> bool {
+        matches!(self, Credential::Header(h, _) if h.as_str().eq_ignore_ascii_case(name))
+    }
+
     /// `text` with every form of the secret replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();

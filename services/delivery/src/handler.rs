@@ -2,7 +2,7 @@
 //! failure, or attempts exhausted; then the outcome (and dead letter).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use intops_events::{
@@ -16,7 +16,7 @@ use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError, Readiness};
 
 use crate::breaker::{Breaker, Verdict};
-use crate::client::{Attempt, attempt};
+use crate::client::{Attempt, attempt, http_client};
 use crate::credential::Credential;
 use crate::gate::{Gate, State};
 
@@ -24,11 +24,13 @@ use crate::gate::{Gate, State};
 #[derive(Debug)]
 pub(crate) struct TargetRuntime {
     id: String,
-    base_url: String,
+    base_url: url::Url,
     credential: Credential,
     retryable: StatusSet,
     pause_statuses: StatusSet,
-    probe_interval: std::time::Duration,
+    probe_interval: Duration,
+    /// Longest time one record may keep the target paused.
+    max_pause: Duration,
     /// Open, or paused by a pause status or an operator.
     pub(crate) gate: Gate,
     breaker: Breaker,
@@ -45,11 +47,9 @@ impl TargetRuntime {
             .get(id)
             .ok_or_else(|| ConfigError(vec![format!("unknown target {id:?}")]))?;
         let credential = Credential::resolve(target).map_err(|e| ConfigError(vec![e]))?;
-        let http = reqwest::Client::builder()
-            .timeout(target.timeout)
-            .pool_max_idle_per_host(target.concurrency as usize)
-            .user_agent(concat!("intops/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let base_url = intops_flows::target_url::parse_base_url(&target.base_url)
+            .map_err(|e| ConfigError(vec![format!("targets[{id}].base_url: {e}")]))?;
+        let http = http_client(target.timeout, target.concurrency)?;
         let limiter = target.rate_limit.and_then(|rate| {
             let burst = std::num::NonZeroU32::new(rate.count)?;
             let quota = governor::Quota::with_period(rate.per / rate.count)?.allow_burst(burst);
@@ -57,11 +57,12 @@ impl TargetRuntime {
         });
         Ok(Self {
             id: target.id.clone(),
-            base_url: target.base_url.clone(),
+            base_url,
             credential,
             retryable: target.retryable_statuses.clone(),
             pause_statuses: target.pause_statuses.clone(),
             probe_interval: target.probe_interval,
+            max_pause: target.max_pause,
             gate: Gate::new(id, readiness.clone()),
             breaker: Breaker::new(id, target.circuit_breaker),
             retry: target.retry,
@@ -109,7 +110,11 @@ impl Handler {
             Err(e @ CodecError::Registry(_)) => return Err(ProcessError::Retryable(e.to_string())),
             Err(e) => return Err(ProcessError::Poison(Failure::new("decode", e.to_string()))),
         };
-        let (last, attempts) = self.attempt_until_final(&request).await?;
+        let Final {
+            last,
+            attempts,
+            paused_for,
+        } = self.attempt_until_final(&request).await?;
         let latency_ms = latency_ms(&request);
         let mut outcome = Outcome {
             event_id: request.event_id.clone(),
@@ -125,6 +130,27 @@ impl Handler {
         };
         let target = self.target.id.clone();
         let failure = match last {
+            // Kept its target paused too long: dead-lettered with the last
+            // answer, so the target resumes with the next record.
+            Attempt::Retryable {
+                status,
+                reason,
+                excerpt,
+                ..
+            }
+            | Attempt::Permanent {
+                status,
+                reason,
+                excerpt,
+            } if paused_for.is_some() => {
+                let held = humantime::format_duration(Duration::from_secs(
+                    paused_for.map_or(0, |d| d.as_secs()),
+                ));
+                let reason = format!(
+                    "{reason}; the record kept the target paused for {held} (max_pause); dead-lettered so the target resumes"
+                );
+                Some(("paused".to_string(), status, reason, excerpt, false))
+            }
             Attempt::Delivered { status } => {
                 outcome.http_status = Some(i32::from(status));
                 if let Some(ms) = latency_ms {
@@ -175,10 +201,7 @@ impl Handler {
 
     /// Attempts until a final answer; an `Err` only when shutdown interrupts
     /// a backoff (the record is then redelivered after restart).
-    async fn attempt_until_final(
-        &self,
-        request: &DeliveryRequest,
-    ) -> Result<(Attempt, u32), ProcessError> {
+    async fn attempt_until_final(&self, request: &DeliveryRequest) -> Result<Final, ProcessError> {
         let retry = self.target.retry;
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(retry.initial_backoff)
@@ -190,6 +213,8 @@ impl Handler {
         let first = Instant::now();
         // Whether this lane got a pause status and now probes the target.
         let mut probing = false;
+        // When this record first got a pause status.
+        let mut paused_since: Option<Instant> = None;
         loop {
             if !probing && !self.target.gate.wait_open(&self.shutdown).await {
                 return Err(ProcessError::Retryable(
@@ -247,14 +272,36 @@ impl Handler {
                 && self.target.pause_statuses.contains(status)
             {
                 // Misconfiguration, not a bad record: pause the target, keep
-                // the record, and probe with it until another answer.
+                // the record, and probe with it until another answer; but
+                // for max_pause at most, since one record's answer may be
+                // about that record only.
                 attempts -= 1;
+                let held = paused_since.get_or_insert_with(Instant::now).elapsed();
+                if held >= self.target.max_pause {
+                    tracing::warn!(
+                        target = %self.target.id,
+                        event_id = %request.event_id,
+                        status,
+                        held_ms = held.as_millis() as u64,
+                        "record kept its target paused past max_pause: dead-lettering it, resuming the target"
+                    );
+                    self.target.gate.resume(true);
+                    return Ok(Final {
+                        last: result,
+                        attempts: attempts.max(1),
+                        paused_for: Some(held),
+                    });
+                }
                 self.target
                     .gate
                     .pause(State::Misconfigured(format!("target answered {status}")));
+                let wait = self
+                    .target
+                    .probe_interval
+                    .min(self.target.max_pause.saturating_sub(held));
                 tokio::select! {
                     () = self.shutdown.cancelled() => return Err(ProcessError::Retryable("shutting down while the target is paused".into())),
-                    () = self.target.gate.changed_within(self.target.probe_interval) => {}
+                    () = self.target.gate.changed_within(wait) => {}
                 }
                 // An operator's resume or pause ends this lane's probing.
                 probing = matches!(self.target.gate.state(), State::Misconfigured(_));
@@ -264,16 +311,21 @@ impl Handler {
                 probing = false;
                 self.target.gate.resume(true);
             }
+            let done = |last| Final {
+                last,
+                attempts,
+                paused_for: None,
+            };
             let Attempt::Retryable {
                 retry_after,
                 reason,
                 ..
             } = &result
             else {
-                return Ok((result, attempts));
+                return Ok(done(result));
             };
             if attempts >= retry.max_attempts {
-                return Ok((result, attempts));
+                return Ok(done(result));
             }
             // backon's jitter adds up to the delay again: keep it within
             // max_backoff, as documented.
@@ -284,7 +336,7 @@ impl Handler {
                 .max_elapsed
                 .is_some_and(|max| first.elapsed() + delay > max)
             {
-                return Ok((result, attempts));
+                return Ok(done(result));
             }
             tracing::info!(
                 target = %self.target.id,
@@ -338,6 +390,17 @@ impl Handler {
             }
         }))
     }
+}
+
+/// A request's final answer.
+struct Final {
+    /// The last attempt's result.
+    last: Attempt,
+    /// Attempts counted (probes of a paused target are not).
+    attempts: u32,
+    /// Set when the record kept its target paused past `max_pause`: how
+    /// long it did.
+    paused_for: Option<Duration>,
 }
 
 fn latency_ms(request: &DeliveryRequest) -> Option<i64> {

@@ -2,7 +2,9 @@
 //! `<prefix>.deliveries.<target>`, HTTP with the flow's method, path and
 //! body plus `Idempotency-Key`, retries with backoff, and a final result for
 //! every request: an `Outcome` (delivered or dead_lettered) and, for
-//! failures, a dead letter on `<prefix>.dlq.delivery`.
+//! failures, a dead letter on `<prefix>.dlq.delivery`, written by the
+//! shared consumer loop under each target's dead-letter cap (per source:
+//! see `intops_kafka::cap`).
 
 mod breaker;
 mod client;
@@ -16,7 +18,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use intops_events::Stage;
-use intops_kafka::{ConsumeOptions, DeadLetterWriter, ServiceContext, consume, new_consumer};
+use intops_kafka::{
+    CapSettings, ConsumeOptions, DeadLetterCap, DeadLetterWriter, ServiceContext, consume,
+    new_consumer,
+};
 use intops_runtime::{CancellationToken, CommonArgs, ConfigError, Readiness, admin};
 
 pub use client::{Attempt, classify_status};
@@ -33,10 +38,36 @@ pub struct Args {
     /// targets in the flows file.
     #[arg(long, env = "INTOPS_DELIVERY_TARGETS", value_delimiter = ',')]
     pub targets: Vec<String>,
+
+    /// Requests of one source to one target the dead-letter cap looks back
+    /// over; 0 turns the ratio limit off.
+    #[arg(long, env = "INTOPS_DELIVERY_DLQ_CAP_WINDOW", default_value_t = 100)]
+    pub dlq_cap_window: usize,
+
+    /// Share of that window (0 to 1, below 1) that may be dead-lettered
+    /// before delivery holds that source's requests to the target and
+    /// reports not ready.
+    #[arg(long, env = "INTOPS_DELIVERY_DLQ_CAP_RATIO", default_value_t = 0.5)]
+    pub dlq_cap_ratio: f64,
+
+    /// Dead letters of one source to one target in a row that trip the cap
+    /// too; 0 turns this limit off.
+    #[arg(
+        long,
+        env = "INTOPS_DELIVERY_DLQ_CAP_CONSECUTIVE",
+        default_value_t = 50
+    )]
+    pub dlq_cap_consecutive: usize,
 }
 
 /// Runs delivery until `shutdown` or a fatal error.
 pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let cap_settings = CapSettings::from_flags(
+        args.dlq_cap_window,
+        args.dlq_cap_ratio,
+        args.dlq_cap_consecutive,
+        "INTOPS_DELIVERY_DLQ_CAP",
+    )?;
     let flows = intops_runtime::load_flows(&args.common.flows)?;
     let selected: Vec<String> = if args.targets.is_empty() {
         flows.targets.keys().cloned().collect()
@@ -91,8 +122,17 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             &ctx.topics.group(&format!("delivery.{target_id}")),
             &[&topic],
         )?;
+        // One cap per target (its own loop), scoped by source inside it;
+        // cleared by a restart.
+        let cap = Arc::new(DeadLetterCap::new(
+            "delivery",
+            format!("dead_letter_cap:{target_id}"),
+            cap_settings,
+            readiness.clone(),
+        ));
         let options = ConsumeOptions {
             stage: "delivery",
+            cap,
             dead_letters: dead_letters.clone(),
             shutdown: shutdown.clone(),
             min_backoff: Duration::from_millis(200),

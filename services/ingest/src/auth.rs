@@ -7,6 +7,7 @@ use axum::http::HeaderMap;
 use intops_flows::{Flows, Secret, SourceAuth};
 use intops_runtime::ConfigError;
 
+use crate::replay::Signed;
 use crate::signature::Verifier;
 
 /// One source's authentication, with its secret resolved.
@@ -22,9 +23,15 @@ pub enum Authenticator {
 
 impl Authenticator {
     /// Checks a request; the error says what is wrong, never a secret.
-    pub fn check(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<(), String> {
+    /// A signature with a timestamp is returned for replay protection.
+    pub fn check(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Option<Signed>, String> {
         match self {
-            Authenticator::None => Ok(()),
+            Authenticator::None => Ok(None),
             Authenticator::Hmac(v) => v.verify(headers, body, now).map_err(|e| e.to_string()),
             Authenticator::Bearer(token) => {
                 let given = headers
@@ -33,7 +40,7 @@ impl Authenticator {
                     .and_then(|v| v.strip_prefix("Bearer "))
                     .ok_or("missing Authorization: Bearer header")?;
                 if token.matches(given.trim()) {
-                    Ok(())
+                    Ok(None)
                 } else {
                     Err("bearer token does not match".into())
                 }
@@ -85,6 +92,6 @@ mod tests {
         let e = a.check(&h, b"", SystemTime::now()).expect_err("wrong");
         assert!(!e.contains("tok-1"), "{e}");
         h.insert("authorization", HeaderValue::from_static("Bearer tok-1"));
-        assert_eq!(a.check(&h, b"", SystemTime::now()), Ok(()));
+        assert_eq!(a.check(&h, b"", SystemTime::now()), Ok(None));
     }
 }

@@ -25,9 +25,28 @@ pub enum IngestError {
     /// computed (422).
     #[error("unprocessable record: {0}")]
     Unprocessable(String),
-    /// Body over the source's limit (413).
+    /// Body over the source's limit, too many records, or a record too
+    /// large for the events topic (413).
     #[error("payload too large: {0}")]
     TooLarge(String),
+    /// The source is polled by ingest and takes no requests (405).
+    #[error("not a webhook source: {0}")]
+    NotWebhook(String),
+    /// A signed request seen before within its tolerance window (409).
+    #[error("replayed request: {0}")]
+    Replayed(String),
+    /// The body did not arrive within the read timeout (408).
+    #[error("request timeout: {0}")]
+    Timeout(String),
+    /// Ingest is at its limit of concurrent requests, or its replay
+    /// memory is full; retry after the given seconds (503).
+    #[error("overloaded: {detail}")]
+    Overloaded {
+        /// Why.
+        detail: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// The source's rate limit is exhausted; retry after the given seconds (429).
     #[error("rate limited: {detail}")]
     RateLimited {
@@ -50,8 +69,13 @@ impl IngestError {
             IngestError::MalformedJson(_) | IngestError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             IngestError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::NotWebhook(_) => StatusCode::METHOD_NOT_ALLOWED,
+            IngestError::Replayed(_) => StatusCode::CONFLICT,
+            IngestError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Unavailable(_) | IngestError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -63,6 +87,10 @@ impl IngestError {
             IngestError::InvalidBody(_) => "invalid_body",
             IngestError::Unprocessable(_) => "unprocessable_record",
             IngestError::TooLarge(_) => "payload_too_large",
+            IngestError::NotWebhook(_) => "not_a_webhook_source",
+            IngestError::Replayed(_) => "replayed",
+            IngestError::Timeout(_) => "request_timeout",
+            IngestError::Overloaded { .. } => "overloaded",
             IngestError::RateLimited { .. } => "rate_limited",
             IngestError::Unavailable(_) => "unavailable",
         }
@@ -76,6 +104,10 @@ impl IngestError {
             | IngestError::InvalidBody(d)
             | IngestError::Unprocessable(d)
             | IngestError::TooLarge(d)
+            | IngestError::NotWebhook(d)
+            | IngestError::Replayed(d)
+            | IngestError::Timeout(d)
+            | IngestError::Overloaded { detail: d, .. }
             | IngestError::RateLimited { detail: d, .. }
             | IngestError::Unavailable(d) => d,
         }
@@ -83,7 +115,8 @@ impl IngestError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            IngestError::RateLimited { retry_after, .. } => Some(*retry_after),
+            IngestError::RateLimited { retry_after, .. }
+            | IngestError::Overloaded { retry_after, .. } => Some(*retry_after),
             IngestError::Unavailable(_) => Some(5),
             _ => None,
         }
@@ -98,6 +131,12 @@ impl IntoResponse for IngestError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, IngestError::NotWebhook(_)) {
+            // RFC 9110: an empty Allow means the resource allows no method.
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(""));
         }
         response
     }

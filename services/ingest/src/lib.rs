@@ -3,13 +3,18 @@
 //! after the broker acknowledged every one of them.
 
 mod auth;
+mod concurrency;
 mod cursors;
 mod error;
 mod event;
 mod handler;
 mod limits;
 mod poll;
+mod poll_origin;
+mod record_size;
 mod records;
+mod replay;
+mod settings;
 mod signature;
 
 use std::collections::BTreeMap;
@@ -27,6 +32,8 @@ use tokio::net::TcpListener;
 
 pub use auth::Authenticator;
 pub use error::IngestError;
+pub use replay::Signed;
+pub use settings::RequestLimits;
 pub use signature::{SignatureError, Verifier};
 
 /// Settings of the ingest service.
@@ -48,21 +55,48 @@ pub struct IngestArgs {
     pub ack_timeout: Duration,
 }
 
+/// Every setting of the ingest binary: [`IngestArgs`] and the request
+/// limits.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "intops-ingest", version, about = "intops ingest service")]
+pub struct IngestCli {
+    /// Service settings.
+    #[command(flatten)]
+    pub args: IngestArgs,
+    /// Limits on what one request may ask.
+    #[command(flatten)]
+    pub requests: RequestLimits,
+}
+
 /// Shared state of the request handlers.
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub flows: Arc<Flows>,
     pub authenticators: BTreeMap<String, Authenticator>,
     pub limits: limits::Limits,
+    pub requests: RequestLimits,
+    pub replay: replay::ReplayGuard,
     pub ctx: ServiceContext,
 }
 
-/// Runs ingest on `listener` until `shutdown`.
+/// Runs ingest on `listener` until `shutdown`, with the default request
+/// limits.
 pub async fn run(
     args: IngestArgs,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with(args, RequestLimits::default(), listener, shutdown).await
+}
+
+/// Runs ingest on `listener` until `shutdown`.
+pub async fn run_with(
+    args: IngestArgs,
+    requests: RequestLimits,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    requests.validate()?;
     let flows = Arc::new(intops_runtime::load_flows(&args.common.flows)?);
     let authenticators = auth::authenticators(&flows)?;
     let ctx = ServiceContext::new(&args.common.connect)?.with_delivery_timeout(args.ack_timeout)?;
@@ -72,10 +106,22 @@ pub async fn run(
         .context("creating topics")?;
     ctx.watch_broker(readiness.clone(), Duration::from_secs(2), shutdown.clone());
 
-    let pollers = poll::start(flows.clone(), ctx.clone(), shutdown.clone()).await?;
+    let pollers = poll::start(
+        flows.clone(),
+        ctx.clone(),
+        requests.max_json_depth,
+        shutdown.clone(),
+    )
+    .await?;
     let producer = ctx.producer.clone();
+    let gate = concurrency::Gate::new(
+        requests.max_concurrent_requests,
+        flows.sources.keys().cloned(),
+    );
     let state = Arc::new(AppState {
         limits: limits::Limits::new(&flows),
+        replay: replay::ReplayGuard::new(requests.replay_capacity),
+        requests,
         flows,
         authenticators,
         ctx,
@@ -84,6 +130,10 @@ pub async fn run(
         .route("/v1/sources/{source_id}/events", post(handler::accept))
         // Each source has its own limit, checked while reading the body.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn_with_state(
+            gate,
+            concurrency::limit,
+        ))
         .with_state(state)
         .merge(admin::router(readiness));
     tracing::info!(listen = %listener.local_addr()?, "ingest listening");

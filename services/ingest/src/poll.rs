@@ -14,8 +14,9 @@ use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError};
 
 use crate::cursors::{self, Position};
-use crate::event;
+use crate::poll_origin::{self, Refused};
 use crate::records::Record;
+use crate::{event, record_size};
 
 /// A polled source with its request headers resolved.
 #[derive(Debug)]
@@ -24,10 +25,15 @@ struct Polled {
     headers: Vec<(String, Secret)>,
 }
 
+/// How deep a page may nest beyond the records' own limit (the page's
+/// envelope around its records).
+const PAGE_DEPTH_MARGIN: usize = 16;
+
 /// Starts one task per polled source; they end with `shutdown`.
 pub(crate) async fn start(
     flows: Arc<Flows>,
     ctx: ServiceContext,
+    max_json_depth: usize,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut polled = Vec::new();
@@ -54,8 +60,11 @@ pub(crate) async fn start(
     }
     ctx.ensure_topics(&[ctx.topics.ingest_cursors()]).await?;
     let mut positions = cursors::load(&ctx).await?;
+    // Never follow redirects: a 3xx could send the source's secret
+    // headers to another host. It is a refused run instead.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     Ok(polled
         .into_iter()
@@ -66,6 +75,7 @@ pub(crate) async fn start(
                 ctx: ctx.clone(),
                 http: http.clone(),
                 polled: p,
+                max_json_depth,
                 shutdown: shutdown.clone(),
             };
             tokio::spawn(task.run(position))
@@ -78,6 +88,7 @@ struct Task {
     ctx: ServiceContext,
     http: reqwest::Client,
     polled: Polled,
+    max_json_depth: usize,
     shutdown: CancellationToken,
 }
 
@@ -109,9 +120,14 @@ impl Task {
                     poll.interval
                 }
                 Err(e) => {
-                    metrics::counter!(m::INGEST_POLL_RUNS, "source" => source.id.clone(), "result" => "error").increment(1);
+                    let result = if e.downcast_ref::<Refused>().is_some() {
+                        "refused"
+                    } else {
+                        "error"
+                    };
+                    metrics::counter!(m::INGEST_POLL_RUNS, "source" => source.id.clone(), "result" => result).increment(1);
                     let delay = backoff.next().unwrap_or(poll.interval);
-                    tracing::warn!(source = %source.id, error = %e, delay_ms = delay.as_millis() as u64, "poll run failed");
+                    tracing::warn!(source = %source.id, result, error = %e, delay_ms = delay.as_millis() as u64, "poll run failed");
                     delay
                 }
             };
@@ -138,16 +154,34 @@ impl Task {
             .url
             .replace("{{cursor}}", &percent_encode(&position.cursor));
         let mut url = reqwest::Url::parse(&with_cursor.replace("{{next}}", ""))?;
+        let configured = url.clone();
         let mut captured = 0;
         loop {
+            poll_origin::check_next(&configured, &url)?;
             let mut request = self.http.get(url.clone());
             for (name, value) in &self.polled.headers {
                 request = request.header(name, value.expose());
             }
             let response = request.send().await?;
             let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok());
+                return Err(poll_origin::redirect(status, location, &url).into());
+            }
             anyhow::ensure!(status.is_success(), "source answered {status}");
-            let page = parse_json(&response.bytes().await?)?;
+            let bytes = response.bytes().await?;
+            let page_limit = self.max_json_depth.saturating_add(PAGE_DEPTH_MARGIN);
+            if intops_events::exceeds_depth(&bytes, page_limit) {
+                return Err(Refused(format!(
+                    "the page from {} nests deeper than the limit of {page_limit} levels",
+                    poll_origin::describe(&url)
+                ))
+                .into());
+            }
+            let page = parse_json(&bytes)?;
             captured += self.capture_page(source, poll, &page, position).await?;
             let next = match &poll.next {
                 Some(p) => p
@@ -184,16 +218,39 @@ impl Task {
                 .cursor
                 .first_text(&record)
                 .map_err(|e| anyhow::anyhow!("record {i}: cursor: {e}"))?;
-            let event = event::build(source, i, Record::from_value(record), ingested_at, None)?;
+            let record = Record::from_value(record);
+            if intops_events::exceeds_depth(record.text.as_bytes(), self.max_json_depth) {
+                return Err(Refused(format!(
+                    "record {i} nests deeper than the limit of {} levels",
+                    self.max_json_depth
+                ))
+                .into());
+            }
+            let event = event::build(source, i, record, ingested_at, None)?;
             if !position.covers(&cursor, &event.event_id) {
                 fresh.push((cursor, event));
             }
         }
         let topic = self.ctx.topics.events();
-        let keys: Vec<String> = fresh.iter().map(|(_, e)| e.kafka_key()).collect();
-        futures::future::try_join_all(fresh.iter().zip(&keys).map(|((_, e), key)| {
-            self.ctx
-                .publish(&topic, RecordKind::IntegrationEvent, key.as_bytes(), e)
+        // Encoded and size-checked before anything is produced.
+        let mut encoded = Vec::with_capacity(fresh.len());
+        for (i, (_, e)) in fresh.iter().enumerate() {
+            let key = e.kafka_key();
+            let value = self
+                .ctx
+                .codec
+                .encode(&topic, RecordKind::IntegrationEvent, e)
+                .await?;
+            record_size::check(i, key.as_bytes(), &value).map_err(|e| Refused(e.to_string()))?;
+            encoded.push((key, value));
+        }
+        futures::future::try_join_all(encoded.iter().map(|(key, value)| {
+            self.ctx.producer.send(intops_kafka::Record {
+                topic: &topic,
+                key: key.as_bytes(),
+                value,
+                headers: &[],
+            })
         }))
         .await?;
         let before = position.clone();

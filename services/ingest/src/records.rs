@@ -47,18 +47,38 @@ impl Record {
     }
 }
 
-/// Splits `body`; `ndjson` when the content type says so.
-pub(crate) fn split(body: &[u8], ndjson: bool) -> Result<Vec<Record>, IngestError> {
+/// What a body may hold.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// Deepest nesting of objects and arrays.
+    pub max_depth: usize,
+    /// Most records.
+    pub max_records: usize,
+}
+
+/// Splits `body`; `ndjson` when the content type says so. The nesting
+/// depth is checked before any parser sees the body (serde and jq recurse
+/// per level).
+pub(crate) fn split(body: &[u8], ndjson: bool, shape: Shape) -> Result<Vec<Record>, IngestError> {
+    if intops_events::exceeds_depth(body, shape.max_depth) {
+        return Err(IngestError::InvalidBody(format!(
+            "the JSON nests deeper than the limit of {} levels",
+            shape.max_depth
+        )));
+    }
     let text = std::str::from_utf8(body)
         .map_err(|e| IngestError::MalformedJson(format!("the body is not UTF-8: {e}")))?;
     if text.trim().is_empty() {
         return Err(IngestError::InvalidBody("the body is empty".into()));
     }
     let raws = if ndjson {
-        ndjson_lines(text)?
+        ndjson_lines(text, shape.max_records)?
     } else {
         json_document(text)?
     };
+    if raws.len() > shape.max_records {
+        return Err(too_many(shape.max_records));
+    }
     raws.into_iter()
         .enumerate()
         .map(|(i, raw)| {
@@ -97,11 +117,20 @@ fn json_document(text: &str) -> Result<Vec<&str>, IngestError> {
     }
 }
 
-fn ndjson_lines(text: &str) -> Result<Vec<&str>, IngestError> {
+fn too_many(max: usize) -> IngestError {
+    IngestError::TooLarge(format!(
+        "the request holds more than the limit of {max} records; send smaller batches"
+    ))
+}
+
+fn ndjson_lines(text: &str, max_records: usize) -> Result<Vec<&str>, IngestError> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
+        }
+        if out.len() == max_records {
+            return Err(too_many(max_records));
         }
         serde_json::from_str::<serde::de::IgnoredAny>(line).map_err(|e| {
             IngestError::MalformedJson(format!("line {}, column {}: {e}", n + 1, e.column()))
@@ -114,6 +143,15 @@ fn ndjson_lines(text: &str) -> Result<Vec<&str>, IngestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SHAPE: Shape = Shape {
+        max_depth: 64,
+        max_records: 1000,
+    };
+
+    fn split(body: &[u8], ndjson: bool) -> Result<Vec<Record>, IngestError> {
+        super::split(body, ndjson, SHAPE)
+    }
 
     fn texts(records: &[Record]) -> Vec<&str> {
         records.iter().map(|r| r.text.as_str()).collect()
@@ -179,5 +217,47 @@ mod tests {
             split(&[0xff, 0xfe], false),
             Err(IngestError::MalformedJson(_))
         ));
+    }
+
+    #[test]
+    fn nesting_over_the_limit_is_refused_before_parsing() {
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let shape = Shape {
+            max_depth: 64,
+            max_records: 10,
+        };
+        for ndjson in [false, true] {
+            let e = super::split(deep.as_bytes(), ndjson, shape).expect_err("too deep");
+            assert!(
+                matches!(&e, IngestError::InvalidBody(d) if d.contains("limit of 64 levels")),
+                "{e:?}"
+            );
+            assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+        }
+        let at_limit = format!("{{\"a\":{}1{}}}", "[".repeat(63), "]".repeat(63));
+        assert!(super::split(at_limit.as_bytes(), false, shape).is_ok());
+        let over = format!("{{\"a\":{}1{}}}", "[".repeat(64), "]".repeat(64));
+        assert!(super::split(over.as_bytes(), false, shape).is_err());
+    }
+
+    #[test]
+    fn more_records_than_the_limit_get_413() {
+        let shape = Shape {
+            max_depth: 64,
+            max_records: 3,
+        };
+        assert_eq!(
+            super::split(b"[{},{},{}]", false, shape)
+                .expect("three")
+                .len(),
+            3
+        );
+        for (body, ndjson) in [(&b"[{},{},{},{}]"[..], false), (b"{}\n{}\n{}\n{}\n", true)] {
+            let e = super::split(body, ndjson, shape).expect_err("four");
+            assert!(
+                matches!(&e, IngestError::TooLarge(d) if d.contains("limit of 3 records")),
+                "{e:?}"
+            );
+        }
     }
 }

@@ -9,6 +9,8 @@ use hmac::{Hmac, Mac};
 use intops_flows::{HmacAuth, Secret, SignatureEncoding};
 use sha2::Sha256;
 
+use crate::replay::Signed;
+
 /// Why a request's signature was refused. Messages never include the
 /// secret or the expected signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,13 +50,15 @@ impl Verifier {
     }
 
     /// Verifies `body` against the signature in `headers`, and the
-    /// timestamp header (when configured) against `now`.
+    /// timestamp header (when configured) against `now`. With a timestamp
+    /// header, returns the signature and when it leaves the tolerance
+    /// window, for replay protection.
     pub fn verify(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         now: SystemTime,
-    ) -> Result<(), SignatureError> {
+    ) -> Result<Option<Signed>, SignatureError> {
         let header = &self.auth.header;
         let raw = headers
             .get(header)
@@ -93,11 +97,18 @@ impl Verifier {
             if skew > self.auth.tolerance {
                 return Err(SignatureError::Stale(ts_header.clone()));
             }
-            return Ok(());
+            let expires = at
+                .checked_add(self.auth.tolerance)
+                .ok_or_else(|| SignatureError::BadTimestamp(ts_header.clone()))?;
+            return Ok(Some(Signed {
+                mac: given,
+                expires,
+            }));
         }
         mac.update(body);
         mac.verify_slice(&given)
-            .map_err(|_| SignatureError::Mismatch)
+            .map_err(|_| SignatureError::Mismatch)?;
+        Ok(None)
     }
 
     /// Signs `body` the way this verifier expects (for tests and tools).
@@ -160,7 +171,7 @@ mod tests {
 
     impl Verifier {
         fn verify_now(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), SignatureError> {
-            self.verify(headers, body, now())
+            self.verify(headers, body, now()).map(|_| ())
         }
     }
 
@@ -293,5 +304,21 @@ mod tests {
             v.verify_now(&signed("yesterday"), b"{}"),
             Err(SignatureError::BadTimestamp("X-Ts".into()))
         );
+    }
+
+    #[test]
+    fn timestamped_signatures_are_returned_for_replay_protection() {
+        let v = verifier("X-Sig", SignatureEncoding::Hex, "", Some("X-Ts"));
+        let sig = v.sign(Some("2026-11-28T08:00:00Z"), b"{}");
+        let h = headers(&[("x-sig", &sig), ("x-ts", "2026-11-28T08:00:00Z")]);
+        let signed = v.verify(&h, b"{}", now()).expect("valid").expect("signed");
+        assert_eq!(hex::encode(&signed.mac), sig);
+        assert_eq!(
+            signed.expires,
+            humantime::parse_rfc3339("2026-11-28T08:05:00Z").expect("time")
+        );
+        let plain = verifier("X-Sig", SignatureEncoding::Hex, "", None);
+        let h = headers(&[("x-sig", &plain.sign(None, b"{}"))]);
+        assert_eq!(plain.verify(&h, b"{}", now()), Ok(None));
     }
 }

@@ -80,11 +80,13 @@ pub(crate) async fn run(
     monitor_url: String,
     shutdown: CancellationToken,
 ) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .user_agent(concat!("intops-monitor/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default();
+    let http = match client() {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the alert webhooks' http client; alerts are off");
+            return;
+        }
+    };
     let mut state: HashMap<(usize, String), Announced> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -116,6 +118,19 @@ pub(crate) async fn run(
             tokio::spawn(async move { send(&http, &url, &id, body).await });
         }
     }
+}
+
+/// The alert webhooks' HTTP client. A redirect is never followed (the
+/// alert, and a token in the webhook URL, must not go to another host): it
+/// is an error, so the alert counts as failed.
+fn client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            attempt.error("redirects are not followed")
+        }))
+        .user_agent(concat!("intops-monitor/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 async fn send(http: &reqwest::Client, url: &str, id: &str, body: serde_json::Value) {
@@ -242,5 +257,48 @@ mod tests {
         let generic = body(AlertKind::Generic, &change(Status::Healthy), "http://m");
         assert_eq!(generic["status"], "healthy");
         assert_eq!(generic["recovered"], true);
+    }
+
+    /// A webhook answering 307 to another host: the alert is not sent
+    /// there, and the answer is an error (the alert failed).
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        async fn serve(router: axum::Router) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(async move { axum::serve(listener, router).await });
+            format!("http://{addr}")
+        }
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let other = serve(axum::Router::new().fallback(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { "ok" }
+        }))
+        .await;
+        let location = format!("{other}/stolen");
+        let hook = serve(axum::Router::new().fallback(move || {
+            let location = location.clone();
+            async move {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, location)],
+                )
+            }
+        }))
+        .await;
+        let result = client()
+            .expect("client")
+            .post(format!("{hook}/hook"))
+            .json(&serde_json::json!({"text": "x"}))
+            .send()
+            .await;
+        assert!(result.expect_err("a redirect is an error").is_redirect());
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "the other host got nothing");
     }
 }

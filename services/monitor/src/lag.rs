@@ -7,11 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use intops_kafka::{KafkaError, KafkaSettings};
+use intops_kafka::{KafkaError, KafkaSettings, drain};
 use intops_runtime::CancellationToken;
 use intops_runtime::metrics as m;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
 
 use crate::health::Health;
 
@@ -40,7 +39,10 @@ pub(crate) async fn run(
         for w in &watched {
             let consumer = match clients.get(&w.group) {
                 Some(c) => c.clone(),
-                None => match kafka.consumer_config(&w.group).create::<BaseConsumer>() {
+                // Reads offsets only, never joins: no static membership.
+                None => match without_instance_id(kafka.consumer_config(&w.group))
+                    .create::<BaseConsumer>()
+                {
                     Ok(c) => clients
                         .entry(w.group.clone())
                         .or_insert(Arc::new(c))
@@ -53,7 +55,7 @@ pub(crate) async fn run(
             };
             // The admin calls block: keep them off the async workers.
             let topic = w.topic.clone();
-            let measured = tokio::task::spawn_blocking(move || lag(&consumer, &topic))
+            let measured = tokio::task::spawn_blocking(move || drain::lag(&consumer, &topic))
                 .await
                 .unwrap_or_else(|e| Err(KafkaError::Unavailable(e.to_string())));
             match measured {
@@ -76,36 +78,7 @@ pub(crate) async fn run(
     }
 }
 
-/// Records of `topic` after the group's committed offsets (from the start
-/// of the partition where the group committed nothing).
-fn lag(consumer: &BaseConsumer, topic: &str) -> Result<i64, KafkaError> {
-    let timeout = Duration::from_secs(5);
-    let mut tpl = TopicPartitionList::new();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    for p in &partitions {
-        tpl.add_partition(topic, *p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, timeout)
-        .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
-    let mut total = 0;
-    for p in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, timeout)
-            .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
-        let at = match committed.find_partition(topic, p).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => o.max(low),
-            _ => low,
-        };
-        total += (high - at).max(0);
-    }
-    Ok(total)
+fn without_instance_id(mut config: rdkafka::ClientConfig) -> rdkafka::ClientConfig {
+    config.remove("group.instance.id");
+    config
 }

@@ -75,6 +75,15 @@ pub async fn run(
         .map_err(|e| {
             intops_runtime::ConfigError(vec![format!("INTOPS_MONITOR_API_TOKEN_FILE: {e}")])
         })?;
+    let listen = listener.local_addr()?;
+    if token.is_none() && !listen.ip().is_loopback() {
+        // The cluster manifests always set a token (deploy/k8s/base); this
+        // is for hand-made deployments that forgot it.
+        tracing::warn!(
+            %listen,
+            "monitor api is open to the network without a token: set INTOPS_MONITOR_API_TOKEN_FILE or listen on loopback"
+        );
+    }
     let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
     readiness.register("caught_up");

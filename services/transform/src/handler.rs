@@ -1,106 +1,131 @@
-//! One event through transform: decode, plan, produce every output, and
-//! only then let the loop store the offset.
+//! One event through transform: decode, plan, produce every delivery
+//! request, and report what failed for good. The consumer loop writes the
+//! dead letters (or holds the record, when the source's dead-letter cap is
+//! tripped), then the outcomes saying so, and only then stores the offset.
 
-use futures::future::try_join_all;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::future::join_all;
 use intops_events::{
     CodecError, DeliveryRequest, IntegrationEvent, Outcome, OutcomeStatus, RecordKind, Stage,
     now_micros,
 };
+use intops_flows::route::{FlowResult, Plan, plan};
 use intops_flows::{Flow, JqError};
 use intops_kafka::{
-    DeadLetterWriter, Failure, Message, OwnedMessage, ProcessError, ServiceContext,
+    Ack, Failure, Handled, KafkaError, MAX_ERROR_TEXT_BYTES, Message, OwnedMessage, ProcessError,
+    REJECTED_CLASS, ServiceContext,
 };
+use intops_runtime::CancellationToken;
 use intops_runtime::metrics as m;
 use intops_runtime::reload::SharedFlows;
-use std::sync::Arc;
-
-use crate::cap::DeadLetterCap;
-
-use intops_flows::route::{FlowResult, Plan, plan};
 
 /// Handles records of the events topic.
 #[derive(Debug, Clone)]
 pub(crate) struct Handler {
     flows: SharedFlows,
-    cap: Arc<DeadLetterCap>,
     ctx: ServiceContext,
-    dlq: DeadLetterWriter,
+    shutdown: CancellationToken,
+}
+
+/// One flow (or the whole event, without a flow) that failed for good.
+struct Failed<'f> {
+    flow: Option<&'f Flow>,
+    class: &'static str,
+    message: String,
 }
 
 impl Handler {
     pub(crate) fn new(
         flows: SharedFlows,
         ctx: ServiceContext,
-        dlq: DeadLetterWriter,
-        cap: Arc<DeadLetterCap>,
+        shutdown: CancellationToken,
     ) -> Self {
         Self {
             flows,
             ctx,
-            dlq,
-            cap,
+            shutdown,
         }
     }
 
-    pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<(), ProcessError> {
-        if self.cap.is_tripped() {
-            // Held, not dead-lettered: retried with backoff until the cap
-            // is reset by a valid flows file.
-            return Err(ProcessError::Retryable(
-                "dead-letter cap tripped; waiting for a fixed flows file".into(),
-            ));
-        }
-        let result = self.process(message).await;
-        if let Ok(dead_lettered) = &result {
-            self.cap.record(*dead_lettered);
-        }
-        result.map(|_| ())
-    }
-
-    /// Processes one record; `Ok(true)` when any part was dead-lettered.
-    async fn process(&self, message: OwnedMessage) -> Result<bool, ProcessError> {
+    /// Plans the event and produces its delivery requests; failed flows
+    /// come back as dead letters for the loop to write.
+    pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<Handled, ProcessError> {
         let event = self.decode(&message).await?;
         metrics::counter!(m::TRANSFORM_EVENTS, "source" => event.source_id.clone()).increment(1);
         // One version of the flows for the whole record, even mid-reload.
         let flows = self.flows.load_full();
         match plan(&flows, &event) {
             Plan::BadPayload(e) => {
-                self.dead_letter(&message, &event, None, "payload", &e)
-                    .await?;
-                Ok(true)
+                let class = match e {
+                    JqError::TooDeep { .. } => "payload_too_deep",
+                    _ => "payload",
+                };
+                Ok(self.dead_letters(
+                    &event,
+                    vec![Failed {
+                        flow: None,
+                        class,
+                        message: e.to_string(),
+                    }],
+                ))
             }
             Plan::Unrouted => {
                 metrics::counter!(m::TRANSFORM_UNROUTED, "source" => event.source_id.clone())
                     .increment(1);
                 tracing::debug!(event_id = %event.event_id, source = %event.source_id, "event unrouted");
-                self.outcome(&event, OutcomeStatus::Unrouted, None, None)
+                let outcome = outcome(&event, OutcomeStatus::Unrouted, None, None);
+                self.ctx
+                    .publish(
+                        &self.ctx.topics.outcomes(),
+                        RecordKind::Outcome,
+                        event.kafka_key().as_bytes(),
+                        &outcome,
+                    )
                     .await?;
-                Ok(false)
+                Ok(Handled::Done)
             }
             Plan::Routed(results) => {
-                let failed = results.iter().any(|r| matches!(r, FlowResult::Failed(..)));
-                try_join_all(results.into_iter().map(|r| self.apply(&message, &event, r))).await?;
-                Ok(failed)
-            }
-        }
-    }
-
-    async fn apply(
-        &self,
-        message: &OwnedMessage,
-        event: &IntegrationEvent,
-        result: FlowResult<'_>,
-    ) -> Result<(), ProcessError> {
-        match result {
-            FlowResult::Deliver(flow, request) => self.deliver(event, flow, &request).await,
-            FlowResult::Failed(flow, e) => {
-                let class = if matches!(e, JqError::Runtime(_)) {
-                    "mapping"
+                let mut failed = Vec::new();
+                let mut requests = Vec::new();
+                for result in results {
+                    match result {
+                        FlowResult::Deliver(flow, request) => requests.push((flow, request)),
+                        FlowResult::Failed(flow, e) => failed.push(Failed {
+                            flow: Some(flow),
+                            class: match e {
+                                JqError::Runtime(_) => "mapping",
+                                _ => "mapping_output",
+                            },
+                            message: e.to_string(),
+                        }),
+                    }
+                }
+                let sent = join_all(
+                    requests
+                        .iter()
+                        .map(|(flow, request)| self.deliver(&event, flow, request)),
+                )
+                .await;
+                for ((flow, _), result) in requests.iter().zip(sent) {
+                    match result {
+                        Ok(()) => {}
+                        // This flow's request can never be written (too
+                        // large): its dead letter; the other flows go on.
+                        Err(e) if e.is_record_level() => failed.push(Failed {
+                            flow: Some(flow),
+                            class: REJECTED_CLASS,
+                            message: format!("delivery request refused: {e}"),
+                        }),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if failed.is_empty() {
+                    Ok(Handled::Done)
                 } else {
-                    "mapping_output"
-                };
-                self.dead_letter(message, event, Some(flow), class, &e)
-                    .await
+                    Ok(self.dead_letters(&event, failed))
+                }
             }
         }
     }
@@ -124,84 +149,102 @@ impl Handler {
         event: &IntegrationEvent,
         flow: &Flow,
         request: &DeliveryRequest,
-    ) -> Result<(), ProcessError> {
+    ) -> Result<(), KafkaError> {
         let topic = self.ctx.topics.deliveries(&flow.target);
-        self.produce(
-            &topic,
-            RecordKind::DeliveryRequest,
-            &event.kafka_key(),
-            request,
-        )
-        .await?;
+        self.ctx
+            .publish(
+                &topic,
+                RecordKind::DeliveryRequest,
+                event.kafka_key().as_bytes(),
+                request,
+            )
+            .await?;
         metrics::counter!(m::TRANSFORM_ROUTED, "flow" => flow.id.clone(), "target" => flow.target.clone()).increment(1);
         tracing::debug!(event_id = %event.event_id, flow = %flow.id, target = %flow.target, "event routed");
         Ok(())
     }
 
-    async fn dead_letter(
-        &self,
-        message: &OwnedMessage,
-        event: &IntegrationEvent,
-        flow: Option<&Flow>,
-        class: &str,
-        error: &JqError,
-    ) -> Result<(), ProcessError> {
-        let failure = Failure {
-            event_id: Some(event.event_id.clone()),
-            flow_id: flow.map(|f| f.id.clone()),
-            flow_version: flow.map(|f| f.version.clone()),
-            target_id: flow.map(|f| f.target.clone()),
-            attempts: 1,
-            ..Failure::new(class, error.to_string())
-        };
-        self.dlq.write(message, &failure).await?;
-        self.outcome(
-            event,
-            OutcomeStatus::DeadLettered,
-            flow,
-            Some(failure.message),
-        )
-        .await
+    /// The dead letters of `failed` for the loop, then their outcomes.
+    fn dead_letters(&self, event: &IntegrationEvent, failed: Vec<Failed<'_>>) -> Handled {
+        let mut failures = Vec::with_capacity(failed.len());
+        let mut outcomes = Vec::with_capacity(failed.len());
+        for f in failed {
+            let message = intops_kafka::truncate_text(&f.message, MAX_ERROR_TEXT_BYTES);
+            failures.push(Failure {
+                event_id: Some(event.event_id.clone()),
+                flow_id: f.flow.map(|f| f.id.clone()),
+                flow_version: f.flow.map(|f| f.version.clone()),
+                target_id: f.flow.map(|f| f.target.clone()),
+                attempts: 1,
+                ..Failure::new(f.class, message.clone())
+            });
+            outcomes.push(outcome(
+                event,
+                OutcomeStatus::DeadLettered,
+                f.flow,
+                Some(message),
+            ));
+        }
+        Handled::DeadLetters {
+            failures,
+            then: Some(self.write_outcomes(event.kafka_key().into_bytes(), outcomes)),
+        }
     }
 
-    async fn outcome(
-        &self,
-        event: &IntegrationEvent,
-        status: OutcomeStatus,
-        flow: Option<&Flow>,
-        error: Option<String>,
-    ) -> Result<(), ProcessError> {
-        let outcome = Outcome {
-            event_id: event.event_id.clone(),
-            stage: Stage::Transform,
-            status,
-            flow_id: flow.map(|f| f.id.clone()),
-            target_id: flow.map(|f| f.target.clone()),
-            attempts: 0,
-            http_status: None,
-            latency_ms: None,
-            error,
-            at: now_micros(),
-        };
-        self.produce(
-            &self.ctx.topics.outcomes(),
-            RecordKind::Outcome,
-            &event.kafka_key(),
-            &outcome,
-        )
-        .await
+    /// Writes the outcomes, retrying while the broker is away; `Ok(false)`
+    /// when shutdown comes first (the record is handled again after
+    /// restart).
+    fn write_outcomes(&self, key: Vec<u8>, outcomes: Vec<Outcome>) -> Ack {
+        let ctx = self.ctx.clone();
+        let shutdown = self.shutdown.clone();
+        Box::pin(async move {
+            let topic = ctx.topics.outcomes();
+            for outcome in &outcomes {
+                let mut delays = ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(30))
+                    .with_jitter()
+                    .without_max_times()
+                    .build();
+                loop {
+                    match ctx
+                        .publish(&topic, RecordKind::Outcome, &key, outcome)
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(e) if e.is_retryable() => {
+                            tracing::warn!(event_id = %outcome.event_id, error = %e, "cannot write outcome, retrying");
+                            let delay = delays.next().unwrap_or(Duration::from_secs(30));
+                            tokio::select! {
+                                () = shutdown.cancelled() => return Ok(false),
+                                () = tokio::time::sleep(delay) => {}
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(true)
+        })
     }
+}
 
-    async fn produce<T: serde::Serialize>(
-        &self,
-        topic: &str,
-        kind: RecordKind,
-        key: &str,
-        record: &T,
-    ) -> Result<(), ProcessError> {
-        self.ctx
-            .publish(topic, kind, key.as_bytes(), record)
-            .await?;
-        Ok(())
+fn outcome(
+    event: &IntegrationEvent,
+    status: OutcomeStatus,
+    flow: Option<&Flow>,
+    error: Option<String>,
+) -> Outcome {
+    Outcome {
+        event_id: event.event_id.clone(),
+        stage: Stage::Transform,
+        status,
+        flow_id: flow.map(|f| f.id.clone()),
+        target_id: flow.map(|f| f.target.clone()),
+        attempts: 0,
+        http_status: None,
+        latency_ms: None,
+        error,
+        at: now_micros(),
     }
 }

@@ -2,9 +2,10 @@
 //! the event's source, produces a `DeliveryRequest` per matching flow to
 //! `<prefix>.deliveries.<target>`, and stores the event's offset only after
 //! every output was acknowledged. Events no flow matches get an `unrouted`
-//! outcome; failures go to `<prefix>.dlq.transform`.
+//! outcome; failures go to `<prefix>.dlq.transform`, written by the shared
+//! consumer loop under the dead-letter cap (per source: see
+//! `intops_kafka::cap`).
 
-mod cap;
 mod handler;
 
 use std::sync::Arc;
@@ -14,7 +15,10 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use intops_events::Stage;
 use intops_flows::Flows;
-use intops_kafka::{ConsumeOptions, DeadLetterWriter, ServiceContext, consume, new_consumer};
+use intops_kafka::{
+    CapSettings, ConsumeOptions, DeadLetterCap, DeadLetterWriter, ServiceContext, consume,
+    new_consumer,
+};
 use intops_runtime::reload::{self, AfterSwap, BeforeSwap, SharedFlows};
 use intops_runtime::{CancellationToken, CommonArgs, Readiness, admin};
 
@@ -31,18 +35,34 @@ pub struct Args {
     #[arg(long, env = "INTOPS_TRANSFORM_CONCURRENCY", default_value_t = 1024)]
     pub concurrency: usize,
 
-    /// Records the dead-letter cap looks back over; 0 disables the cap.
+    /// Records of one source the dead-letter cap looks back over; 0 turns
+    /// the ratio limit off.
     #[arg(long, env = "INTOPS_TRANSFORM_DLQ_CAP_WINDOW", default_value_t = 100)]
     pub dlq_cap_window: usize,
 
-    /// Share of that window that may be dead-lettered before transform
-    /// stops processing and reports not ready.
+    /// Share of that window (0 to 1, below 1) that may be dead-lettered
+    /// before transform holds the source's records and reports not ready.
     #[arg(long, env = "INTOPS_TRANSFORM_DLQ_CAP_RATIO", default_value_t = 0.5)]
     pub dlq_cap_ratio: f64,
+
+    /// Dead letters of one source in a row that trip the cap too (before
+    /// the window is full); 0 turns this limit off.
+    #[arg(
+        long,
+        env = "INTOPS_TRANSFORM_DLQ_CAP_CONSECUTIVE",
+        default_value_t = 50
+    )]
+    pub dlq_cap_consecutive: usize,
 }
 
 /// Runs transform until `shutdown` or a fatal error.
 pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let cap_settings = CapSettings::from_flags(
+        args.dlq_cap_window,
+        args.dlq_cap_ratio,
+        args.dlq_cap_consecutive,
+        "INTOPS_TRANSFORM_DLQ_CAP",
+    )?;
     let flows = Arc::new(intops_runtime::load_flows(&args.common.flows)?);
     let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
@@ -59,8 +79,15 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
 
     let events = ctx.topics.events();
     let consumer = new_consumer(&ctx.kafka, &ctx.topics.group("transform"), &[&events])?;
+    let cap = Arc::new(DeadLetterCap::new(
+        "transform",
+        "dead_letter_cap",
+        cap_settings,
+        readiness.clone(),
+    ));
     let options = ConsumeOptions {
         stage: "transform",
+        cap: cap.clone(),
         dead_letters: DeadLetterWriter::new(
             ctx.producer.clone(),
             ctx.codec.clone(),
@@ -74,11 +101,6 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     };
     tracing::info!(topic = %events, flows = flows.flows.len(), "transform consuming");
     let shared: SharedFlows = Arc::new(ArcSwap::new(flows));
-    let cap = Arc::new(cap::DeadLetterCap::new(
-        args.dlq_cap_window,
-        args.dlq_cap_ratio,
-        readiness.clone(),
-    ));
     let topics_ctx = ctx.clone();
     let before_swap: BeforeSwap = Arc::new(move |new: Arc<Flows>| {
         let ctx = topics_ctx.clone();
@@ -103,7 +125,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         after_swap,
         shutdown.clone(),
     );
-    let handler = handler::Handler::new(shared, ctx.clone(), options.dead_letters.clone(), cap);
+    let handler = handler::Handler::new(shared, ctx.clone(), shutdown.clone());
     let result = consume(&consumer, &options, move |message| {
         let handler = handler.clone();
         async move { handler.handle(message).await }
@@ -117,4 +139,36 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     result.context("transform consumer")?;
     tracing::info!("transform stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// Bad cap settings stop transform at start-up, before it connects to
+    /// anything, with an error naming the variable.
+    #[tokio::test]
+    async fn invalid_cap_settings_are_a_start_up_error() {
+        let args = Args::try_parse_from([
+            "intops-transform",
+            "--flows",
+            "/nonexistent/flows.toml",
+            "--dlq-cap-ratio",
+            "1.5",
+            "--dlq-cap-window",
+            "1000000",
+        ])
+        .expect("flags parse");
+        let e = run(args, CancellationToken::new())
+            .await
+            .expect_err("refused");
+        let config = e
+            .downcast_ref::<intops_runtime::ConfigError>()
+            .expect("a configuration error");
+        let text = config.to_string();
+        assert!(text.contains("INTOPS_TRANSFORM_DLQ_CAP_RATIO"), "{text}");
+        assert!(text.contains("INTOPS_TRANSFORM_DLQ_CAP_WINDOW"), "{text}");
+    }
 }

@@ -28,6 +28,13 @@ pub enum JqError {
     /// The input is not JSON.
     #[error("payload is not JSON: {0}")]
     Input(String),
+    /// The input nests objects and arrays deeper than the limit: refused
+    /// before parsing, so the recursive parser cannot overflow the stack.
+    #[error("payload nests objects and arrays deeper than {limit} levels")]
+    TooDeep {
+        /// The nesting limit.
+        limit: usize,
+    },
     /// The output is not of the expected kind.
     #[error("{0}")]
     Output(String),
@@ -228,8 +235,16 @@ fn helper_defs() -> &'static [jaq_core::load::parse::Def<&'static str>] {
     DEFS.get_or_init(|| helpers().collect())
 }
 
-/// Parses one JSON document into a jq value.
+/// Parses one JSON document into a jq value, refusing text nested deeper
+/// than [`intops_events::DEFAULT_MAX_JSON_DEPTH`] (the limit ingest applies
+/// at the door): jaq's parser recurses once per level, and a record written
+/// straight to the events topic, or by an older version, is not checked by
+/// ingest.
 pub fn parse_json(bytes: &[u8]) -> Result<Val, JqError> {
+    let limit = intops_events::DEFAULT_MAX_JSON_DEPTH;
+    if intops_events::exceeds_depth(bytes, limit) {
+        return Err(JqError::TooDeep { limit });
+    }
     jaq_json::read::parse_single(bytes).map_err(|e| JqError::Input(e.to_string()))
 }
 
@@ -282,6 +297,26 @@ mod tests {
         assert_eq!(
             out,
             serde_json::json!({"summary":"hi","labels":["x","INC1"]})
+        );
+    }
+
+    /// Far deeper than jaq's recursive parser survives on a thread's stack:
+    /// refused before parsing instead of aborting the process.
+    #[test]
+    fn deeply_nested_input_is_refused_before_parsing() {
+        let depth = 200_000;
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(
+            parse_json(deep.as_bytes()).map(|_| ()),
+            Err(JqError::TooDeep {
+                limit: intops_events::DEFAULT_MAX_JSON_DEPTH
+            })
+        );
+        let limit = intops_events::DEFAULT_MAX_JSON_DEPTH;
+        let at_limit = format!("{}{}", "[".repeat(limit), "]".repeat(limit));
+        assert!(
+            parse_json(at_limit.as_bytes()).is_ok(),
+            "the limit itself is fine"
         );
     }
 

@@ -15,6 +15,7 @@ mod path;
 pub mod route;
 mod secret;
 pub mod spec;
+pub mod target_url;
 mod template;
 
 pub use jaq_json::Val as JqValue;

@@ -295,17 +295,18 @@ impl Validator {
         let mut ranges = Vec::new();
         for entry in list {
             match entry {
-                StatusSpec::Code(c) if (300..=599).contains(c) => ranges.push((*c, *c)),
+                // Redirects are never followed: a 3xx is always dead-lettered.
+                StatusSpec::Code(c) if (400..=599).contains(c) => ranges.push((*c, *c)),
                 StatusSpec::Class(c) if c.len() == 3 && c.ends_with("xx") => {
                     match c[..1].parse::<u16>() {
-                        Ok(d @ 3..=5) => ranges.push((d * 100, d * 100 + 99)),
-                        _ => self.error(at.to_string(), format!("{c:?} is not 3xx, 4xx or 5xx")),
+                        Ok(d @ 4..=5) => ranges.push((d * 100, d * 100 + 99)),
+                        _ => self.error(at.to_string(), format!("{c:?} is not 4xx or 5xx")),
                     }
                 }
                 StatusSpec::Code(c) => {
                     self.error(
                         at.to_string(),
-                        format!("{c} is not a failure status (300-599)"),
+                        format!("{c} is not a failure status (400-599; a 3xx is never retried or paused on)"),
                     );
                 }
                 StatusSpec::Class(c) => {
@@ -389,11 +390,8 @@ impl Validator {
         let mut out = BTreeMap::new();
         for (i, t) in specs.iter().enumerate() {
             let at = self.id("targets", i, &t.id, &mut seen);
-            if !(t.base_url.starts_with("http://") || t.base_url.starts_with("https://")) {
-                self.error(
-                    format!("{at}.base_url"),
-                    format!("{:?} must start with http:// or https://", t.base_url),
-                );
+            if let Err(e) = crate::target_url::parse_base_url(&t.base_url) {
+                self.error(format!("{at}.base_url"), e);
             }
             let timeout = self.duration(
                 format!("{at}.timeout"),
@@ -438,10 +436,17 @@ impl Validator {
                 None => StatusSet::default(),
                 Some(list) => self.status_set(&format!("{at}.retryable_statuses"), list),
             };
+            // 401 alone by default: many APIs answer 403 for one record's
+            // permissions, which must not pause every record.
             let pause_statuses = match &t.pause_statuses {
-                None => StatusSet(vec![(401, 401), (403, 403)]),
+                None => StatusSet(vec![(401, 401)]),
                 Some(list) => self.status_set(&format!("{at}.pause_statuses"), list),
             };
+            let max_pause = self.duration(
+                format!("{at}.max_pause"),
+                t.max_pause.as_deref(),
+                DEFAULT_MAX_PAUSE,
+            );
             let breaker_defaults = CircuitBreaker::default();
             let circuit_breaker =
                 t.circuit_breaker
@@ -472,6 +477,7 @@ impl Validator {
                     retryable_statuses,
                     pause_statuses,
                     probe_interval,
+                    max_pause,
                     circuit_breaker,
                 },
             );
@@ -513,18 +519,33 @@ impl Validator {
                     format!("{at}.path"),
                     format!("{:?} must start with '/'", f.path),
                 );
+            } else if !f.path.contains("{{")
+                && let Err(e) = crate::target_url::check_path(&f.path)
+            {
+                self.error(format!("{at}.path"), e.to_string());
             }
             let when = f.when.as_deref().map(|c| self.jq(format!("{at}.when"), c));
             let map = self.jq(format!("{at}.map"), f.map.as_deref().unwrap_or("."));
             let path = self.template(format!("{at}.path"), &f.path);
             let mut headers = Some(Vec::new());
             for (name, value) in &f.headers {
-                let lower = name.to_ascii_lowercase();
-                if ["authorization", "idempotency-key", "content-type"].contains(&lower.as_str()) {
+                if crate::target_url::is_reserved_header(name) {
                     self.error(
                         format!("{at}.headers.{name}"),
-                        "is set by intops (credentials come from the target's auth)",
+                        "is set by intops or steers where the request goes (credentials come from the target's auth)",
                     );
+                } else if !is_header_name(name) {
+                    self.error(format!("{at}.headers.{name}"), "is not a header name");
+                } else if targets.get(&f.target).is_some_and(|t| {
+                    matches!(&t.auth, TargetAuth::Header { name: n, .. } if n.eq_ignore_ascii_case(name))
+                }) {
+                    self.error(
+                        format!("{at}.headers.{name}"),
+                        "carries the target's credential (set by its auth)",
+                    );
+                }
+                if let Err(e) = crate::target_url::check_header_value(value) {
+                    self.error(format!("{at}.headers.{name}"), e.to_string());
                 }
                 match (
                     self.template(format!("{at}.headers.{name}"), value),
@@ -610,8 +631,14 @@ impl Validator {
     }
 }
 
-/// Default largest request body of a source.
-const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+/// How long one record may keep its target paused by default.
+const DEFAULT_MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
+
+/// Default largest request body of a source: a one-record body this size
+/// still fits in one Kafka record (producer `message.max.bytes` 1,000,000)
+/// with 100,000 bytes left for the envelope, key and record overhead.
+/// Ingest also checks each encoded record (docs/operations.md).
+const DEFAULT_MAX_BODY: usize = 900_000;
 
 /// Content hash of a flow definition: any change to any field changes it.
 fn flow_version(f: &FlowSpec) -> String {
@@ -804,7 +831,7 @@ retryable_statuses = [200, "6xx", "soon"]"#,
         for needle in [
             "targets[jira].auth: set one of bearer, basic or header, not several",
             "200 is not a failure status",
-            "\"6xx\" is not 3xx, 4xx or 5xx",
+            "\"6xx\" is not 4xx or 5xx",
             "\"soon\" is neither a code nor a class",
         ] {
             assert!(e.contains(needle), "{needle} in {e}");
@@ -815,6 +842,87 @@ retryable_statuses = [200, "6xx", "soon"]"#,
         );
         let e = load_str(&bad_header).expect_err("invalid").to_string();
         assert!(e.contains("targets[jira].auth.header.name"), "{e}");
+    }
+
+    #[test]
+    fn pausing_defaults_to_401_alone_for_at_most_15_minutes() {
+        let flows = load_str(EXAMPLE).expect("valid");
+        let target = &flows.targets["jira"];
+        assert!(target.pause_statuses.contains(401));
+        assert!(!target.pause_statuses.contains(403));
+        assert_eq!(target.max_pause, Duration::from_secs(900));
+
+        let text = EXAMPLE.replace(
+            "concurrency = 16",
+            "concurrency = 16\npause_statuses = [401, 403]\nmax_pause = \"2m\"",
+        );
+        let target = &load_str(&text).expect("valid").targets["jira"];
+        assert!(target.pause_statuses.contains(403));
+        assert_eq!(target.max_pause, Duration::from_secs(120));
+
+        let text = EXAMPLE.replace(
+            "concurrency = 16",
+            "concurrency = 16\npause_statuses = [307, \"3xx\"]\nretryable_statuses = [302]\nmax_pause = \"0s\"",
+        );
+        let e = load_str(&text).expect_err("invalid").to_string();
+        for needle in [
+            "targets[jira].pause_statuses: 307 is not a failure status (400-599",
+            "targets[jira].pause_statuses: \"3xx\" is not 4xx or 5xx",
+            "targets[jira].retryable_statuses: 302 is not a failure status",
+            "targets[jira].max_pause: must be greater than zero",
+        ] {
+            assert!(e.contains(needle), "{needle} in {e}");
+        }
+    }
+
+    #[test]
+    fn paths_headers_and_base_urls_that_could_leave_the_target_are_refused() {
+        let mut text = EXAMPLE.replace(
+            "https://jira.example.com/",
+            "https://user:pw@jira.example.com/",
+        );
+        text.push_str(
+            r#"
+[[flows]]
+id = "climbs"
+source = "servicenow"
+target = "jira"
+path = "/rest/../admin"
+
+[[flows]]
+id = "reserved"
+source = "servicenow"
+target = "jira"
+path = "/x/{{ .a }}"
+headers = { Host = "evil.example", "X-Line" = "a\r\nX-Evil: 1", "Bad Name" = "x" }
+"#,
+        );
+        let e = load_str(&text).expect_err("invalid").to_string();
+        for needle in [
+            "targets[jira].base_url: must not hold user information",
+            "flows[climbs].path: path \"/rest/../admin\" refused: it holds a dot segment",
+            "flows[reserved].headers.Host: is set by intops or steers where the request goes",
+            "flows[reserved].headers.X-Line: header value refused",
+            "flows[reserved].headers.Bad Name: is not a header name",
+        ] {
+            assert!(e.contains(needle), "{needle} in {e}");
+        }
+        assert!(!e.contains("pw@"), "{e}");
+
+        let own_key = EXAMPLE
+            .replace(
+                r#"auth = { bearer = { env = "JIRA_TOKEN" } }"#,
+                r#"auth = { header = { name = "X-Api-Key", value = { env = "KEY" } } }"#,
+            )
+            .replace(
+                r#"path = "/rest/api/3/issue""#,
+                "path = \"/rest/api/3/issue\"\nheaders = { \"x-api-key\" = \"{{ .k }}\" }",
+            );
+        let e = load_str(&own_key).expect_err("invalid").to_string();
+        assert!(
+            e.contains("flows[snow-p1-to-jira].headers.x-api-key: carries the target's credential"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -898,7 +1006,7 @@ auth = { bearer = { file = "/run/secrets/tool" } }
             other => panic!("expected hmac, got {other:?}"),
         }
         assert!(matches!(flows.sources["tool"].auth, SourceAuth::Bearer(_)));
-        assert_eq!(flows.sources["tool"].max_body_bytes, 1024 * 1024);
+        assert_eq!(flows.sources["tool"].max_body_bytes, 900_000);
         let both = zendesk.replace("tolerance = \"2m\"", "bearer = { env = \"X\" }");
         assert!(
             load_str(&both)

@@ -137,6 +137,9 @@ pub struct Target {
     pub pause_statuses: StatusSet,
     /// How often a paused target's failed request is tried again.
     pub probe_interval: Duration,
+    /// Longest time one record may keep its target paused; then it is
+    /// dead-lettered and the target resumes.
+    pub max_pause: Duration,
     /// When to stop calling a failing target for a while.
     pub circuit_breaker: CircuitBreaker,
 }

@@ -313,6 +313,39 @@ map = '.a.b.c | error("no mapping for " + .)'
         ));
     }
 
+    /// A payload nested far deeper than any stack survives, on both the
+    /// fields path and the whole-payload path: a bad payload, not a crash.
+    #[test]
+    fn a_deeply_nested_payload_is_a_bad_payload() {
+        let deep = |depth: usize| {
+            format!(
+                r#"{{"priority":"1","number":"INC1","x":{}{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        let head = FLOWS
+            .split("[[targets]]\nid = \"audit\"")
+            .next()
+            .expect("head");
+        let direct = crate::load_str(&format!("{head}{DIRECT_FLOWS}")).expect("flows");
+        for flows in [crate::load_str(FLOWS).expect("flows"), direct] {
+            assert!(
+                matches!(
+                    plan(&flows, &event(&deep(100_000))),
+                    Plan::BadPayload(JqError::TooDeep { .. })
+                ),
+                "refused before jq parses it"
+            );
+            assert!(matches!(plan(&flows, &event(&deep(10))), Plan::Routed(_)));
+            let flow = &flows.flows[0];
+            assert!(matches!(
+                plan_flow(flow, &event(&deep(100_000))),
+                Err(JqError::TooDeep { .. })
+            ));
+        }
+    }
+
     #[test]
     fn a_failing_flow_does_not_stop_the_others() {
         let flows = crate::load_str(FLOWS).expect("flows");

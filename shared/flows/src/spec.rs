@@ -65,7 +65,8 @@ pub struct SourceSpec {
     /// jq expression identifying a record across retries (for example
     /// `.sys_id + "@" + .sys_updated_on`); the event id is derived from it.
     pub dedupe_key: Option<String>,
-    /// Largest accepted request body in bytes; default 1 MiB.
+    /// Largest accepted request body in bytes; default 900,000 (a
+    /// one-record body that size fits in one Kafka record).
     pub max_body_bytes: Option<usize>,
     /// Events accepted per period at most (`100/s`); default unlimited.
     pub rate_limit: Option<String>,
@@ -169,11 +170,16 @@ pub struct TargetSpec {
     /// default 408, 425, 429 and 5xx. Other non-2xx statuses are permanent.
     pub retryable_statuses: Option<Vec<StatusSpec>>,
     /// Statuses meaning the target is misconfigured (credentials): pause
-    /// the target instead of dead-lettering; default 401 and 403.
+    /// the target instead of dead-lettering; default 401 only (add 403
+    /// where the target answers 403 only for bad credentials).
     pub pause_statuses: Option<Vec<StatusSpec>>,
     /// While paused by such a status, retry the failed request this often
     /// (`30s`) and resume when it gets another answer; default `30s`.
     pub probe_interval: Option<String>,
+    /// Longest time one record may keep its target paused (`15m`): then
+    /// it is dead-lettered with its last answer and the target resumes
+    /// with the next record; default `15m`.
+    pub max_pause: Option<String>,
     /// Stop calling a failing target for a while.
     pub circuit_breaker: Option<CircuitBreakerSpec>,
 }

@@ -1,6 +1,8 @@
 //! Templates for a flow's `path` and `headers`: literal text with jq
 //! expressions in `{{ }}`, evaluated against the event's payload. In a
-//! path, each value is percent-encoded so it stays one path segment.
+//! path, each value is percent-encoded so it stays one path segment, and
+//! the rendered path must stay under the target's base URL; a rendered
+//! header value must hold no line break (see [`crate::target_url`]).
 
 use crate::jq::{JqError, JqProgram};
 use jaq_json::Val;
@@ -44,19 +46,30 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Text(_)))
     }
 
-    /// Renders the template; `encode` percent-encodes each value.
+    /// Renders the template. With `encode` it is a path: each value is
+    /// percent-encoded and the result must pass
+    /// [`check_path`](crate::target_url::check_path); otherwise a header
+    /// value, which must pass
+    /// [`check_header_value`](crate::target_url::check_header_value).
+    /// A refused result is a [`JqError::Output`] (a mapping error).
     pub fn render(&self, input: &Val, encode: bool) -> Result<String, JqError> {
-        self.render_with(encode, |p| {
+        let out = self.render_with(encode, |p| {
             p.first_text(input)
                 .map_err(|e| JqError::Output(format!("{{{{ {} }}}}: {e}", p.code())))
-        })
+        })?;
+        check(&out, encode).map_err(|e| JqError::Output(e.to_string()))?;
+        Ok(out)
     }
 
-    /// [`render`](Self::render) when direct evaluation knows every value;
-    /// `None` means: render it with jq.
+    /// [`render`](Self::render) when direct evaluation knows every value
+    /// and the result passes its check; `None` means: render it with jq
+    /// (which reports any error).
     pub(crate) fn render_direct(&self, input: &Val, encode: bool) -> Option<String> {
-        self.render_with(encode, |p| p.direct_text(input).ok_or(()))
-            .ok()
+        let out = self
+            .render_with(encode, |p| p.direct_text(input).ok_or(()))
+            .ok()?;
+        check(&out, encode).ok()?;
+        Some(out)
     }
 
     /// Adds the top-level fields the template reads to `keys`; `false` when
@@ -93,6 +106,15 @@ impl Template {
     }
 }
 
+/// A rendered path (`as_path`) or header value, checked.
+fn check(rendered: &str, as_path: bool) -> Result<(), crate::target_url::UnsafeRequest> {
+    if as_path {
+        crate::target_url::check_path(rendered)
+    } else {
+        crate::target_url::check_header_value(rendered)
+    }
+}
+
 /// Percent-encodes everything but unreserved characters (RFC 3986).
 pub fn percent_encode(text: &str) -> String {
     text.bytes()
@@ -118,9 +140,10 @@ mod tests {
             t.render(&v, true).expect("renders"),
             "/rest/api/3/issue/OPS%2042%2Fx/comment"
         );
+        let header = Template::compile("{{ .key }} (ticket)").expect("compiles");
         assert_eq!(
-            t.render(&v, false).expect("renders"),
-            "/rest/api/3/issue/OPS 42/x/comment"
+            header.render(&v, false).expect("renders"),
+            "OPS 42/x (ticket)"
         );
         assert!(!t.is_literal());
         assert!(Template::compile("/plain").expect("compiles").is_literal());
@@ -133,5 +156,50 @@ mod tests {
         let t = Template::compile("/x/{{ .missing }}").expect("compiles");
         let v = parse_json(b"{}").expect("json");
         assert!(t.render(&v, true).is_err());
+    }
+
+    /// A value that would climb above the base path, or split a header,
+    /// is a mapping error; direct evaluation leaves it to jq.
+    #[test]
+    fn values_that_leave_the_base_or_split_a_header_are_refused() {
+        let path = Template::compile("/api/{{ .id }}/x").expect("compiles");
+        let tail = Template::compile("/api{{ .id }}").expect("compiles");
+        let header = Template::compile("t-{{ .id }}").expect("compiles");
+        // A dot segment, also one a server decoding `%2F` or `%5C` would
+        // see, is refused.
+        for (id, why) in [
+            ("..", "dot segment"),
+            (".", "dot segment"),
+            ("../admin", "dot segment"),
+            ("a/../../b", "dot segment"),
+            ("..\\admin", "encoded backslash"),
+        ] {
+            let v =
+                parse_json(serde_json::json!({ "id": id }).to_string().as_bytes()).expect("json");
+            let e = path.render(&v, true).expect_err(id).to_string();
+            assert!(e.contains(why), "{id}: {e}");
+            assert_eq!(path.render_direct(&v, true), None);
+        }
+        // Other values stay inside one segment, encoded.
+        for id in ["%2e%2e", "@evil.example", "a/b", "//evil.example"] {
+            let v =
+                parse_json(serde_json::json!({ "id": id }).to_string().as_bytes()).expect("json");
+            let rendered = path.render(&v, true).expect(id);
+            assert!(
+                crate::target_url::check_path(&rendered).is_ok(),
+                "{rendered}"
+            );
+        }
+        // A value right after a literal without a '/' is still one segment
+        // with the literal; an empty value makes an empty segment.
+        let empty = parse_json(br#"{"id":""}"#).expect("json");
+        assert!(path.render(&empty, true).is_err());
+        let v = parse_json(br#"{"id":".."}"#).expect("json");
+        assert_eq!(tail.render(&v, true).expect("one segment"), "/api..");
+
+        let v = parse_json(br#"{"id":"1\r\nX-Evil: yes"}"#).expect("json");
+        let e = header.render(&v, false).expect_err("crlf").to_string();
+        assert!(e.contains("header value refused"), "{e}");
+        assert_eq!(header.render_direct(&v, false), None);
     }
 }

@@ -15,6 +15,7 @@ const OWNED: &[&str] = &[
     "acks",
     "isolation.level",
     "message.max.bytes",
+    "group.instance.id",
 ];
 
 /// The largest record the producers write (`message.max.bytes`), set
@@ -30,11 +31,25 @@ pub const MAX_RECORD_BYTES: usize = 1_000_000;
 /// `INTOPS_KAFKA_OPTION_SECURITY_PROTOCOL=SASL_SSL` sets `security.protocol`.
 pub const OPTION_ENV_PREFIX: &str = "INTOPS_KAFKA_OPTION_";
 
+/// Environment variable holding this process's stable instance id (the
+/// pod's name in the Kubernetes manifests). When set, every consumer group
+/// member of the process is a static member (`group.instance.id`): a
+/// restarted instance takes its partitions back at once instead of waiting
+/// for the group to evict its dead predecessor, which the local broker
+/// (tansu 0.6) never does while a replacement is joining. Unset: dynamic
+/// membership. Two running processes must never share an id: the broker
+/// fences the older one, which then stops with a fatal error.
+pub const INSTANCE_ID_ENV: &str = "INTOPS_INSTANCE_ID";
+
+/// Kafka's limit on a `group.instance.id`.
+const MAX_INSTANCE_ID_LEN: usize = 249;
+
 /// How to reach Kafka.
 #[derive(Clone)]
 pub struct KafkaSettings {
     bootstrap: String,
     options: BTreeMap<String, String>,
+    instance_id: Option<String>,
 }
 
 impl std::fmt::Debug for KafkaSettings {
@@ -43,6 +58,7 @@ impl std::fmt::Debug for KafkaSettings {
         f.debug_struct("KafkaSettings")
             .field("bootstrap", &self.bootstrap)
             .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("instance_id", &self.instance_id)
             .finish()
     }
 }
@@ -61,30 +77,66 @@ impl KafkaSettings {
             .collect();
         if !refused.is_empty() {
             return Err(KafkaError::Config(format!(
-                "options {} are set by intops itself and cannot be passed through",
-                refused.join(", ")
+                "options {} are set by intops itself and cannot be passed through{}",
+                refused.join(", "),
+                if refused.iter().any(|k| k == "group.instance.id") {
+                    format!(" (set {INSTANCE_ID_ENV} for group.instance.id)")
+                } else {
+                    String::new()
+                }
             )));
         }
         Ok(Self {
             bootstrap: bootstrap.into(),
             options,
+            instance_id: None,
         })
     }
 
-    /// Settings with the pass-through options found in `vars` (usually
-    /// `std::env::vars()`).
+    /// Makes every consumer group member built from these settings a
+    /// static member with `id` (see [`INSTANCE_ID_ENV`]); `None` for
+    /// dynamic membership. Ids are at most 249 characters of ASCII
+    /// letters, digits, `.`, `_` and `-`, as Kafka requires.
+    pub fn with_instance_id(mut self, id: Option<String>) -> Result<Self, KafkaError> {
+        let id = id.map(|i| i.trim().to_string()).filter(|i| !i.is_empty());
+        if let Some(id) = &id {
+            let valid = id.len() <= MAX_INSTANCE_ID_LEN
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !valid {
+                return Err(KafkaError::Config(format!(
+                    "{INSTANCE_ID_ENV} must be at most {MAX_INSTANCE_ID_LEN} characters of letters, digits, '.', '_' and '-'"
+                )));
+            }
+        }
+        self.instance_id = id;
+        Ok(self)
+    }
+
+    /// The static membership id, when configured.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.instance_id.as_deref()
+    }
+
+    /// Settings with the pass-through options and the instance id
+    /// ([`INSTANCE_ID_ENV`]) found in `vars` (usually `std::env::vars()`).
     pub fn from_env(
         bootstrap: impl Into<String>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, KafkaError> {
+        let mut instance_id = None;
         let options = vars
             .into_iter()
             .filter_map(|(k, v)| {
+                if k == INSTANCE_ID_ENV {
+                    instance_id = Some(v.clone());
+                }
                 k.strip_prefix(OPTION_ENV_PREFIX)
                     .map(|name| (name.to_ascii_lowercase().replace('_', "."), v))
             })
             .collect();
-        Self::new(bootstrap, options)
+        Self::new(bootstrap, options)?.with_instance_id(instance_id)
     }
 
     /// The bootstrap servers.
@@ -119,6 +171,9 @@ impl KafkaSettings {
 
     /// Consumer settings for `group`: offsets are stored by intops only
     /// after processing (at least once) and committed in the background.
+    /// With an instance id, a member of `group` is a static member (see
+    /// [`INSTANCE_ID_ENV`]); readers that only assign partitions or fetch
+    /// offsets never join, so the id does not matter to them.
     pub fn consumer_config(&self, group: &str) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("auto.offset.reset", "earliest");
@@ -132,6 +187,11 @@ impl KafkaSettings {
         c.set("fetch.wait.max.ms", "50");
         merge(&mut c, self.base());
         c.set("group.id", group);
+        if let Some(id) = &self.instance_id {
+            // Unique within each group: every process has at most one
+            // member per group, and groups are per stage (and target).
+            c.set("group.instance.id", id);
+        }
         c.set("enable.auto.commit", "true");
         c.set("enable.auto.offset.store", "false");
         c
@@ -195,6 +255,45 @@ mod tests {
         let c = s.consumer_config("g");
         assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(c.get("group.id"), Some("g"));
+    }
+
+    #[test]
+    fn instance_id_makes_group_members_static() {
+        let dynamic =
+            KafkaSettings::from_env("b", [("HOME".to_string(), "/".to_string())]).expect("valid");
+        assert_eq!(dynamic.consumer_config("g").get("group.instance.id"), None);
+        let fixed = KafkaSettings::from_env(
+            "b",
+            [(
+                INSTANCE_ID_ENV.to_string(),
+                "intops-transform-7d9f-x2k".to_string(),
+            )],
+        )
+        .expect("valid");
+        assert_eq!(
+            fixed.consumer_config("g").get("group.instance.id"),
+            Some("intops-transform-7d9f-x2k")
+        );
+        assert_eq!(fixed.producer_config().get("group.instance.id"), None);
+        let blank = KafkaSettings::from_env("b", [(INSTANCE_ID_ENV.to_string(), " ".to_string())])
+            .expect("blank is unset");
+        assert_eq!(blank.instance_id(), None);
+    }
+
+    #[test]
+    fn bad_instance_ids_and_pass_through_are_refused() {
+        let e = KafkaSettings::from_env("b", [(INSTANCE_ID_ENV.to_string(), "a b".to_string())])
+            .expect_err("space");
+        assert!(e.to_string().contains(INSTANCE_ID_ENV), "{e}");
+        let e = KafkaSettings::from_env(
+            "b",
+            [(
+                "INTOPS_KAFKA_OPTION_GROUP_INSTANCE_ID".to_string(),
+                "x".to_string(),
+            )],
+        )
+        .expect_err("owned");
+        assert!(e.to_string().contains(INSTANCE_ID_ENV), "{e}");
     }
 
     fn settings(pairs: &[(&str, &str)]) -> KafkaSettings {

@@ -2,10 +2,17 @@
 //! its handler finished everything derived from it (outputs acknowledged,
 //! or the record dead-lettered) and every earlier record of its partition
 //! has too; stored offsets are committed in the background and on shutdown.
+//!
+//! The loop is the one writer of dead letters: a handler reports what
+//! failed for good ([`ProcessError::Poison`], [`Handled::DeadLetters`]) and
+//! the loop writes the dead letters, under the stage's dead-letter cap
+//! ([`crate::cap`]), which holds the records of a scope that fails too
+//! often instead (see `lane.rs`).
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -15,8 +22,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cap::DeadLetterCap;
 use crate::dlq::{DeadLetterWriter, Failure};
-use crate::drain::{DrainContext, Finished, GroupConsumer, Reporter};
+use crate::drain::{DrainContext, GroupConsumer};
+use crate::lane::lane;
 use crate::{KafkaError, KafkaSettings};
 
 /// How a handler failed, classified for the loop.
@@ -32,14 +41,22 @@ pub enum ProcessError {
 }
 
 impl From<KafkaError> for ProcessError {
+    /// Retryable stays retryable; a record the broker rejected (too large,
+    /// invalid) is poison for the record being handled; anything else
+    /// (settings, authorization) is fatal.
     fn from(e: KafkaError) -> Self {
         if e.is_retryable() {
             ProcessError::Retryable(e.to_string())
+        } else if e.is_record_level() {
+            ProcessError::Poison(Failure::new(REJECTED_CLASS, e.to_string()))
         } else {
             ProcessError::Fatal(e.to_string())
         }
     }
 }
+
+/// Dead-letter class of a record whose output the broker rejected.
+pub const REJECTED_CLASS: &str = "record_rejected";
 
 /// A pending acknowledgement: `Ok(true)` acknowledged, `Ok(false)`
 /// interrupted by shutdown, `Err` fatal.
@@ -57,6 +74,19 @@ pub enum Handled {
     /// retryable failures itself: running the handler again would repeat
     /// work out of order.
     Acknowledging(Ack),
+    /// Parts of the record failed for good (a flow's mapping, a target's
+    /// final answer). The loop writes one dead letter of the record per
+    /// failure, then waits for `then` as for [`Handled::Acknowledging`]
+    /// (typically the outcomes saying so). When the dead-letter cap holds
+    /// the record's scope, neither happens: the record is held and handled
+    /// again after the cap is reset, so `then` must be what records the
+    /// failure, not something already written.
+    DeadLetters {
+        /// What failed, one dead letter each.
+        failures: Vec<Failure>,
+        /// Acknowledged after the dead letters.
+        then: Option<Ack>,
+    },
 }
 
 impl From<()> for Handled {
@@ -70,6 +100,7 @@ impl std::fmt::Debug for Handled {
         f.write_str(match self {
             Handled::Done => "Done",
             Handled::Acknowledging(_) => "Acknowledging",
+            Handled::DeadLetters { .. } => "DeadLetters",
         })
     }
 }
@@ -79,8 +110,11 @@ impl std::fmt::Debug for Handled {
 pub struct ConsumeOptions {
     /// Stage name for logs and metrics (`transform`, `delivery`).
     pub stage: &'static str,
-    /// Where poison records go.
+    /// Where poison records go (only the loop writes them).
     pub dead_letters: DeadLetterWriter,
+    /// Holds a scope's records instead of dead-lettering them when too
+    /// many of them failed.
+    pub cap: Arc<DeadLetterCap>,
     /// Stops the loop between records.
     pub shutdown: CancellationToken,
     /// First retry delay for retryable failures.
@@ -120,7 +154,11 @@ pub fn new_consumer(
 ///
 /// Records are spread over `options.concurrency` lanes by key: records with
 /// the same key are handled one after the other, in partition order;
-/// different keys proceed in parallel. An offset is stored only when every
+/// different keys proceed in parallel. Records of a scope the dead-letter
+/// cap holds are set aside on their lane (in order, never dead-lettered,
+/// their offsets not stored) while the lane goes on with other scopes'
+/// records; a reset of the cap takes them up again before anything newer
+/// of their scope. An offset is stored only when every
 /// record before it in its partition has finished (the contiguous low
 /// watermark). When a rebalance takes partitions away, their in-flight
 /// records finish and are committed first (up to
@@ -219,148 +257,16 @@ fn lane_of(message: &OwnedMessage, lanes: usize) -> usize {
     (hasher.finish() % lanes as u64) as usize
 }
 
-async fn lane<F, Fut, H>(
-    mut rx: mpsc::Receiver<(OwnedMessage, u64)>,
-    done: Reporter,
-    options: ConsumeOptions,
-    handle: F,
-) where
-    F: Fn(OwnedMessage) -> Fut,
-    Fut: Future<Output = Result<H, ProcessError>>,
-    H: Into<Handled> + Send + 'static,
-{
-    while let Some((message, epoch)) = rx.recv().await {
-        if options.shutdown.is_cancelled() {
-            break;
-        }
-        let finished = |result| Finished {
-            topic: message.topic().to_string(),
-            partition: message.partition(),
-            offset: message.offset(),
-            epoch,
-            result,
-        };
-        let result = match process_one(&message, &options, &handle).await {
-            Ok(Step::Acknowledging(ack)) => {
-                // The next record of this lane need not wait for the
-                // acknowledgement; the offset does.
-                let done = done.clone();
-                let shutdown = options.shutdown.clone();
-                let mut finished = finished(Ok(false));
-                tokio::spawn(async move {
-                    finished.result = ack.await;
-                    if finished.result.is_err() {
-                        shutdown.cancel();
-                    }
-                    done.report(finished);
-                });
-                continue;
-            }
-            Ok(Step::Done) => Ok(true),
-            Ok(Step::Interrupted) => Ok(false),
-            Err(e) => Err(e),
-        };
-        let fatal = result.is_err();
-        done.report(finished(result));
-        if fatal {
-            options.shutdown.cancel();
-            break;
-        }
-    }
-}
-
-/// How processing one record ended.
-enum Step {
-    Done,
-    Interrupted,
-    Acknowledging(Ack),
-}
-
-/// Processes one record until it is done, shutdown interrupts a retry, or
-/// only an acknowledgement is left.
-async fn process_one<F, Fut, H>(
-    message: &OwnedMessage,
-    options: &ConsumeOptions,
-    handle: &F,
-) -> Result<Step, KafkaError>
-where
-    F: Fn(OwnedMessage) -> Fut,
-    Fut: Future<Output = Result<H, ProcessError>>,
-    H: Into<Handled> + Send + 'static,
-{
-    let mut pause = Pause::new(options);
-    loop {
-        let error = match handle(message.clone()).await {
-            Ok(h) => {
-                return Ok(match h.into() {
-                    Handled::Done => Step::Done,
-                    Handled::Acknowledging(ack) => Step::Acknowledging(ack),
-                });
-            }
-            Err(e) => e,
-        };
-        let class = match &error {
-            ProcessError::Retryable(_) => "retryable",
-            ProcessError::Poison(_) => "poison",
-            ProcessError::Fatal(_) => "fatal",
-        };
-        metrics::counter!(intops_runtime::metrics::CONSUMER_ERRORS, "stage" => options.stage, "class" => class)
-            .increment(1);
-        match error {
-            ProcessError::Retryable(reason) => {
-                tracing::warn!(
-                    stage = options.stage,
-                    topic = message.topic(),
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    error = %reason,
-                    "retryable failure, retrying record"
-                );
-                if !pause.wait().await {
-                    return Ok(Step::Interrupted);
-                }
-            }
-            ProcessError::Poison(failure) => {
-                // The dead letter must be acknowledged before the offset
-                // moves on; keep trying while the broker is away.
-                loop {
-                    match options.dead_letters.write(message, &failure).await {
-                        Ok(()) => return Ok(Step::Done),
-                        Err(e) if e.is_retryable() => {
-                            tracing::warn!(stage = options.stage, error = %e, "cannot write dead letter, retrying");
-                            if !pause.wait().await {
-                                return Ok(Step::Interrupted);
-                            }
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            ProcessError::Fatal(reason) => {
-                tracing::error!(
-                    stage = options.stage,
-                    topic = message.topic(),
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    error = %reason,
-                    "fatal failure, stopping"
-                );
-                return Err(KafkaError::Fatal(reason));
-            }
-        }
-    }
-}
-
 /// Exponential backoff with jitter between retries of one record, cut
 /// short by shutdown.
-struct Pause<'a> {
+pub(crate) struct Pause<'a> {
     delays: backon::ExponentialBackoff,
     max: Duration,
     shutdown: &'a CancellationToken,
 }
 
 impl<'a> Pause<'a> {
-    fn new(options: &'a ConsumeOptions) -> Self {
+    pub(crate) fn new(options: &'a ConsumeOptions) -> Self {
         let delays = ExponentialBuilder::default()
             .with_min_delay(options.min_backoff)
             .with_max_delay(options.max_backoff)
@@ -375,7 +281,7 @@ impl<'a> Pause<'a> {
     }
 
     /// Waits for the next delay; false when shutdown came first.
-    async fn wait(&mut self) -> bool {
+    pub(crate) async fn wait(&mut self) -> bool {
         let delay = self.delays.next().unwrap_or(self.max);
         tokio::select! {
             () = self.shutdown.cancelled() => false,

@@ -37,7 +37,11 @@ impl ServiceContext {
             basic_auth: connect.schema_registry_username.clone().map(|u| {
                 (
                     u,
-                    connect.schema_registry_password.clone().unwrap_or_default(),
+                    connect
+                        .schema_registry_password
+                        .as_ref()
+                        .map(|p| p.expose().to_string())
+                        .unwrap_or_default(),
                 )
             }),
             timeout: Duration::from_secs(10),
@@ -96,6 +100,28 @@ impl ServiceContext {
                 }
             }
         });
+    }
+
+    /// Reports readiness check `partitions <group>` false while `consumer`
+    /// (a member of `group`) has held no partition for longer than `grace`
+    /// and the group has records left (see [`crate::drain::starved`]),
+    /// until `shutdown`.
+    pub fn watch_assignment(
+        &self,
+        consumer: &crate::GroupConsumer,
+        group: &str,
+        readiness: &Readiness,
+        grace: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), KafkaError> {
+        crate::drain::watch(
+            consumer,
+            &self.kafka,
+            group,
+            readiness.clone(),
+            grace,
+            shutdown,
+        )
     }
 
     /// Creates whichever of `names` do not exist yet, with the configured

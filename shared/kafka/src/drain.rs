@@ -11,10 +11,11 @@
 //! finished by then is left to the next owner (at least once: the offset was
 //! not committed, so it processes the record again).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -23,6 +24,10 @@ use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::KafkaError;
 use crate::offsets::OffsetTracker;
+
+mod assigned;
+
+pub use assigned::{Assignment, lag, starved, watch};
 
 /// The longest a rebalance waits for in-flight records of the partitions it
 /// takes away. Well inside the group's rebalance timeout (librdkafka's
@@ -36,6 +41,7 @@ pub type GroupConsumer = StreamConsumer<DrainContext>;
 #[derive(Default)]
 pub struct DrainContext {
     inflight: Arc<InFlight>,
+    assignment: Arc<Assignment>,
 }
 
 impl std::fmt::Debug for DrainContext {
@@ -56,15 +62,67 @@ impl DrainContext {
     pub fn drains(&self) -> u64 {
         self.inflight.drains.load(Ordering::Relaxed)
     }
+
+    /// The partitions this member holds (see [`watch`]).
+    pub fn assignment(&self) -> &Arc<Assignment> {
+        &self.assignment
+    }
+
+    /// The client's fatal error, once one was raised (for example
+    /// `FENCED_INSTANCE_ID`: another process joined with this process's
+    /// instance id).
+    pub fn fatal(&self) -> Option<&str> {
+        self.inflight.fatal.get().map(String::as_str)
+    }
 }
 
-impl ClientContext for DrainContext {}
+impl ClientContext for DrainContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // librdkafka raises a fatal error (fencing among them) as this log
+        // line and as a consumer error the loop only warns about: stop the
+        // loop here, so the service exits non-zero instead of consuming
+        // nothing forever.
+        if fac == "FATAL" {
+            tracing::error!(target: "librdkafka", error = log_message, "fatal consumer error, stopping");
+            if self.inflight.fatal.set(log_message.to_string()).is_ok() {
+                self.inflight.wake.notify_one();
+            }
+            return;
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+        }
+    }
+}
 
 impl ConsumerContext for DrainContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(revoked) = rebalance {
             self.inflight.drain(consumer, revoked);
         }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let held = match rebalance {
+            Rebalance::Error(_) => return,
+            _ => consumer.assignment().map(|a| a.count()).unwrap_or(0),
+        };
+        self.assignment.set(held);
+        tracing::debug!(held, "partitions assigned after rebalance");
     }
 }
 
@@ -87,6 +145,8 @@ pub(crate) struct InFlight {
     /// Rung by every report; the dispatcher settles when it rings.
     pub wake: Notify,
     drains: AtomicU64,
+    /// The client's fatal error (see [`DrainContext::fatal`]).
+    fatal: OnceLock<String>,
 }
 
 #[derive(Default)]
@@ -154,6 +214,11 @@ impl InFlight {
         } = &mut *state;
         if let Some(rx) = finished.as_mut() {
             books.apply_queued(consumer, rx);
+        }
+        if let Some(fatal) = self.fatal.get() {
+            books
+                .failure
+                .get_or_insert_with(|| KafkaError::Fatal(format!("kafka consumer: {fatal}")));
         }
         books.failure.is_some()
     }
@@ -319,5 +384,39 @@ impl Books {
         while let Ok(done) = rx.try_recv() {
             self.apply(consumer, done);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::ClientConfig;
+
+    use super::*;
+
+    /// librdkafka reports a fatal error (`FENCED_INSTANCE_ID` when another
+    /// process joined with this process's instance id) as a `FATAL` log
+    /// line: the loop's next settle fails, so the service stops.
+    #[tokio::test]
+    async fn a_fatal_client_error_fails_the_loop() {
+        let consumer: BaseConsumer<DrainContext> = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("group.id", "g")
+            .create_with_context(DrainContext::default())
+            .expect("consumer");
+        let inflight = consumer.context().inflight().clone();
+        let reporter = inflight.open("transform").await;
+        assert!(!inflight.settle(&consumer).await, "no failure yet");
+        consumer.context().log(
+            RDKafkaLogLevel::Emerg,
+            "FATAL",
+            "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id",
+        );
+        assert!(consumer.context().fatal().is_some());
+        assert!(inflight.settle(&consumer).await, "the loop stops");
+        drop(reporter);
+        let (failure, _) = inflight.close(&consumer).await;
+        let failure = failure.expect("fatal failure");
+        assert!(matches!(failure, KafkaError::Fatal(_)), "{failure}");
+        assert!(failure.to_string().contains("fenced"), "{failure}");
     }
 }

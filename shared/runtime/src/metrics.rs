@@ -14,15 +14,22 @@ pub const INGEST_EVENTS: &str = "intops_ingest_events_total";
 pub const INGEST_BYTES: &str = "intops_ingest_bytes_total";
 /// Seconds from request to broker acknowledgement; label `source`.
 pub const INGEST_ACK_SECONDS: &str = "intops_ingest_ack_seconds";
-/// Poll runs of polled sources; labels `source`, `result` (ok, error).
+/// Poll runs of polled sources; labels `source`, `result` (ok, error,
+/// refused: an off-origin next link, a redirect, or a page over a limit).
 pub const INGEST_POLL_RUNS: &str = "intops_ingest_poll_runs_total";
 /// Unix time of a polled source's last successful run; label `source`.
 /// `time() - intops_ingest_poll_last_success_seconds` is the cursor lag.
 pub const INGEST_POLL_LAST_SUCCESS: &str = "intops_ingest_poll_last_success_seconds";
 /// Flows-file reloads; labels `service`, `result` (ok, error).
 pub const FLOWS_RELOADS: &str = "intops_flows_reloads_total";
-/// 1 while transform's dead-letter cap holds processing, else 0.
+/// 1 while transform's dead-letter cap holds any source's records, else 0
+/// (kept for existing alerts; see [`DEAD_LETTER_CAP_TRIPPED`]).
 pub const TRANSFORM_CAP_TRIPPED: &str = "intops_transform_dead_letter_cap_tripped";
+/// 1 while a stage's dead-letter cap holds a scope's records, 0 after a
+/// reset; labels `stage`, `scope` (a source id, `unknown` or `other`).
+pub const DEAD_LETTER_CAP_TRIPPED: &str = "intops_dead_letter_cap_tripped";
+/// Records a stage's dead-letter cap holds now; label `stage`.
+pub const DEAD_LETTER_CAP_HELD: &str = "intops_dead_letter_cap_held";
 /// Events transform read; label `source`.
 pub const TRANSFORM_EVENTS: &str = "intops_transform_events_total";
 /// Delivery requests produced; labels `flow`, `target`.
@@ -113,6 +120,14 @@ fn describe() {
     describe_gauge!(
         TRANSFORM_CAP_TRIPPED,
         "1 while transform's dead-letter cap holds processing"
+    );
+    describe_gauge!(
+        DEAD_LETTER_CAP_TRIPPED,
+        "1 while a stage's dead-letter cap holds a scope's records, by stage and scope"
+    );
+    describe_gauge!(
+        DEAD_LETTER_CAP_HELD,
+        "records a stage's dead-letter cap holds now, by stage"
     );
     describe_counter!(
         DELIVERY_RATE_LIMITED,

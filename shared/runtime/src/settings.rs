@@ -22,9 +22,10 @@ pub struct ConnectArgs {
     #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_USERNAME")]
     pub schema_registry_username: Option<String>,
 
-    /// Schema registry basic-auth password (optional; never logged).
-    #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_PASSWORD", hide_env_values = true)]
-    pub schema_registry_password: Option<String>,
+    /// Schema registry basic-auth password (optional; never logged: its
+    /// `Debug` prints `***`).
+    #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_PASSWORD", hide_env_values = true, value_parser = secret)]
+    pub schema_registry_password: Option<intops_flows::Secret>,
 
     /// PEM file of CA certificates to trust for an `https://` registry
     /// (optional; the system's roots are trusted as well).
@@ -42,6 +43,11 @@ pub struct ConnectArgs {
     /// Replication factor of topics the service creates.
     #[arg(long, env = "INTOPS_TOPIC_REPLICATION", default_value_t = 1)]
     pub topic_replication: i32,
+}
+
+/// A secret flag value: kept out of `Debug` output.
+fn secret(value: &str) -> Result<intops_flows::Secret, std::convert::Infallible> {
+    Ok(intops_flows::Secret::new(value))
 }
 
 impl ConnectArgs {
@@ -84,6 +90,12 @@ pub struct CommonArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "INTOPS_LOG_FORMAT", default_value = "text")]
     pub log_format: crate::telemetry::LogFormat,
+
+    /// How long a consumer may hold no partition while its group has
+    /// records left before `/readyz` reports it not ready (a rebalance
+    /// normally assigns partitions within the session timeout, 10 s).
+    #[arg(long, env = "INTOPS_UNASSIGNED_GRACE", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub unassigned_grace: Duration,
 }
 
 impl CommonArgs {
@@ -95,6 +107,46 @@ impl CommonArgs {
             admin_listen: None,
             shutdown_timeout: Duration::from_secs(10),
             log_format: crate::telemetry::LogFormat::Text,
+            unassigned_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    /// Settings are logged with `{:?}` (start-up, errors): the registry
+    /// password must not be in that text.
+    #[test]
+    fn registry_password_never_appears_in_debug_output() {
+        let flags = Flags::try_parse_from([
+            "svc",
+            "--flows",
+            "f.toml",
+            "--schema-registry-username",
+            "intops",
+            "--schema-registry-password",
+            "pa55-word-xyz",
+        ])
+        .expect("flags");
+        let password = flags.common.connect.schema_registry_password.as_ref();
+        assert_eq!(password.map(|p| p.expose()), Some("pa55-word-xyz"));
+        for text in [
+            format!("{flags:?}"),
+            format!("{:?}", flags.common.connect),
+            format!("{:#?}", flags.common),
+        ] {
+            assert!(!text.contains("pa55-word-xyz"), "{text}");
+            assert!(text.contains("intops"), "{text}");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use intops_events::{Outcome, OutcomeStatus, RecordKind, ReplayMark, Stage, now_micros};
+use intops_events::{Outcome, OutcomeStatus, RecordKind, ReplayMark, Stage, Topics, now_micros};
 use intops_kafka::{Record, ServiceContext, dlq_headers, topics};
 
 use super::filter::Filters;
@@ -72,6 +72,8 @@ struct Selection {
     to_park: i64,
     already_replayed: i64,
     unreplayable: i64,
+    /// Dead letters whose original topic is not this deployment's.
+    foreign_topic: i64,
     by_group: BTreeMap<(String, String, String), i64>,
     samples: Vec<String>,
 }
@@ -143,6 +145,17 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
             );
             continue;
         }
+        if !own_topic(&ctx.topics, &letter.letter.original_topic) {
+            selection.foreign_topic += 1;
+            eprintln!(
+                "warning: {} names original topic {:?}, which is not one of this deployment's ({} or {}<target>); skipped",
+                letter.location(),
+                letter.letter.original_topic,
+                ctx.topics.events(),
+                ctx.topics.deliveries(""),
+            );
+            continue;
+        }
         let action = if letter.letter.replay_count >= args.max_replays {
             selection.to_park += 1;
             Action::Park
@@ -200,6 +213,7 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
     totals.insert("parked", counts.parked.load(Ordering::Relaxed));
     totals.insert("skipped_already_replayed", selection.already_replayed);
     totals.insert("unreplayable", selection.unreplayable);
+    totals.insert("skipped_foreign_topic", selection.foreign_topic);
     totals.insert("failed", i64::from(finished.is_err()));
     audit.finished(ctx, &totals).await?;
     finished?;
@@ -212,7 +226,7 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
         println!("{}", serde_json::Value::Object(out));
     } else {
         println!(
-            "replay {replay_id}: {} selected, {} sent, {} parked, {} skipped as already replayed{}, {} unreplayable ({:.1}s)",
+            "replay {replay_id}: {} selected, {} sent, {} parked, {} skipped as already replayed{}, {} unreplayable, {} skipped for a topic not of this deployment ({:.1}s)",
             totals["selected"],
             totals["sent"],
             totals["parked"],
@@ -223,10 +237,29 @@ pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> 
                 ""
             },
             totals["unreplayable"],
+            totals["skipped_foreign_topic"],
             elapsed.as_secs_f64()
         );
     }
     Ok(())
+}
+
+/// Whether a replay may write to `topic`: this deployment's events topic
+/// or one of its deliveries topics (`<prefix>.deliveries.<target id>`),
+/// the only topics dead letters come from. Anything else in a dead letter
+/// (written by another deployment, or forged) is never produced to.
+fn own_topic(topics: &Topics, topic: &str) -> bool {
+    if topic == topics.events() {
+        return true;
+    }
+    topic
+        .strip_prefix(&topics.deliveries(""))
+        .is_some_and(|target| {
+            !target.is_empty()
+                && target
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
 }
 
 fn describe(args: &ReplayArgs) -> BTreeMap<String, String> {
@@ -282,6 +315,7 @@ fn print_dry_run(s: &Selection, as_json: bool) {
                 "would_park": s.to_park,
                 "skipped_already_replayed": s.already_replayed,
                 "unreplayable": s.unreplayable,
+                "skipped_foreign_topic": s.foreign_topic,
                 "groups": groups,
                 "first": s.samples,
             })
@@ -289,8 +323,8 @@ fn print_dry_run(s: &Selection, as_json: bool) {
         return;
     }
     println!(
-        "dry run: {} selected; would replay {} and park {}; {} skipped as already replayed; {} unreplayable; nothing written",
-        s.selected, s.to_replay, s.to_park, s.already_replayed, s.unreplayable
+        "dry run: {} selected; would replay {} and park {}; {} skipped as already replayed; {} unreplayable; {} skipped for a topic not of this deployment; nothing written",
+        s.selected, s.to_replay, s.to_park, s.already_replayed, s.unreplayable, s.foreign_topic
     );
     if !s.by_group.is_empty() {
         println!(
@@ -428,5 +462,42 @@ impl Run {
                 marker.mark(mark).await
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_deployments_topics_are_replayed_to() {
+        let topics = Topics::new("acme");
+        for ok in [
+            "acme.events",
+            "acme.deliveries.jira",
+            "acme.deliveries.crm-eu_2.v1",
+        ] {
+            assert!(own_topic(&topics, ok), "{ok}");
+        }
+        for foreign in [
+            "other.events",
+            "other.deliveries.jira",
+            "acme.deliveries.",
+            "acme.deliveries",
+            "acme.outcomes",
+            "acme.dlq.delivery",
+            "acme.dlq.parked",
+            "acme.control",
+            "acme.audit",
+            "acme.dlq.replays",
+            "acme.ingest.cursors",
+            "acme.events.x",
+            "acme.deliveries.a/b",
+            "acme.deliveries.a b",
+            "acmeXevents",
+            "",
+        ] {
+            assert!(!own_topic(&topics, foreign), "{foreign}");
+        }
     }
 }

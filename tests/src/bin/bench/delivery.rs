@@ -84,6 +84,9 @@ pub async fn measure(
     let args = intops_delivery::Args {
         common,
         targets: vec![],
+        dlq_cap_window: 0,
+        dlq_cap_ratio: 1.0,
+        dlq_cap_consecutive: 0,
     };
     let task = tokio::spawn(intops_delivery::run(args, shutdown.clone()));
     poll_until("every delivery", Duration::from_secs(600), || async {

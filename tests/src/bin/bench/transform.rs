@@ -173,6 +173,7 @@ pub async fn on_broker(flows_text: &str, payloads: &[String]) -> anyhow::Result<
         concurrency: 1024,
         dlq_cap_window: 0,
         dlq_cap_ratio: 1.0,
+        dlq_cap_consecutive: 0,
     };
     let task = tokio::spawn(intops_transform::run(args, shutdown.clone()));
     let deliveries = topics.deliveries("jira");
