@@ -59,7 +59,7 @@ async fn the_settings_documented_are_exactly_the_settings_accepted() {
     .expect("doc");
     let mut code = BTreeMap::new();
     for cmd in [
-        intops_ingest::IngestArgs::command(),
+        intops_ingest::IngestCli::command(),
         intops_transform::Args::command(),
         intops_delivery::Args::command(),
         intops_monitor::Args::command(),

@@ -120,6 +120,7 @@ async fn a_burst_of_bad_events_holds_only_its_source_and_a_fix_releases_them() {
     let dead = topic::count(&dlq);
     // The test pipeline's transform cap: more than half of a source's last
     // 20 records failed (checked once 20 finished).
+    eprintln!("transform cap: {dead} of {BAD} bad events dead-lettered, the rest held");
     assert!(dead >= 20, "the cap trips once the window is full: {dead}");
     assert!(
         dead < BAD as i64 / 2,
@@ -211,6 +212,7 @@ async fn delivery_holds_a_failing_source_and_delivers_the_others() {
     })
     .await;
     let dead = topic::count(&dlq);
+    eprintln!("delivery cap: {dead} of {BAD} bad requests dead-lettered, the rest held");
     assert!(
         (50..BAD as i64 / 2).contains(&dead),
         "delivery's cap stopped the flood: {dead} of {BAD} dead-lettered"

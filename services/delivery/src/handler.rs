@@ -10,7 +10,7 @@ use intops_events::{
 };
 use intops_flows::{Flows, Retry, StatusSet};
 use intops_kafka::{
-    DeadLetterWriter, Failure, Handled, Message, OwnedMessage, ProcessError, ServiceContext,
+    Failure, Handled, Message, OwnedMessage, ProcessError, ServiceContext,
 };
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError, Readiness};
@@ -77,7 +77,6 @@ impl TargetRuntime {
 pub(crate) struct Handler {
     target: Arc<TargetRuntime>,
     ctx: ServiceContext,
-    dlq: DeadLetterWriter,
     shutdown: CancellationToken,
 }
 
@@ -85,13 +84,11 @@ impl Handler {
     pub(crate) fn new(
         target: Arc<TargetRuntime>,
         ctx: ServiceContext,
-        dlq: DeadLetterWriter,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             target,
             ctx,
-            dlq,
             shutdown,
         }
     }
@@ -178,6 +175,9 @@ impl Handler {
                 Some((class, status, reason, excerpt, false))
             }
         };
+        // The consumer loop writes the dead letter (or holds the record when
+        // this source's dead-letter cap is tripped), then the outcome.
+        let mut failures = Vec::new();
         if let Some((class, status, reason, excerpt, retryable)) = failure {
             let failure = Failure {
                 retryable,
@@ -190,13 +190,24 @@ impl Handler {
                 response_excerpt: excerpt,
                 ..Failure::new(&class, reason.clone())
             };
-            self.dlq.write(&message, &failure).await?;
             outcome.status = OutcomeStatus::DeadLettered;
             outcome.http_status = failure.http_status;
-            outcome.error = Some(reason);
+            outcome.error = Some(intops_kafka::truncate_text(
+                &reason,
+                intops_kafka::MAX_ERROR_TEXT_BYTES,
+            ));
+            failures.push(failure);
         }
         metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "flow" => request.flow_id.clone(), "status" => outcome.status.as_str()).increment(1);
-        Ok(self.write_outcome(&message, outcome))
+        let then = self.write_outcome(&message, outcome);
+        Ok(if failures.is_empty() {
+            Handled::Acknowledging(then)
+        } else {
+            Handled::DeadLetters {
+                failures,
+                then: Some(then),
+            }
+        })
     }
 
     /// Attempts until a final answer; an `Err` only when shutdown interrupts
@@ -357,13 +368,13 @@ impl Handler {
     /// to `Ok(false)` if shutdown comes first (the record is then
     /// redelivered after restart, and delivered again with the same
     /// Idempotency-Key).
-    fn write_outcome(&self, message: &OwnedMessage, outcome: Outcome) -> Handled {
+    fn write_outcome(&self, message: &OwnedMessage, outcome: Outcome) -> intops_kafka::Ack {
         // Same key as the event, so one entity's records share a partition.
         let key = message.key().unwrap_or_default().to_vec();
         let ctx = self.ctx.clone();
         let shutdown = self.shutdown.clone();
         let retry = self.target.retry;
-        Handled::Acknowledging(Box::pin(async move {
+        Box::pin(async move {
             let topic = ctx.topics.outcomes();
             let mut delays = ExponentialBuilder::default()
                 .with_min_delay(retry.initial_backoff)
@@ -388,7 +399,7 @@ impl Handler {
                     Err(e) => return Err(e),
                 }
             }
-        }))
+        })
     }
 }
 

@@ -140,7 +140,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             concurrency,
         };
         let handler =
-            handler::Handler::new(target, ctx.clone(), dead_letters.clone(), shutdown.clone());
+            handler::Handler::new(target, ctx.clone(), shutdown.clone());
         tracing::info!(target = %target_id, %topic, "delivery consuming");
         tasks.spawn(async move {
             let result = consume(&consumer, &options, move |message| {

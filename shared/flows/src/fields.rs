@@ -7,9 +7,10 @@
 //! The payload is still checked as a whole (serde_json reads every byte),
 //! but only the wanted fields become jq values. Text that serde_json
 //! refuses, that is not an object, or that has a `\u` escape of a UTF-16
-//! surrogate (which serde_json skips without checking its pairing) gives
-//! `None`: the caller then parses the whole payload with jaq, which also
-//! writes the error message for a payload that is not JSON.
+//! surrogate (which serde_json skips without checking its pairing), or that
+//! nests deeper than the depth limit, gives `None`: the caller then parses
+//! the whole payload with jaq, which also writes the error message for a
+//! payload that is not JSON (or too deep).
 
 use serde::Deserializer as _;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -23,7 +24,11 @@ use crate::jq::parse_json;
 /// duplicates) that it has, the last one where a key repeats, as jq keeps
 /// it.
 pub(crate) fn read(json: &str, keys: &[String]) -> Option<Val> {
-    if has_surrogate_escape(json) {
+    // Nesting too deep anywhere (even in a field no flow reads) is refused
+    // as the whole-payload path refuses it (`parse_json`).
+    if has_surrogate_escape(json)
+        || intops_events::exceeds_depth(json.as_bytes(), intops_events::DEFAULT_MAX_JSON_DEPTH)
+    {
         return None;
     }
     let mut de = serde_json::Deserializer::from_str(json);

@@ -32,8 +32,9 @@ pub const MAX_RECORD_BYTES: usize = 1_000_000;
 pub const OPTION_ENV_PREFIX: &str = "INTOPS_KAFKA_OPTION_";
 
 /// Environment variable holding this process's stable instance id (the
-/// pod's name in the Kubernetes manifests). When set, every consumer group
-/// member of the process is a static member (`group.instance.id`): a
+/// pod's name in the Kubernetes manifests; read by
+/// `intops_runtime::ConnectArgs`). When set, every consumer group member
+/// of the process is a static member (`group.instance.id`): a
 /// restarted instance takes its partitions back at once instead of waiting
 /// for the group to evict its dead predecessor, which the local broker
 /// (tansu 0.6) never does while a replacement is joining. Unset: dynamic
@@ -119,24 +120,20 @@ impl KafkaSettings {
         self.instance_id.as_deref()
     }
 
-    /// Settings with the pass-through options and the instance id
-    /// ([`INSTANCE_ID_ENV`]) found in `vars` (usually `std::env::vars()`).
+    /// Settings with the pass-through options found in `vars` (usually
+    /// `std::env::vars()`).
     pub fn from_env(
         bootstrap: impl Into<String>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, KafkaError> {
-        let mut instance_id = None;
         let options = vars
             .into_iter()
             .filter_map(|(k, v)| {
-                if k == INSTANCE_ID_ENV {
-                    instance_id = Some(v.clone());
-                }
                 k.strip_prefix(OPTION_ENV_PREFIX)
                     .map(|name| (name.to_ascii_lowercase().replace('_', "."), v))
             })
             .collect();
-        Self::new(bootstrap, options)?.with_instance_id(instance_id)
+        Self::new(bootstrap, options)
     }
 
     /// The bootstrap servers.
@@ -259,30 +256,27 @@ mod tests {
 
     #[test]
     fn instance_id_makes_group_members_static() {
-        let dynamic =
-            KafkaSettings::from_env("b", [("HOME".to_string(), "/".to_string())]).expect("valid");
+        let dynamic = KafkaSettings::new("b", BTreeMap::new()).expect("valid");
         assert_eq!(dynamic.consumer_config("g").get("group.instance.id"), None);
-        let fixed = KafkaSettings::from_env(
-            "b",
-            [(
-                INSTANCE_ID_ENV.to_string(),
-                "intops-transform-7d9f-x2k".to_string(),
-            )],
-        )
-        .expect("valid");
+        let fixed = dynamic
+            .clone()
+            .with_instance_id(Some("intops-transform-7d9f-x2k".into()))
+            .expect("valid");
         assert_eq!(
             fixed.consumer_config("g").get("group.instance.id"),
             Some("intops-transform-7d9f-x2k")
         );
         assert_eq!(fixed.producer_config().get("group.instance.id"), None);
-        let blank = KafkaSettings::from_env("b", [(INSTANCE_ID_ENV.to_string(), " ".to_string())])
+        let blank = dynamic
+            .with_instance_id(Some(" ".into()))
             .expect("blank is unset");
         assert_eq!(blank.instance_id(), None);
     }
 
     #[test]
     fn bad_instance_ids_and_pass_through_are_refused() {
-        let e = KafkaSettings::from_env("b", [(INSTANCE_ID_ENV.to_string(), "a b".to_string())])
+        let e = KafkaSettings::new("b", BTreeMap::new())
+            .and_then(|s| s.with_instance_id(Some("a b".into())))
             .expect_err("space");
         assert!(e.to_string().contains(INSTANCE_ID_ENV), "{e}");
         let e = KafkaSettings::from_env(

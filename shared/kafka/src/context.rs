@@ -31,7 +31,8 @@ impl ServiceContext {
     /// Builds clients from `common` and the process environment's
     /// pass-through Kafka options. Nothing is contacted yet.
     pub fn new(connect: &ConnectArgs) -> Result<Self, KafkaError> {
-        let kafka = KafkaSettings::from_env(&connect.kafka_bootstrap, std::env::vars())?;
+        let kafka = KafkaSettings::from_env(&connect.kafka_bootstrap, std::env::vars())?
+            .with_instance_id(connect.instance_id.clone())?;
         let registry = RegistrySettings {
             url: connect.schema_registry_url.clone(),
             basic_auth: connect.schema_registry_username.clone().map(|u| {

@@ -32,6 +32,14 @@ pub struct ConnectArgs {
     #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_CA")]
     pub schema_registry_ca: Option<PathBuf>,
 
+    /// Stable id of this process for static consumer group membership
+    /// (`group.instance.id`): a restarted process with the same id takes
+    /// its partitions back at once. The pod name in Kubernetes. Unset:
+    /// dynamic membership. Must be unique among the running processes of
+    /// a service (the broker fences the older of two: it stops).
+    #[arg(long, env = "INTOPS_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
     /// Prefix of every topic and consumer group.
     #[arg(long, env = "INTOPS_TOPIC_PREFIX", default_value = "intops")]
     pub topic_prefix: String,
@@ -59,6 +67,7 @@ impl ConnectArgs {
             schema_registry_username: None,
             schema_registry_password: None,
             schema_registry_ca: None,
+            instance_id: None,
             topic_prefix: topic_prefix.into(),
             topic_partitions: 3,
             topic_replication: 1,

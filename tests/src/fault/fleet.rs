@@ -100,7 +100,7 @@ impl Fleet {
         let instance = format!("{}-{n}", role.name());
         let ingest_listen = format!("127.0.0.1:{}", self.ingest_port);
         let monitor_listen = format!("127.0.0.1:{}", self.monitor_port);
-        let mut env = if n == 0 { vec![(INSTANCE_ID_ENV, instance.as_str())] } else { vec![] };
+        let mut env = vec![(INSTANCE_ID_ENV, instance.as_str())];
         match role {
             Role::Ingest => {
                 env.push(("INTOPS_INGEST_LISTEN", &ingest_listen));
