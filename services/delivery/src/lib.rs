@@ -117,10 +117,14 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             .get(&target_id)
             .map_or(1, |t| t.concurrency as usize);
         let topic = ctx.topics.deliveries(&target_id);
-        let consumer = new_consumer(
-            &ctx.kafka,
-            &ctx.topics.group(&format!("delivery.{target_id}")),
-            &[&topic],
+        let group = ctx.topics.group(&format!("delivery.{target_id}"));
+        let consumer = new_consumer(&ctx.kafka, &group, &[&topic])?;
+        ctx.watch_assignment(
+            &consumer,
+            &group,
+            &readiness,
+            args.common.unassigned_grace,
+            shutdown.clone(),
         )?;
         // One cap per target (its own loop), scoped by source inside it;
         // cleared by a restart.

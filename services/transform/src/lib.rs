@@ -78,7 +78,15 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         .context("creating topics")?;
 
     let events = ctx.topics.events();
-    let consumer = new_consumer(&ctx.kafka, &ctx.topics.group("transform"), &[&events])?;
+    let group = ctx.topics.group("transform");
+    let consumer = new_consumer(&ctx.kafka, &group, &[&events])?;
+    ctx.watch_assignment(
+        &consumer,
+        &group,
+        &readiness,
+        args.common.unassigned_grace,
+        shutdown.clone(),
+    )?;
     let cap = Arc::new(DeadLetterCap::new(
         "transform",
         "dead_letter_cap",

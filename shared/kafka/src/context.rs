@@ -165,3 +165,27 @@ impl ServiceContext {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_instance_id_setting_reaches_the_group_members() {
+        let mut connect = ConnectArgs::local("p");
+        connect.instance_id = Some("intops-delivery-5c6d7-abcde".into());
+        let ctx = ServiceContext::new(&connect).expect("context");
+        assert_eq!(
+            ctx.kafka
+                .consumer_config("p.transform")
+                .get("group.instance.id"),
+            Some("intops-delivery-5c6d7-abcde")
+        );
+        connect.instance_id = None;
+        let ctx = ServiceContext::new(&connect).expect("context");
+        assert_eq!(
+            ctx.kafka.consumer_config("g").get("group.instance.id"),
+            None
+        );
+    }
+}
