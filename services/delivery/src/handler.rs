@@ -9,9 +9,7 @@ use intops_events::{
     CodecError, DeliveryRequest, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
 };
 use intops_flows::{Flows, Retry, StatusSet};
-use intops_kafka::{
-    Failure, Handled, Message, OwnedMessage, ProcessError, ServiceContext,
-};
+use intops_kafka::{Failure, Handled, Message, OwnedMessage, ProcessError, ServiceContext};
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError, Readiness};
 

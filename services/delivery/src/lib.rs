@@ -143,8 +143,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             max_backoff: Duration::from_secs(30),
             concurrency,
         };
-        let handler =
-            handler::Handler::new(target, ctx.clone(), shutdown.clone());
+        let handler = handler::Handler::new(target, ctx.clone(), shutdown.clone());
         tracing::info!(target = %target_id, %topic, "delivery consuming");
         tasks.spawn(async move {
             let result = consume(&consumer, &options, move |message| {

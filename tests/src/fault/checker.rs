@@ -45,6 +45,17 @@ pub struct DeadLetterSeen {
     pub class: String,
 }
 
+/// One request the target received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    /// Its Idempotency-Key.
+    pub key: String,
+    /// The target's answer.
+    pub status: u16,
+    /// Seconds after the load started.
+    pub at_secs: f64,
+}
+
 /// A fault injected during the run, with what it could repeat.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fault {
@@ -81,8 +92,8 @@ pub struct Input {
     pub outcomes: Vec<OutcomeSeen>,
     /// Every record of the dead-letter topics.
     pub dead_letters: Vec<DeadLetterSeen>,
-    /// Every request the target received: (Idempotency-Key, status).
-    pub target: Vec<(String, u16)>,
+    /// Every request the target received.
+    pub target: Vec<Answered>,
     /// The flow id, second half of the Idempotency-Key (`<event>:<flow>`).
     pub flow_id: String,
     /// The faults, in order.
@@ -126,6 +137,9 @@ pub struct Figures {
     pub delivered_twice: usize,
     /// Extra 2xx answers in all.
     pub end_to_end_duplicates: u64,
+    /// Extra 2xx answers that came after each fault and before the next
+    /// (by fault, in order; those before the first fault are not counted).
+    pub duplicates_after: Vec<u64>,
     /// The dead letters' error classes and their counts.
     pub dead_letter_classes: BTreeMap<String, usize>,
 }
@@ -189,13 +203,12 @@ pub fn check(input: &Input) -> Report {
     };
     let (dl_transform, dl_delivery) = (dead(Stage::Transform), dead(Stage::Delivery));
     let suffix = format!(":{}", input.flow_id);
-    let accepted = count(
-        input
-            .target
-            .iter()
-            .filter(|(_, status)| (200..300).contains(status))
-            .filter_map(|(key, _)| key.strip_suffix(&suffix)),
-    );
+    let ok: Vec<&Answered> = input
+        .target
+        .iter()
+        .filter(|a| (200..300).contains(&a.status))
+        .collect();
+    let accepted = count(ok.iter().filter_map(|a| a.key.strip_suffix(&suffix)));
     let delivered_outcomes = count(
         input
             .outcomes
@@ -326,6 +339,7 @@ pub fn check(input: &Input) -> Report {
             ));
         }
     }
+    f.duplicates_after = after_each_fault(&ok, &input.faults);
     for d in &input.dead_letters {
         *f.dead_letter_classes
             .entry(format!("{}/{}", d.stage, d.class))
@@ -336,6 +350,23 @@ pub fn check(input: &Input) -> Report {
         faults: input.faults.clone(),
         violations,
     }
+}
+
+/// Each 2xx answer for a key already accepted, counted against the last
+/// fault before it.
+fn after_each_fault(ok: &[&Answered], faults: &[Fault]) -> Vec<u64> {
+    let mut by_time: Vec<&&Answered> = ok.iter().collect();
+    by_time.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
+    let mut seen = std::collections::HashSet::new();
+    let mut after = vec![0; faults.len()];
+    for a in by_time {
+        if !seen.insert(a.key.as_str())
+            && let Some(i) = faults.iter().rposition(|f| f.at_secs <= a.at_secs)
+        {
+            after[i] += 1;
+        }
+    }
+    after
 }
 
 #[cfg(test)]

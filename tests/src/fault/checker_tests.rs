@@ -27,9 +27,17 @@ fn clean() -> Input {
             stage: Stage::Transform,
             class: "mapping".into(),
         }],
-        target: vec![(format!("a:{FLOW}"), 201)],
+        target: vec![answered("a", 201, 1.0)],
         flow_id: FLOW.into(),
         ..Input::default()
+    }
+}
+
+fn answered(id: &str, status: u16, at_secs: f64) -> Answered {
+    Answered {
+        key: format!("{id}:{FLOW}"),
+        status,
+        at_secs,
     }
 }
 
@@ -41,9 +49,10 @@ fn outcome(id: &str, stage: Stage, status: OutcomeStatus) -> OutcomeSeen {
     }
 }
 
-fn kill(transform: u64, delivery: u64) -> Fault {
+fn kill(transform: u64, delivery: u64, at_secs: f64) -> Fault {
     Fault {
         name: "kill -9".into(),
+        at_secs,
         transform_in_flight: transform,
         delivery_in_flight: delivery,
         ..Fault::default()
@@ -96,7 +105,7 @@ fn a_lost_event_fails_the_assertion() {
 #[test]
 fn a_delivered_event_the_target_never_accepted_is_detected() {
     let mut input = clean();
-    input.target = vec![(format!("a:{FLOW}"), 500)];
+    input.target = vec![answered("a", 500, 1.0)];
     let report = check(&input);
     assert!(
         report
@@ -147,9 +156,9 @@ fn duplicates_are_counted_per_stage_and_within_the_bound_pass() {
     // them twice more.
     input.requests.push("a".into());
     input.target.extend([
-        (format!("a:{FLOW}"), 201),
-        (format!("a:{FLOW}"), 503),
-        (format!("a:{FLOW}"), 201),
+        answered("a", 201, 2.5),
+        answered("a", 503, 3.0),
+        answered("a", 201, 3.5),
     ]);
     // ingest wrote `c` twice (an unanswered request, retried).
     input.events.push("c".into());
@@ -157,9 +166,11 @@ fn duplicates_are_counted_per_stage_and_within_the_bound_pass() {
         .outcomes
         .push(outcome("c", Stage::Transform, OutcomeStatus::Unrouted));
     input.ingest_unanswered_events = 4;
-    input.faults = vec![kill(1, 0), kill(0, 1)];
+    input.faults = vec![kill(1, 0, 2.0), kill(0, 1, 3.2)];
     let report = check(&input);
     let f = &report.figures;
+    // One extra 2xx after each fault.
+    assert_eq!(f.duplicates_after, vec![1, 1]);
     assert_eq!(f.ingest, Duplicates { added: 1, bound: 4 });
     assert_eq!(f.transform, Duplicates { added: 1, bound: 1 });
     assert_eq!(f.delivery, Duplicates { added: 1, bound: 1 });
@@ -171,8 +182,8 @@ fn duplicates_are_counted_per_stage_and_within_the_bound_pass() {
 fn duplicates_beyond_what_was_in_flight_fail() {
     let mut input = clean();
     input.requests.extend(["a".into(), "a".into()]);
-    input.target.push((format!("a:{FLOW}"), 201));
-    input.faults = vec![kill(1, 0)];
+    input.target.push(answered("a", 201, 2.0));
+    input.faults = vec![kill(1, 0, 1.5)];
     let report = check(&input);
     assert_eq!(report.figures.transform, Duplicates { added: 2, bound: 1 });
     assert_eq!(report.figures.delivery, Duplicates { added: 0, bound: 0 });
@@ -191,7 +202,7 @@ fn a_duplicate_event_from_ingest_without_an_unanswered_request_fails() {
     let mut input = clean();
     input.events.push("a".into());
     input.requests.push("a".into());
-    input.target.push((format!("a:{FLOW}"), 201));
+    input.target.push(answered("a", 201, 2.0));
     let report = check(&input);
     assert_eq!(report.figures.ingest, Duplicates { added: 1, bound: 0 });
     // transform and delivery added nothing: one output per input record.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use intops_events::{Codec, DeadLetter, DeliveryRequest, IntegrationEvent, Outcome, Topics};
 use rdkafka::message::{Message, OwnedMessage};
 
-use super::checker::{DeadLetterSeen, Input, OutcomeSeen};
+use super::checker::{Answered, DeadLetterSeen, Input, OutcomeSeen};
 use crate::{MockTarget, topic};
 
 const READ: Duration = Duration::from_secs(60);
@@ -36,13 +36,15 @@ async fn decode<T: serde::de::DeserializeOwned>(codec: &Codec, m: &OwnedMessage,
 }
 
 /// Fills `input`'s records from the topics under `topics` (target
-/// `target_id`) and from `target`'s captured requests.
+/// `target_id`) and from `target`'s captured requests (timed from
+/// `started`).
 pub async fn records(
     input: &mut Input,
     bootstrap: &str,
     topics: &Topics,
     target_id: &str,
     target: &MockTarget,
+    started: std::time::Instant,
 ) {
     let codec = crate::stack::codec();
     let read = |name: String| {
@@ -102,11 +104,10 @@ pub async fn records(
     input.target = target
         .requests()
         .iter()
-        .map(|r| {
-            (
-                r.header("idempotency-key").unwrap_or_default().to_string(),
-                r.status,
-            )
+        .map(|r| Answered {
+            key: r.header("idempotency-key").unwrap_or_default().to_string(),
+            status: r.status,
+            at_secs: r.at.saturating_duration_since(started).as_secs_f64(),
         })
         .collect();
 }

@@ -62,22 +62,23 @@ pub fn markdown(report: &Report, elapsed_secs: f64) -> String {
     out.push('\n');
     let _ = writeln!(
         out,
-        "| # | fault | at (s) | recovered after (s) | in flight: transform | in flight: delivery |"
+        "| # | fault | at (s) | recovered after (s) | in flight: transform | in flight: delivery | extra 2xx at the target until the next fault |"
     );
-    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
     for (i, x) in report.faults.iter().enumerate() {
         let recovered = x
             .recovered_secs
             .map_or_else(|| "-".to_string(), |s| format!("{s:.1}"));
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {} | {} | {} | {} |",
             i + 1,
             x.name,
             x.at_secs,
             recovered,
             x.transform_in_flight,
-            x.delivery_in_flight
+            x.delivery_in_flight,
+            f.duplicates_after.get(i).copied().unwrap_or(0)
         );
     }
     out
@@ -108,7 +109,7 @@ mod tests {
         assert!(text.contains("| events acknowledged | 10 |"), "{text}");
         assert!(text.contains("| kills (SIGKILL) | 1 |"), "{text}");
         assert!(
-            text.contains("| 1 | kill -9 transform | 1.0 | 2.5 | 7 | 0 |"),
+            text.contains("| 1 | kill -9 transform | 1.0 | 2.5 | 7 | 0 | 0 |"),
             "{text}"
         );
     }
