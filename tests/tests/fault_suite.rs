@@ -155,6 +155,7 @@ async fn faults_lose_nothing_and_repeat_only_what_was_in_flight() {
             &topics,
             scenario::TARGET,
             &run.target,
+            run.started,
         )
         .await;
         let report = checker::check(&input);
@@ -171,6 +172,12 @@ async fn faults_lose_nothing_and_repeat_only_what_was_in_flight() {
         sent.unanswered_requests,
         table::markdown(&report, elapsed)
     );
+    if !report.violations.is_empty() {
+        println!(
+            "groups' (committed, end) per partition: {}",
+            run.describe_groups()
+        );
+    }
     report.assert_holds();
 }
 

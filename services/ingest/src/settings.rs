@@ -65,6 +65,15 @@ impl RequestLimits {
                 problems.push(format!("{name} must be at least 1"));
             }
         }
+        if self.max_json_depth > intops_events::DEFAULT_MAX_JSON_DEPTH {
+            // Transform refuses payloads deeper than this before jq parses
+            // them: a higher limit here would only turn 400s into dead
+            // letters.
+            problems.push(format!(
+                "INTOPS_INGEST_MAX_JSON_DEPTH may not exceed {}, the depth transform accepts",
+                intops_events::DEFAULT_MAX_JSON_DEPTH
+            ));
+        }
         if self.read_timeout.is_zero() {
             problems.push("INTOPS_INGEST_READ_TIMEOUT must be above zero".into());
         }
@@ -107,5 +116,20 @@ mod tests {
         };
         let e = zero.validate().expect_err("zero records");
         assert!(e.to_string().contains("INTOPS_INGEST_MAX_RECORDS"), "{e}");
+    }
+
+    #[test]
+    fn a_depth_above_what_transform_accepts_is_refused() {
+        let deeper = RequestLimits {
+            max_json_depth: intops_events::DEFAULT_MAX_JSON_DEPTH + 1,
+            ..RequestLimits::default()
+        };
+        let e = deeper.validate().expect_err("deeper than transform");
+        assert!(e.to_string().contains("INTOPS_INGEST_MAX_JSON_DEPTH"), "{e}");
+        let shallower = RequestLimits {
+            max_json_depth: 8,
+            ..RequestLimits::default()
+        };
+        assert!(shallower.validate().is_ok());
     }
 }

@@ -261,10 +261,13 @@ pub fn check(input: &Input) -> Report {
             .copied()
             .filter(|id| n(&events, id) == 0)
             .collect();
+        let requested = lost.iter().filter(|id| n(&requests, id) > 0).count();
         violations.push(format!(
-            "{} acknowledged event(s) lost (no delivery, dead letter or unrouted outcome), {} of them not even on the events topic; first {:?}",
+            "{} acknowledged event(s) lost (no delivery, dead letter or unrouted outcome): {} not on the events topic, {} with no delivery request (held before or in transform), {} with one (held in delivery); first {:?}",
             lost.len(),
             not_written.len(),
+            lost.len() - not_written.len() - requested,
+            requested,
             first(lost.iter().copied())
         ));
     }

@@ -100,7 +100,17 @@ impl Fleet {
         let instance = format!("{}-{n}", role.name());
         let ingest_listen = format!("127.0.0.1:{}", self.ingest_port);
         let monitor_listen = format!("127.0.0.1:{}", self.monitor_port);
-        let mut env = vec![(INSTANCE_ID_ENV, instance.as_str())];
+        // Instance 0 is a static member, like a pod of a StatefulSet that
+        // comes back under its name: its crash loop is item 8's case. The
+        // instances that join and leave are dynamic members: a static member
+        // sends no LeaveGroup, and tansu 0.6.0 never expires one from a
+        // stable group, so a static member that leaves for good keeps its
+        // partitions there (Apache Kafka moves them after the session
+        // timeout). docs/operations.md, "Static membership".
+        let mut env = Vec::new();
+        if n == 0 {
+            env.push((INSTANCE_ID_ENV, instance.as_str()));
+        }
         match role {
             Role::Ingest => {
                 env.push(("INTOPS_INGEST_LISTEN", &ingest_listen));

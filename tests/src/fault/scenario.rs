@@ -253,6 +253,16 @@ impl Run {
             .sum()
     }
 
+    /// Transform's and delivery's (committed, end) per partition, for a
+    /// failure message.
+    pub fn describe_groups(&self) -> String {
+        format!(
+            "transform {:?}, delivery {:?}",
+            self.positions(Role::Transform),
+            self.positions(Role::Delivery)
+        )
+    }
+
     fn positions(&self, role: Role) -> Vec<(i64, i64)> {
         let (group, topic) = group_of(&self.topics, role);
         offsets::positions(&self.bootstrap(), &group, &topic).unwrap_or_default()
