@@ -1,5 +1,6 @@
 //! Operators' commands (`<prefix>.control`, compacted, keyed by target):
-//! `intops target pause|resume <id>`. Every delivery replica reads the
+//! `intops target pause|resume <id>` (resume also releases what the
+//! target's dead-letter cap holds). Every delivery replica reads the
 //! whole topic at start (the latest command per target is in force, also
 //! after a restart), then follows it. No consumer group: each replica
 //! applies every command to its own lanes.
@@ -78,7 +79,12 @@ async fn apply(ctx: &ServiceContext, targets: &Targets, message: &OwnedMessage) 
             command.operator,
             command.reason.map(|r| format!(": {r}")).unwrap_or_default()
         ))),
-        "resume" => target.gate.resume(false),
+        "resume" => {
+            target.gate.resume(false);
+            // The operator says the cause is fixed: records the cap holds
+            // for this target are sent again, in order.
+            target.cap.reset();
+        }
         other => tracing::warn!(command = other, "skipping an unknown control command"),
     }
 }

@@ -9,7 +9,9 @@ use intops_events::{
     CodecError, DeliveryRequest, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
 };
 use intops_flows::{Flows, Retry, StatusSet};
-use intops_kafka::{Failure, Handled, Message, OwnedMessage, ProcessError, ServiceContext};
+use intops_kafka::{
+    DeadLetterCap, Failure, Handled, Message, OwnedMessage, ProcessError, ServiceContext,
+};
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError, Readiness};
 
@@ -36,10 +38,18 @@ pub(crate) struct TargetRuntime {
     http: reqwest::Client,
     /// The target's `rate_limit`, shared by all its lanes.
     limiter: Option<governor::DefaultDirectRateLimiter>,
+    /// The target's dead-letter cap (per source); `intops target resume`
+    /// resets it, as a restart does.
+    pub(crate) cap: Arc<DeadLetterCap>,
 }
 
 impl TargetRuntime {
-    pub(crate) fn new(flows: &Flows, id: &str, readiness: &Readiness) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        flows: &Flows,
+        id: &str,
+        readiness: &Readiness,
+        cap: Arc<DeadLetterCap>,
+    ) -> anyhow::Result<Self> {
         let target = flows
             .targets
             .get(id)
@@ -66,6 +76,7 @@ impl TargetRuntime {
             retry: target.retry,
             http,
             limiter,
+            cap,
         })
     }
 }

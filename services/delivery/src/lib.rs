@@ -103,7 +103,15 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     );
     let mut targets = control::Targets::new();
     for target_id in &selected {
-        let target = handler::TargetRuntime::new(&flows, target_id, &readiness)?;
+        // One cap per target (its own loop), scoped by source inside it;
+        // cleared by `intops target resume` or a restart.
+        let cap = Arc::new(DeadLetterCap::new(
+            "delivery",
+            format!("dead_letter_cap:{target_id}"),
+            cap_settings,
+            readiness.clone(),
+        ));
+        let target = handler::TargetRuntime::new(&flows, target_id, &readiness, cap)?;
         targets.insert(target_id.clone(), Arc::new(target));
     }
     // An operator's pause is in force before the first record is taken.
@@ -126,17 +134,9 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             args.common.unassigned_grace,
             shutdown.clone(),
         )?;
-        // One cap per target (its own loop), scoped by source inside it;
-        // cleared by a restart.
-        let cap = Arc::new(DeadLetterCap::new(
-            "delivery",
-            format!("dead_letter_cap:{target_id}"),
-            cap_settings,
-            readiness.clone(),
-        ));
         let options = ConsumeOptions {
             stage: "delivery",
-            cap,
+            cap: target.cap.clone(),
             dead_letters: dead_letters.clone(),
             shutdown: shutdown.clone(),
             min_backoff: Duration::from_millis(200),

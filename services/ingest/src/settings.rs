@@ -125,7 +125,10 @@ mod tests {
             ..RequestLimits::default()
         };
         let e = deeper.validate().expect_err("deeper than transform");
-        assert!(e.to_string().contains("INTOPS_INGEST_MAX_JSON_DEPTH"), "{e}");
+        assert!(
+            e.to_string().contains("INTOPS_INGEST_MAX_JSON_DEPTH"),
+            "{e}"
+        );
         let shallower = RequestLimits {
             max_json_depth: 8,
             ..RequestLimits::default()

@@ -308,7 +308,7 @@ impl DeadLetterCap {
             window = self.settings.window,
             max_ratio = self.settings.max_ratio,
             max_consecutive = self.settings.max_consecutive,
-            "dead-letter cap tripped: this scope's records are held, not dead-lettered, until a valid flows file is loaded or the service restarts; other scopes go on"
+            "dead-letter cap tripped: this scope's records are held, not dead-lettered, until the cap is reset (transform: a valid flows file loaded; delivery: intops target resume) or the service restarts; other scopes go on"
         );
     }
 
