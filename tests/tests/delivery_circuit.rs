@@ -28,7 +28,7 @@ circuit_breaker = { failures = 3, open_for = "300ms" }"#,
     p.post_json("app", &json!([{"id": "a"}, {"id": "b"}])).await;
 
     poll_until("the circuit open", WAIT, || async {
-        (metrics::sum(p.ingest, STATE).await == 1.0).then_some(())
+        (metrics::sum(p.ingest, STATE).await == Some(1.0)).then_some(())
     })
     .await;
     // While open, only single probes reach the target, each at least
@@ -55,7 +55,7 @@ circuit_breaker = { failures = 3, open_for = "300ms" }"#,
     })
     .await;
     poll_until("the circuit closed", WAIT, || async {
-        (metrics::sum(p.ingest, STATE).await == 0.0).then_some(())
+        (metrics::sum(p.ingest, STATE).await == Some(0.0)).then_some(())
     })
     .await;
     assert_eq!(topic::count(&format!("{}.dlq.delivery", p.prefix)), 0);

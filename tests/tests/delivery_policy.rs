@@ -131,6 +131,37 @@ retry = { max_attempts = 5, initial_backoff = "50ms", max_backoff = "100ms" }"#;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_after_longer_than_max_backoff_is_honoured_as_asked() {
+    let target = MockTarget::start().await.expect("target");
+    target.set_retry_after(Some(2));
+    target.fail_next(1, 429);
+    let settings =
+        r#"retry = { max_attempts = 5, initial_backoff = "50ms", max_backoff = "100ms" }"#;
+    let p = Pipeline::start("retryafter", &flows(&target, settings), &[])
+        .await
+        .expect("pipeline");
+    post(&p).await;
+    let outcomes = format!("{}.outcomes", p.prefix);
+    let outcome = topic::read(&outcomes, 1, WAIT);
+    let outcome: intops_events::Outcome = intops_tests::stack::codec()
+        .decode(outcome[0].payload().expect("value"))
+        .await
+        .expect("outcome");
+    assert_eq!(outcome.status, intops_events::OutcomeStatus::Delivered);
+    assert_eq!(outcome.attempts, 2, "the 429, then the retry");
+    let requests = target.requests();
+    assert_eq!(requests.len(), 2);
+    // A lower bound only: the target asked for 2 s, max_backoff (100 ms)
+    // does not cut it.
+    let waited = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        waited >= Duration::from_secs(2),
+        "called again after {waited:?}"
+    );
+    p.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_lets_an_in_flight_request_finish_and_records_it() {
     let target = MockTarget::start().await.expect("target");
     target.delay_next(1, Duration::from_secs(1));

@@ -46,7 +46,8 @@ async fn a_second_instance_joining_mid_stream_repeats_nothing() {
     // from done when the second joins (after 40, and its own start-up),
     // and its drain stays well inside the 20 s bound.
     let (target, _dir, flows) = deliveries::crm_target(Duration::from_millis(50)).await;
-    let drained_before = intops_tests::metrics::sum_in_process(DRAINED);
+    // Absent until some rebalance drained in this process.
+    let drained_before = intops_tests::metrics::sum_in_process(DRAINED).unwrap_or(0.0);
 
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
@@ -58,15 +59,25 @@ async fn a_second_instance_joining_mid_stream_repeats_nothing() {
     let second = start_delivery(&flows, &prefix, &shutdown);
     // The first instance counts its drain once it has committed.
     let drained = poll_until("a drained rebalance", WAIT, || async {
-        let drained = intops_tests::metrics::sum_in_process(DRAINED) - drained_before;
+        let drained = intops_tests::metrics::sum_in_process(DRAINED)? - drained_before;
         (drained >= 1.0).then_some(drained)
     })
     .await;
-    let seen = poll_until("every request delivered", WAIT, || async {
-        let seen = deliveries::received(&target);
-        (seen.len() >= REQUESTS).then_some(seen)
+    poll_until("every request delivered", WAIT, || async {
+        (deliveries::received(&target).len() >= REQUESTS).then_some(())
     })
     .await;
+    // Counted once the group committed every request: both instances have
+    // finished all of them, so a repeat would have reached the target.
+    let (group, requests) = (topics.group("delivery.crm"), topics.deliveries("crm"));
+    poll_until("every request committed", WAIT, || async {
+        intops_tests::group::committed_and_ends(&group, &requests, 3)
+            .iter()
+            .all(|(_, at, end)| *at == Some(*end))
+            .then_some(())
+    })
+    .await;
+    let seen = deliveries::received(&target);
 
     let missing = ids.iter().filter(|id| !seen.contains_key(*id)).count();
     let repeated: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();

@@ -155,15 +155,16 @@ async fn polled_records_arrive_exactly_once_across_pages_restarts_and_overlaps()
         ingest.addr,
         "intops_ingest_poll_runs_total{source=\"api\",result=\"ok\"}",
     )
-    .await;
+    .await
+    .expect("poll runs counted");
     poll_until("three more poll runs", WAIT, || async {
         (intops_tests::metrics::sum(
             ingest.addr,
             "intops_ingest_poll_runs_total{source=\"api\",result=\"ok\"}",
         )
         .await
-            >= runs + 3.0)
-            .then_some(())
+            >= Some(runs + 3.0))
+        .then_some(())
     })
     .await;
     let settled = topic::read(&format!("{prefix}.events"), 27, WAIT);
@@ -281,7 +282,7 @@ const API_KEY: &str = "poll-secret-key";
 async fn refused_runs(ingest: &IngestOnly, source: &str, count: f64) {
     let line = format!("intops_ingest_poll_runs_total{{source=\"{source}\",result=\"refused\"}}");
     poll_until("refused poll runs", WAIT, || async {
-        (intops_tests::metrics::sum(ingest.addr, &line).await >= count).then_some(())
+        (intops_tests::metrics::sum(ingest.addr, &line).await >= Some(count)).then_some(())
     })
     .await;
 }

@@ -59,7 +59,8 @@ fn gauge_line(name: &str, stage: &str, scope: &str) -> String {
     format!("{name}{{stage=\"{stage}\",scope=\"{scope}\"}}")
 }
 
-async fn metric(pipeline: &Pipeline, line: &str) -> f64 {
+/// `None` when the series is not exported (or the endpoint is down).
+async fn metric(pipeline: &Pipeline, line: &str) -> Option<f64> {
     intops_tests::metrics::sum(pipeline.monitor, line).await
 }
 
@@ -73,6 +74,37 @@ async fn post(pipeline: &Pipeline, source: &str, from: usize, n: usize) {
             .post_json(source, &serde_json::Value::Array(batch.to_vec()))
             .await;
     }
+}
+
+/// Waits until `group` has committed every record of `topic`: it has
+/// finished them all, so nothing it would still write is on its way.
+async fn wait_all_committed(group: &str, topic: &str) {
+    poll_until(
+        &format!("{group} to commit all of {topic}"),
+        WAIT,
+        || async {
+            let partitions = partitions(topic)?;
+            intops_tests::group::committed_and_ends(group, topic, partitions)
+                .iter()
+                .all(|(_, at, end)| at.unwrap_or(0) == *end)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// How many partitions `topic` has; `None` before it exists.
+fn partitions(topic: &str) -> Option<i32> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", stack::bootstrap())
+        .create()
+        .ok()?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .ok()?;
+    let n = metadata.topics().first()?.partitions().len();
+    (n > 0).then_some(n as i32)
 }
 
 fn delivered(target: &MockTarget, path: &str) -> usize {
@@ -98,7 +130,7 @@ async fn a_burst_of_bad_events_holds_only_its_source_and_a_fix_releases_them() {
     post(&pipeline, "beta", GOOD / 2, GOOD / 2).await;
 
     poll_until("alpha's cap to trip", WAIT, || async {
-        (metric(&pipeline, &tripped).await == 1.0).then_some(())
+        (metric(&pipeline, &tripped).await == Some(1.0)).then_some(())
     })
     .await;
     // Every beta event is delivered while alpha is held.
@@ -112,7 +144,7 @@ async fn a_burst_of_bad_events_holds_only_its_source_and_a_fix_releases_them() {
             &pipeline,
             "intops_dead_letter_cap_held{stage=\"transform\"}",
         )
-        .await;
+        .await?;
         let dead = topic::count(&dlq);
         (held as i64 + dead == BAD as i64).then_some(())
     })
@@ -126,19 +158,19 @@ async fn a_burst_of_bad_events_holds_only_its_source_and_a_fix_releases_them() {
         dead < BAD as i64 / 2,
         "the cap stopped the flood: {dead} of {BAD} dead-lettered"
     );
-    assert_eq!(metric(&pipeline, &tripped).await, 1.0, "still held");
+    assert_eq!(metric(&pipeline, &tripped).await, Some(1.0), "still held");
     assert_eq!(
         metric(&pipeline, "intops_transform_dead_letter_cap_tripped").await,
-        1.0,
+        Some(1.0),
         "the alerting gauge is kept"
     );
-    assert_eq!(
-        metric(
-            &pipeline,
+    // beta never tripped: its gauge is absent or 0.
+    assert!(
+        intops_tests::metrics::absent_or_zero(
+            pipeline.monitor,
             &gauge_line("intops_dead_letter_cap_tripped", "transform", "beta")
         )
-        .await,
-        0.0
+        .await
     );
     assert_eq!(delivered(&target, "/alpha"), 0);
 
@@ -156,10 +188,25 @@ async fn a_burst_of_bad_events_holds_only_its_source_and_a_fix_releases_them() {
         (delivered(&target, "/alpha") >= expected).then_some(())
     })
     .await;
-    assert_eq!(metric(&pipeline, &tripped).await, 0.0);
+    // Once transform and delivery have committed everything, nothing more
+    // is on its way: each held event was delivered once, none repeated.
+    let topics = intops_events::Topics::new(&pipeline.prefix);
+    wait_all_committed(&topics.group("transform"), &topics.events()).await;
+    wait_all_committed(&topics.group("delivery.crm"), &topics.deliveries("crm")).await;
+    assert_eq!(
+        delivered(&target, "/alpha"),
+        expected,
+        "held events delivered once"
+    );
+    assert_eq!(
+        delivered(&target, "/beta"),
+        2 * GOOD,
+        "beta's events delivered once"
+    );
+    assert_eq!(metric(&pipeline, &tripped).await, Some(0.0));
     assert_eq!(
         metric(&pipeline, "intops_transform_dead_letter_cap_tripped").await,
-        0.0
+        Some(0.0)
     );
     assert_eq!(topic::count(&dlq), dead, "nothing more was dead-lettered");
     pipeline.stop().await.expect("clean stop");
@@ -198,7 +245,7 @@ async fn delivery_holds_a_failing_source_and_delivers_the_others() {
 
     let tripped = gauge_line("intops_dead_letter_cap_tripped", "delivery", "alpha");
     poll_until("delivery's cap to trip for alpha", WAIT, || async {
-        (metric(&pipeline, &tripped).await == 1.0).then_some(())
+        (metric(&pipeline, &tripped).await == Some(1.0)).then_some(())
     })
     .await;
     poll_until("beta's events delivered", WAIT, || async {
@@ -207,7 +254,7 @@ async fn delivery_holds_a_failing_source_and_delivers_the_others() {
     .await;
     let dlq = format!("{}.dlq.delivery", pipeline.prefix);
     poll_until("alpha's records dead-lettered or held", WAIT, || async {
-        let held = metric(&pipeline, "intops_dead_letter_cap_held{stage=\"delivery\"}").await;
+        let held = metric(&pipeline, "intops_dead_letter_cap_held{stage=\"delivery\"}").await?;
         (held as i64 + topic::count(&dlq) == BAD as i64).then_some(())
     })
     .await;

@@ -4,7 +4,6 @@
 //! circuit or opens it again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use intops_flows::CircuitBreaker;
 use intops_runtime::CancellationToken;
@@ -36,13 +35,76 @@ pub enum Verdict {
     Failed,
 }
 
+/// The circuit and the failure streak: pure transitions, tested without
+/// time; [`Breaker`] shares it between lanes and runs the `open_for` timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct State {
+    circuit: Circuit,
+    /// Consecutive retryable failures.
+    failures: u32,
+}
+
+impl State {
+    const CLOSED: Self = Self {
+        circuit: Circuit::Closed,
+        failures: 0,
+    };
+
+    /// A permit if an attempt may go out now: any while closed, the one
+    /// probe while half-open.
+    fn admit(&mut self) -> Option<Permit> {
+        match self.circuit {
+            Circuit::Closed => Some(Permit::Normal),
+            Circuit::HalfOpen { probe_taken: false } => {
+                self.circuit = Circuit::HalfOpen { probe_taken: true };
+                Some(Permit::Probe)
+            }
+            _ => None,
+        }
+    }
+
+    /// Counts an attempt's result against `threshold` consecutive failures
+    /// (0: never open); the circuit it moved to, if it moved.
+    fn record(&mut self, permit: Permit, verdict: Verdict, threshold: u32) -> Option<Circuit> {
+        match (permit, verdict) {
+            (_, Verdict::Answered) => {
+                self.failures = 0;
+                (permit == Permit::Probe).then(|| self.moved(Circuit::Closed))
+            }
+            (Permit::Probe, Verdict::Failed) => Some(self.moved(Circuit::Open)),
+            (Permit::Normal, Verdict::Failed) => {
+                self.failures = self.failures.saturating_add(1);
+                (threshold > 0 && self.failures >= threshold && self.circuit == Circuit::Closed)
+                    .then(|| self.moved(Circuit::Open))
+            }
+        }
+    }
+
+    /// `open_for` passed: an open circuit half-opens; `false` if it was not
+    /// open (a probe closed it meanwhile).
+    fn half_open(&mut self) -> bool {
+        let open = self.circuit == Circuit::Open;
+        if open {
+            self.circuit = Circuit::HalfOpen { probe_taken: false };
+        }
+        open
+    }
+
+    fn moved(&mut self, circuit: Circuit) -> Circuit {
+        if circuit == Circuit::Open {
+            self.failures = 0;
+        }
+        self.circuit = circuit;
+        circuit
+    }
+}
+
 /// One target's breaker, shared by its lanes.
 #[derive(Debug)]
 pub struct Breaker {
     target: String,
     settings: CircuitBreaker,
-    state: Arc<watch::Sender<Circuit>>,
-    failures: AtomicU32,
+    state: Arc<watch::Sender<State>>,
 }
 
 impl Breaker {
@@ -51,8 +113,7 @@ impl Breaker {
         let breaker = Self {
             target: target.to_string(),
             settings,
-            state: Arc::new(watch::Sender::new(Circuit::Closed)),
-            failures: AtomicU32::new(0),
+            state: Arc::new(watch::Sender::new(State::CLOSED)),
         };
         publish(&breaker.target, Circuit::Closed);
         breaker
@@ -63,17 +124,9 @@ impl Breaker {
         let mut rx = self.state.subscribe();
         loop {
             let mut permit = None;
-            self.state.send_if_modified(|c| match c {
-                Circuit::Closed => {
-                    permit = Some(Permit::Normal);
-                    false
-                }
-                Circuit::HalfOpen { probe_taken: false } => {
-                    *c = Circuit::HalfOpen { probe_taken: true };
-                    permit = Some(Permit::Probe);
-                    true
-                }
-                _ => false,
+            self.state.send_if_modified(|s| {
+                permit = s.admit();
+                permit == Some(Permit::Probe)
             });
             if let Some(p) = permit {
                 return Some(p);
@@ -87,30 +140,24 @@ impl Breaker {
 
     /// Counts an attempt's result.
     pub fn record(&self, permit: Permit, verdict: Verdict) {
-        match (permit, verdict) {
-            (_, Verdict::Answered) => {
-                self.failures.store(0, Ordering::Relaxed);
-                if permit == Permit::Probe {
-                    self.set(Circuit::Closed);
-                    tracing::info!(target = %self.target, "circuit closed: the probe got an answer");
-                }
+        let mut moved = None;
+        self.state.send_if_modified(|s| {
+            moved = s.record(permit, verdict, self.settings.failures);
+            moved.is_some()
+        });
+        match moved {
+            Some(Circuit::Closed) => {
+                publish(&self.target, Circuit::Closed);
+                tracing::info!(target = %self.target, "circuit closed: the probe got an answer");
             }
-            (Permit::Probe, Verdict::Failed) => self.open(),
-            (Permit::Normal, Verdict::Failed) => {
-                let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                if self.settings.failures > 0
-                    && n >= self.settings.failures
-                    && *self.state.borrow() == Circuit::Closed
-                {
-                    self.open();
-                }
-            }
+            Some(Circuit::Open) => self.opened(),
+            _ => {}
         }
     }
 
-    fn open(&self) {
-        self.failures.store(0, Ordering::Relaxed);
-        self.set(Circuit::Open);
+    /// Reports the open circuit and half-opens it after `open_for`.
+    fn opened(&self) {
+        publish(&self.target, Circuit::Open);
         tracing::warn!(
             target = %self.target,
             open_for_ms = self.settings.open_for.as_millis() as u64,
@@ -123,22 +170,10 @@ impl Breaker {
         );
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
-            let half = Circuit::HalfOpen { probe_taken: false };
-            if state.send_if_modified(|c| {
-                let open = *c == Circuit::Open;
-                if open {
-                    *c = half;
-                }
-                open
-            }) {
-                publish(&target, half);
+            if state.send_if_modified(State::half_open) {
+                publish(&target, Circuit::HalfOpen { probe_taken: false });
             }
         });
-    }
-
-    fn set(&self, circuit: Circuit) {
-        self.state.send_replace(circuit);
-        publish(&self.target, circuit);
     }
 }
 
@@ -167,6 +202,63 @@ mod tests {
         ))
     }
 
+    #[test]
+    fn the_circuit_opens_after_a_streak_of_failures_then_half_opens_for_one_probe() {
+        let mut s = State::CLOSED;
+        for _ in 0..2 {
+            assert_eq!(s.record(Permit::Normal, Verdict::Failed, 3), None);
+        }
+        // An answer ends the streak.
+        assert_eq!(s.record(Permit::Normal, Verdict::Answered, 3), None);
+        assert_eq!(s.failures, 0);
+        for _ in 0..2 {
+            assert_eq!(s.record(Permit::Normal, Verdict::Failed, 3), None);
+        }
+        assert_eq!(s.admit(), Some(Permit::Normal));
+        assert_eq!(
+            s.record(Permit::Normal, Verdict::Failed, 3),
+            Some(Circuit::Open)
+        );
+        // Open: nothing goes out; late failures of attempts already out do
+        // not open it again.
+        assert_eq!(s.admit(), None);
+        assert_eq!(s.record(Permit::Normal, Verdict::Failed, 1), None);
+        // open_for passed: exactly one probe.
+        assert!(s.half_open());
+        assert_eq!(s.admit(), Some(Permit::Probe));
+        assert_eq!(s.admit(), None);
+        assert!(!s.half_open(), "only an open circuit half-opens");
+    }
+
+    #[test]
+    fn a_failed_probe_opens_again_and_an_answered_one_closes() {
+        let mut s = State {
+            circuit: Circuit::HalfOpen { probe_taken: true },
+            failures: 0,
+        };
+        assert_eq!(
+            s.record(Permit::Probe, Verdict::Failed, 3),
+            Some(Circuit::Open)
+        );
+        assert!(s.half_open());
+        assert_eq!(s.admit(), Some(Permit::Probe));
+        // A permanent answer is an answer: the target is reachable.
+        assert_eq!(
+            s.record(Permit::Probe, Verdict::Answered, 3),
+            Some(Circuit::Closed)
+        );
+        assert_eq!(s.admit(), Some(Permit::Normal));
+    }
+
+    #[test]
+    fn a_zero_threshold_never_opens() {
+        let mut s = State::CLOSED;
+        for _ in 0..100 {
+            assert_eq!(s.record(Permit::Normal, Verdict::Failed, 0), None);
+        }
+        assert_eq!(s.circuit, Circuit::Closed);
+    }
+
     #[tokio::test]
     async fn opens_after_consecutive_failures_and_lets_one_probe_through() {
         let b = breaker(3);
@@ -180,7 +272,7 @@ mod tests {
         }
         assert_eq!(b.admit(&stop).await, Some(Permit::Normal));
         b.record(Permit::Normal, Verdict::Failed);
-        assert_eq!(*b.state.borrow(), Circuit::Open);
+        assert_eq!(b.state.borrow().circuit, Circuit::Open);
 
         // Half-open after open_for: the first lane probes, a second waits.
         assert_eq!(b.admit(&stop).await, Some(Permit::Probe));
@@ -192,11 +284,11 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!second.is_finished());
         b.record(Permit::Probe, Verdict::Failed); // open again
-        assert_eq!(*b.state.borrow(), Circuit::Open);
+        assert_eq!(b.state.borrow().circuit, Circuit::Open);
         // The next half-open probe goes to the waiting lane; it succeeds.
         assert_eq!(second.await.expect("joined"), Some(Permit::Probe));
         b.record(Permit::Probe, Verdict::Answered);
-        assert_eq!(*b.state.borrow(), Circuit::Closed);
+        assert_eq!(b.state.borrow().circuit, Circuit::Closed);
         assert_eq!(b.admit(&stop).await, Some(Permit::Normal));
     }
 
@@ -206,6 +298,6 @@ mod tests {
         for _ in 0..100 {
             b.record(Permit::Normal, Verdict::Failed);
         }
-        assert_eq!(*b.state.borrow(), Circuit::Closed);
+        assert_eq!(b.state.borrow().circuit, Circuit::Closed);
     }
 }

@@ -71,14 +71,46 @@ impl Attempt {
     }
 }
 
+impl Attempt {
+    /// Why it failed; `None` when delivered.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Attempt::Delivered { .. } => None,
+            Attempt::Retryable { reason, .. } | Attempt::Permanent { reason, .. } => Some(reason),
+        }
+    }
+
+    /// The redacted start of the response body (or a redirect's
+    /// `Location`), when one came.
+    pub fn excerpt(&self) -> Option<&str> {
+        match self {
+            Attempt::Delivered { .. } => None,
+            Attempt::Retryable { excerpt, .. } | Attempt::Permanent { excerpt, .. } => {
+                excerpt.as_deref()
+            }
+        }
+    }
+}
+
+/// How a target's answer is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusClass {
+    /// 2xx.
+    Delivered,
+    /// In the target's `retryable_statuses`.
+    Retryable,
+    /// Anything else, and every 3xx.
+    Permanent,
+}
+
 /// Whether a status is delivered, retryable (in the target's
 /// `retryable_statuses`) or permanent; a 3xx is always permanent.
-pub fn classify_status(status: u16, retryable: &StatusSet) -> &'static str {
+pub fn classify_status(status: u16, retryable: &StatusSet) -> StatusClass {
     match status {
-        200..=299 => "delivered",
-        300..=399 => "permanent",
-        s if retryable.contains(s) => "retryable",
-        _ => "permanent",
+        200..=299 => StatusClass::Delivered,
+        300..=399 => StatusClass::Permanent,
+        s if retryable.contains(s) => StatusClass::Retryable,
+        _ => StatusClass::Permanent,
     }
 }
 
@@ -123,7 +155,8 @@ pub(crate) async fn attempt(
         }
     };
     let status = response.status().as_u16();
-    if classify_status(status, retryable) == "delivered" {
+    let class = classify_status(status, retryable);
+    if class == StatusClass::Delivered {
         return Attempt::Delivered { status };
     }
     if response.status().is_redirection() {
@@ -162,7 +195,7 @@ pub(crate) async fn attempt(
     let cut = &body[..body.len().min(EXCERPT_BYTES)];
     let excerpt = Some(credential.redact(&String::from_utf8_lossy(cut)));
     let reason = format!("target answered {status}");
-    if classify_status(status, retryable) == "retryable" {
+    if class == StatusClass::Retryable {
         Attempt::Retryable {
             status: Some(status),
             reason,
@@ -300,23 +333,23 @@ mod tests {
     #[test]
     fn statuses_are_classified() {
         let set = StatusSet::default();
-        assert_eq!(classify_status(201, &set), "delivered");
+        assert_eq!(classify_status(201, &set), StatusClass::Delivered);
         for s in [300, 301, 302, 303, 307, 308] {
-            assert_eq!(classify_status(s, &set), "permanent", "{s}");
+            assert_eq!(classify_status(s, &set), StatusClass::Permanent, "{s}");
             assert_eq!(
                 classify_status(s, &StatusSet(vec![(300, 599)])),
-                "permanent"
+                StatusClass::Permanent
             );
         }
         for s in [408, 425, 429, 500, 502, 503] {
-            assert_eq!(classify_status(s, &set), "retryable", "{s}");
+            assert_eq!(classify_status(s, &set), StatusClass::Retryable, "{s}");
         }
         for s in [400, 401, 403, 404, 409, 422] {
-            assert_eq!(classify_status(s, &set), "permanent", "{s}");
+            assert_eq!(classify_status(s, &set), StatusClass::Permanent, "{s}");
         }
         let custom = StatusSet(vec![(409, 409), (503, 503)]);
-        assert_eq!(classify_status(409, &custom), "retryable");
-        assert_eq!(classify_status(500, &custom), "permanent");
+        assert_eq!(classify_status(409, &custom), StatusClass::Retryable);
+        assert_eq!(classify_status(500, &custom), StatusClass::Permanent);
     }
 
     #[test]

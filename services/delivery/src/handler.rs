@@ -1,5 +1,6 @@
-//! One delivery request: attempts with backoff until delivered, permanent
-//! failure, or attempts exhausted; then the outcome (and dead letter).
+//! One delivery request: attempts until delivered or given up, as the
+//! policy ([`policy`]) decides after each, then the outcome (and dead
+//! letter).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,10 +16,14 @@ use intops_kafka::{
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError, Readiness};
 
-use crate::breaker::{Breaker, Verdict};
+use crate::breaker::Breaker;
 use crate::client::{Attempt, attempt, http_client};
 use crate::credential::Credential;
 use crate::gate::{Gate, State};
+
+mod policy;
+
+use policy::{FailureClass, Next, Policy, Progress, StatusRange};
 
 /// A target's resolved settings and HTTP client.
 #[derive(Debug)]
@@ -27,14 +32,11 @@ pub(crate) struct TargetRuntime {
     base_url: url::Url,
     credential: Credential,
     retryable: StatusSet,
-    pause_statuses: StatusSet,
-    probe_interval: Duration,
-    /// Longest time one record may keep the target paused.
-    max_pause: Duration,
+    /// Retry, pause and probe settings: what next after an attempt.
+    policy: Policy,
     /// Open, or paused by a pause status or an operator.
     pub(crate) gate: Gate,
     breaker: Breaker,
-    retry: Retry,
     http: reqwest::Client,
     /// The target's `rate_limit`, shared by all its lanes.
     limiter: Option<governor::DefaultDirectRateLimiter>,
@@ -68,12 +70,14 @@ impl TargetRuntime {
             base_url,
             credential,
             retryable: target.retryable_statuses.clone(),
-            pause_statuses: target.pause_statuses.clone(),
-            probe_interval: target.probe_interval,
-            max_pause: target.max_pause,
+            policy: Policy {
+                retry: target.retry,
+                pause_statuses: target.pause_statuses.clone(),
+                probe_interval: target.probe_interval,
+                max_pause: target.max_pause,
+            },
             gate: Gate::new(id, readiness.clone()),
             breaker: Breaker::new(id, target.circuit_breaker),
-            retry: target.retry,
             http,
             limiter,
             cap,
@@ -119,7 +123,7 @@ impl Handler {
         let Final {
             last,
             attempts,
-            paused_for,
+            end,
         } = self.attempt_until_final(&request).await?;
         let latency_ms = latency_ms(&request);
         let mut outcome = Outcome {
@@ -129,83 +133,42 @@ impl Handler {
             flow_id: Some(request.flow_id.clone()),
             target_id: Some(request.target_id.clone()),
             attempts: i32::try_from(attempts).unwrap_or(i32::MAX),
-            http_status: None,
+            http_status: last.status().map(i32::from),
             latency_ms,
             error: None,
             at: now_micros(),
         };
         let target = self.target.id.clone();
-        let failure = match last {
-            // Kept its target paused too long: dead-lettered with the last
-            // answer, so the target resumes with the next record.
-            Attempt::Retryable {
-                status,
-                reason,
-                excerpt,
-                ..
-            }
-            | Attempt::Permanent {
-                status,
-                reason,
-                excerpt,
-            } if paused_for.is_some() => {
-                let held = humantime::format_duration(Duration::from_secs(
-                    paused_for.map_or(0, |d| d.as_secs()),
-                ));
-                let reason = format!(
-                    "{reason}; the record kept the target paused for {held} (max_pause); dead-lettered so the target resumes"
-                );
-                Some(("paused".to_string(), status, reason, excerpt, false))
-            }
-            Attempt::Delivered { status } => {
-                outcome.http_status = Some(i32::from(status));
+        // The consumer loop writes the dead letter (or holds the record when
+        // this source's dead-letter cap is tripped), then the outcome.
+        let mut failures = Vec::new();
+        match end {
+            End::Delivered => {
                 if let Some(ms) = latency_ms {
                     metrics::histogram!(m::END_TO_END_SECONDS, "target" => target.clone())
                         .record(ms as f64 / 1000.0);
                 }
-                tracing::debug!(target = %target, event_id = %request.event_id, status, attempts, "delivered");
-                None
+                tracing::debug!(target = %target, event_id = %request.event_id, status = outcome.http_status, attempts, "delivered");
             }
-            Attempt::Retryable {
-                status,
-                reason,
-                excerpt,
-                ..
-            } => Some(("exhausted".to_string(), status, reason, excerpt, true)),
-            Attempt::Permanent {
-                status,
-                reason,
-                excerpt,
-            } => {
-                let class = match status {
-                    Some(s) => format!("http_{}xx", s / 100),
-                    None => "request".to_string(),
+            End::GiveUp { class, reason } => {
+                let failure = Failure {
+                    retryable: class.retryable(),
+                    attempts: outcome.attempts,
+                    event_id: Some(request.event_id.clone()),
+                    flow_id: Some(request.flow_id.clone()),
+                    flow_version: Some(request.flow_version.clone()),
+                    target_id: Some(request.target_id.clone()),
+                    http_status: outcome.http_status,
+                    response_excerpt: last.excerpt().map(str::to_string),
+                    ..Failure::new(class.as_str(), reason.clone())
                 };
-                Some((class, status, reason, excerpt, false))
+                outcome.status = OutcomeStatus::DeadLettered;
+                outcome.error = Some(intops_kafka::truncate_text(
+                    &reason,
+                    intops_kafka::MAX_ERROR_TEXT_BYTES,
+                ));
+                failures.push(failure);
             }
-        };
-        // The consumer loop writes the dead letter (or holds the record when
-        // this source's dead-letter cap is tripped), then the outcome.
-        let mut failures = Vec::new();
-        if let Some((class, status, reason, excerpt, retryable)) = failure {
-            let failure = Failure {
-                retryable,
-                attempts: outcome.attempts,
-                event_id: Some(request.event_id.clone()),
-                flow_id: Some(request.flow_id.clone()),
-                flow_version: Some(request.flow_version.clone()),
-                target_id: Some(request.target_id.clone()),
-                http_status: status.map(i32::from),
-                response_excerpt: excerpt,
-                ..Failure::new(&class, reason.clone())
-            };
-            outcome.status = OutcomeStatus::DeadLettered;
-            outcome.http_status = failure.http_status;
-            outcome.error = Some(intops_kafka::truncate_text(
-                &reason,
-                intops_kafka::MAX_ERROR_TEXT_BYTES,
-            ));
-            failures.push(failure);
         }
         metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "flow" => request.flow_id.clone(), "status" => outcome.status.as_str()).increment(1);
         let then = self.write_outcome(&message, outcome);
@@ -219,157 +182,141 @@ impl Handler {
         })
     }
 
-    /// Attempts until a final answer; an `Err` only when shutdown interrupts
-    /// a backoff (the record is then redelivered after restart).
+    /// Attempts until the policy says done or give up; an `Err` only when
+    /// shutdown interrupts a wait (the record is then redelivered after
+    /// restart).
     async fn attempt_until_final(&self, request: &DeliveryRequest) -> Result<Final, ProcessError> {
-        let retry = self.target.retry;
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(retry.initial_backoff)
-            .with_max_delay(retry.max_backoff)
-            .with_jitter()
-            .without_max_times()
-            .build();
-        let mut attempts = 0;
-        let first = Instant::now();
-        // Whether this lane got a pause status and now probes the target.
-        let mut probing = false;
-        // When this record first got a pause status.
-        let mut paused_since: Option<Instant> = None;
+        let target = &self.target;
+        let mut backoff = backoff(target.policy.retry);
+        let mut progress = Progress::new(Instant::now());
         loop {
-            if !probing && !self.target.gate.wait_open(&self.shutdown).await {
-                return Err(ProcessError::Retryable(
-                    "shutting down while the target is paused".into(),
-                ));
+            let last = self.attempt_once(request, progress.probing()).await?;
+            let decision = target
+                .policy
+                .decide(&mut progress, &last, Instant::now(), &mut backoff);
+            if decision.resume_target {
+                target.gate.resume(true);
             }
-            let Some(permit) = self.target.breaker.admit(&self.shutdown).await else {
-                return Err(ProcessError::Retryable(
-                    "shutting down while the circuit is open".into(),
-                ));
+            let end = match decision.next {
+                Next::Retry(delay) => {
+                    let reason = last.reason().unwrap_or_default();
+                    tracing::info!(target = %target.id, event_id = %request.event_id, attempt = progress.attempts(), delay_ms = delay.as_millis() as u64, reason = %reason, "delivery failed, retrying");
+                    self.unless_shutdown(tokio::time::sleep(delay), "during backoff")
+                        .await?;
+                    continue;
+                }
+                Next::Pause {
+                    status,
+                    probe_within,
+                } => {
+                    self.pause(status, probe_within, &mut progress).await?;
+                    continue;
+                }
+                Next::Done => End::Delivered,
+                Next::GiveUp(class) => End::GiveUp {
+                    class,
+                    reason: self.give_up_reason(request, &last, class, &progress),
+                },
             };
-            attempts += 1;
-            if let Some(limiter) = &self.target.limiter
-                && limiter.check().is_err()
-            {
-                metrics::counter!(m::DELIVERY_RATE_LIMITED, "target" => self.target.id.clone())
-                    .increment(1);
-                tokio::select! {
-                    () = self.shutdown.cancelled() => return Err(ProcessError::Retryable("shutting down while rate limited".into())),
-                    () = limiter.until_ready() => {}
-                }
-            }
-            let started = Instant::now();
-            let in_flight =
-                metrics::gauge!(m::DELIVERY_IN_FLIGHT, "target" => self.target.id.clone());
-            in_flight.increment(1.0);
-            let result = attempt(
-                &self.target.http,
-                &self.target.base_url,
-                &self.target.credential,
-                &self.target.retryable,
-                request,
-            )
-            .await;
-            in_flight.decrement(1.0);
-            let class = match &result {
-                Attempt::Delivered { .. } => "2xx".to_string(),
-                Attempt::Retryable {
-                    status: Some(s), ..
-                }
-                | Attempt::Permanent {
-                    status: Some(s), ..
-                } => format!("{}xx", s / 100),
-                _ => "error".to_string(),
-            };
-            metrics::counter!(m::DELIVERY_ATTEMPTS, "target" => self.target.id.clone(), "status" => class).increment(1);
-            metrics::histogram!(m::DELIVERY_REQUEST_SECONDS, "target" => self.target.id.clone())
-                .record(started.elapsed().as_secs_f64());
-            let verdict = match result {
-                Attempt::Retryable { .. } => Verdict::Failed,
-                Attempt::Delivered { .. } | Attempt::Permanent { .. } => Verdict::Answered,
-            };
-            self.target.breaker.record(permit, verdict);
-            if let Some(status) = result.status()
-                && self.target.pause_statuses.contains(status)
-            {
-                // Misconfiguration, not a bad record: pause the target, keep
-                // the record, and probe with it until another answer; but
-                // for max_pause at most, since one record's answer may be
-                // about that record only.
-                attempts -= 1;
-                let held = paused_since.get_or_insert_with(Instant::now).elapsed();
-                if held >= self.target.max_pause {
-                    tracing::warn!(
-                        target = %self.target.id,
-                        event_id = %request.event_id,
-                        status,
-                        held_ms = held.as_millis() as u64,
-                        "record kept its target paused past max_pause: dead-lettering it, resuming the target"
-                    );
-                    self.target.gate.resume(true);
-                    return Ok(Final {
-                        last: result,
-                        attempts: attempts.max(1),
-                        paused_for: Some(held),
-                    });
-                }
-                self.target
-                    .gate
-                    .pause(State::Misconfigured(format!("target answered {status}")));
-                let wait = self
-                    .target
-                    .probe_interval
-                    .min(self.target.max_pause.saturating_sub(held));
-                tokio::select! {
-                    () = self.shutdown.cancelled() => return Err(ProcessError::Retryable("shutting down while the target is paused".into())),
-                    () = self.target.gate.changed_within(wait) => {}
-                }
-                // An operator's resume or pause ends this lane's probing.
-                probing = matches!(self.target.gate.state(), State::Misconfigured(_));
-                continue;
-            }
-            if probing {
-                probing = false;
-                self.target.gate.resume(true);
-            }
-            let done = |last| Final {
+            let attempts = progress.attempts();
+            return Ok(Final {
                 last,
                 attempts,
-                paused_for: None,
-            };
-            let Attempt::Retryable {
-                retry_after,
-                reason,
-                ..
-            } = &result
-            else {
-                return Ok(done(result));
-            };
-            if attempts >= retry.max_attempts {
-                return Ok(done(result));
-            }
-            // backon's jitter adds up to the delay again: keep it within
-            // max_backoff, as documented.
-            let delay = retry_after
-                .or_else(|| backoff.next())
-                .map_or(retry.max_backoff, |d| d.min(retry.max_backoff));
-            if retry
-                .max_elapsed
-                .is_some_and(|max| first.elapsed() + delay > max)
-            {
-                return Ok(done(result));
-            }
-            tracing::info!(
-                target = %self.target.id,
-                event_id = %request.event_id,
-                attempt = attempts,
-                delay_ms = delay.as_millis() as u64,
-                reason = %reason,
-                "delivery failed, retrying"
-            );
-            tokio::select! {
-                () = self.shutdown.cancelled() => return Err(ProcessError::Retryable("shutting down during backoff".into())),
-                () = tokio::time::sleep(delay) => {}
-            }
+                end,
+            });
+        }
+    }
+
+    /// Pauses the target for a pause status and waits until the gate
+    /// changes or the next probe is due.
+    async fn pause(
+        &self,
+        status: u16,
+        probe_within: Duration,
+        progress: &mut Progress,
+    ) -> Result<(), ProcessError> {
+        let gate = &self.target.gate;
+        gate.pause(State::Misconfigured(format!("target answered {status}")));
+        let changed = gate.changed_within(probe_within);
+        self.unless_shutdown(changed, "while the target is paused")
+            .await?;
+        // An operator's resume or pause ends this lane's probing.
+        progress.set_probing(matches!(gate.state(), State::Misconfigured(_)));
+        Ok(())
+    }
+
+    /// The dead letter's reason: the last answer's, and for `paused` how
+    /// long the record held its target.
+    fn give_up_reason(
+        &self,
+        request: &DeliveryRequest,
+        last: &Attempt,
+        class: FailureClass,
+        progress: &Progress,
+    ) -> String {
+        let reason = last.reason().unwrap_or_default();
+        if class != FailureClass::Paused {
+            return reason.to_string();
+        }
+        // Kept its target paused too long: dead-lettered with the last
+        // answer, so the target resumes with the next record.
+        let held = progress.paused_for(Instant::now()).unwrap_or_default();
+        tracing::warn!(target = %self.target.id, event_id = %request.event_id, status = last.status(), held_ms = held.as_millis() as u64, "record kept its target paused past max_pause: dead-lettering it, resuming the target");
+        let held = humantime::format_duration(Duration::from_secs(held.as_secs()));
+        format!(
+            "{reason}; the record kept the target paused for {held} (max_pause); dead-lettered so the target resumes"
+        )
+    }
+
+    /// One attempt: waits for the gate (unless this lane probes it), the
+    /// breaker and the rate limit, then calls the target.
+    async fn attempt_once(
+        &self,
+        request: &DeliveryRequest,
+        probing: bool,
+    ) -> Result<Attempt, ProcessError> {
+        let target = &self.target;
+        if !probing && !target.gate.wait_open(&self.shutdown).await {
+            return Err(shutting_down("while the target is paused"));
+        }
+        let Some(permit) = target.breaker.admit(&self.shutdown).await else {
+            return Err(shutting_down("while the circuit is open"));
+        };
+        if let Some(limiter) = &target.limiter
+            && limiter.check().is_err()
+        {
+            metrics::counter!(m::DELIVERY_RATE_LIMITED, "target" => target.id.clone()).increment(1);
+            self.unless_shutdown(limiter.until_ready(), "while rate limited")
+                .await?;
+        }
+        let started = Instant::now();
+        let in_flight = metrics::gauge!(m::DELIVERY_IN_FLIGHT, "target" => target.id.clone());
+        in_flight.increment(1.0);
+        let result = attempt(
+            &target.http,
+            &target.base_url,
+            &target.credential,
+            &target.retryable,
+            request,
+        )
+        .await;
+        in_flight.decrement(1.0);
+        metrics::counter!(m::DELIVERY_ATTEMPTS, "target" => target.id.clone(), "status" => StatusRange::label(result.status())).increment(1);
+        metrics::histogram!(m::DELIVERY_REQUEST_SECONDS, "target" => target.id.clone())
+            .record(started.elapsed().as_secs_f64());
+        target.breaker.record(permit, policy::verdict(&result));
+        Ok(result)
+    }
+
+    /// Awaits `wait`, or fails retryably when shutdown comes first.
+    async fn unless_shutdown<T>(
+        &self,
+        wait: impl Future<Output = T>,
+        during: &str,
+    ) -> Result<T, ProcessError> {
+        tokio::select! {
+            () = self.shutdown.cancelled() => Err(shutting_down(during)),
+            t = wait => Ok(t),
         }
     }
 
@@ -382,15 +329,10 @@ impl Handler {
         let key = message.key().unwrap_or_default().to_vec();
         let ctx = self.ctx.clone();
         let shutdown = self.shutdown.clone();
-        let retry = self.target.retry;
+        let retry = self.target.policy.retry;
         Box::pin(async move {
             let topic = ctx.topics.outcomes();
-            let mut delays = ExponentialBuilder::default()
-                .with_min_delay(retry.initial_backoff)
-                .with_max_delay(retry.max_backoff)
-                .with_jitter()
-                .without_max_times()
-                .build();
+            let mut delays = backoff(retry);
             loop {
                 match ctx
                     .publish(&topic, RecordKind::Outcome, &key, &outcome)
@@ -418,9 +360,33 @@ struct Final {
     last: Attempt,
     /// Attempts counted (probes of a paused target are not).
     attempts: u32,
-    /// Set when the record kept its target paused past `max_pause`: how
-    /// long it did.
-    paused_for: Option<Duration>,
+    /// Delivered or given up.
+    end: End,
+}
+
+/// How a request ended.
+enum End {
+    Delivered,
+    /// Dead-lettered with this class and reason.
+    GiveUp {
+        class: FailureClass,
+        reason: String,
+    },
+}
+
+/// A jittered exponential backoff within the retry settings (the jitter
+/// may double a delay; the policy cuts it to `max_backoff`).
+fn backoff(retry: Retry) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(retry.initial_backoff)
+        .with_max_delay(retry.max_backoff)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+fn shutting_down(during: &str) -> ProcessError {
+    ProcessError::Retryable(format!("shutting down {during}"))
 }
 
 fn latency_ms(request: &DeliveryRequest) -> Option<i64> {

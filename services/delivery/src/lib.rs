@@ -22,7 +22,7 @@ use intops_kafka::{
     CapSettings, ConsumeOptions, DeadLetterCap, DeadLetterWriter, ServiceContext, consume,
     new_consumer,
 };
-use intops_runtime::{CancellationToken, CommonArgs, ConfigError, Readiness, admin};
+use intops_runtime::{CancellationToken, CommonArgs, ConfigError, Readiness, Supervisor, admin};
 
 pub use client::{Attempt, classify_status};
 
@@ -118,7 +118,9 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     control::catch_up(&ctx, &targets)
         .await
         .context("reading control commands")?;
-    let mut tasks = tokio::task::JoinSet::new();
+    // One target failing fatally stops the service: an operator must look,
+    // and the other targets resume after restart.
+    let mut tasks = Supervisor::new(readiness.clone(), shutdown.clone());
     for (target_id, target) in targets.clone() {
         let concurrency = flows
             .targets
@@ -145,7 +147,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         };
         let handler = handler::Handler::new(target, ctx.clone(), shutdown.clone());
         tracing::info!(target = %target_id, %topic, "delivery consuming");
-        tasks.spawn(async move {
+        tasks.spawn(format!("consumer {target_id}"), async move {
             let result = consume(&consumer, &options, move |message| {
                 let handler = handler.clone();
                 async move { handler.handle(message).await }
@@ -154,24 +156,18 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             result.with_context(|| format!("delivery consumer of target {target_id}"))
         });
     }
-    tasks.spawn(control::follow(ctx.clone(), targets, shutdown.clone()));
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
-        if let Err(e) = result {
-            // One target failing fatally stops the service: an operator
-            // must look, and the other targets resume after restart.
-            shutdown.cancel();
-            first_error.get_or_insert(e);
-        }
-    }
+    tasks.spawn(
+        "control",
+        control::follow(ctx.clone(), targets, shutdown.clone()),
+    );
+    let first_error = tasks.join().await.err();
     shutdown.cancel();
     ctx.producer
         .flush(args.common.shutdown_timeout)
         .context("flushing the producer")?;
     admin::join(admin_task).await;
     if let Some(e) = first_error {
-        return Err(e);
+        return Err(e.into());
     }
     tracing::info!("delivery stopped");
     Ok(())

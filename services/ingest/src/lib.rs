@@ -27,7 +27,7 @@ use axum::Router;
 use axum::routing::post;
 use intops_flows::Flows;
 use intops_kafka::ServiceContext;
-use intops_runtime::{CancellationToken, CommonArgs, Readiness, admin};
+use intops_runtime::{CancellationToken, CommonArgs, Readiness, Supervisor, admin};
 use tokio::net::TcpListener;
 
 pub use auth::Authenticator;
@@ -135,13 +135,17 @@ pub async fn run_with(
             concurrency::limit,
         ))
         .with_state(state)
-        .merge(admin::router(readiness));
-    tracing::info!(listen = %listener.local_addr()?, "ingest listening");
-    admin::serve(listener, router, shutdown.clone()).await?;
-    shutdown.cancel();
+        .merge(admin::router(readiness.clone()));
+    let mut tasks = Supervisor::new(readiness, shutdown.clone());
     for task in pollers {
-        let _ = task.await;
+        // A poller that panics stops ingest (it would stop polling alone).
+        tasks.spawn("poller", task);
     }
+    tracing::info!(listen = %listener.local_addr()?, "ingest listening");
+    tasks
+        .run(async { Ok(admin::serve(listener, router, shutdown.clone()).await?) })
+        .await?;
+    shutdown.cancel();
     producer
         .flush(args.common.shutdown_timeout)
         .context("flushing the producer")?;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use intops_events::now_micros;
 use intops_kafka::ServiceContext;
-use intops_runtime::{CancellationToken, CommonArgs, Readiness, admin};
+use intops_runtime::{CancellationToken, CommonArgs, Readiness, Supervisor, admin};
 use tokio::net::TcpListener;
 
 use crate::health::Health;
@@ -115,7 +115,8 @@ pub async fn run(
         readiness: readiness.clone(),
         shutdown: shutdown.clone(),
     };
-    let reader_task = tokio::spawn(reader.run());
+    let mut tasks = Supervisor::new(readiness.clone(), shutdown.clone());
+    tasks.spawn("reader", reader.run());
     let mut watched = vec![lag::Watched {
         group: ctx.topics.group("transform"),
         topic: ctx.topics.events(),
@@ -126,38 +127,47 @@ pub async fn run(
         topic: ctx.topics.deliveries(t),
         target: Some(t.clone()),
     }));
-    tokio::spawn(lag::run(
-        ctx.kafka.clone(),
-        watched,
-        health.clone(),
-        Duration::from_secs(5),
-        shutdown.clone(),
-    ));
+    tasks.spawn(
+        "lag",
+        lag::run(
+            ctx.kafka.clone(),
+            watched,
+            health.clone(),
+            Duration::from_secs(5),
+            shutdown.clone(),
+        ),
+    );
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(evaluate::run(
-        health.clone(),
-        readiness.clone(),
-        Duration::from_secs(1),
-        changes_tx,
-        shutdown.clone(),
-    ));
-    tokio::spawn(alert::run(
-        webhooks,
-        changes_rx,
-        format!("http://{}/", listener.local_addr()?),
-        shutdown.clone(),
-    ));
+    tasks.spawn(
+        "evaluate",
+        evaluate::run(
+            health.clone(),
+            readiness.clone(),
+            Duration::from_secs(1),
+            changes_tx,
+            shutdown.clone(),
+        ),
+    );
+    tasks.spawn(
+        "alerts",
+        alert::run(
+            webhooks,
+            changes_rx,
+            format!("http://{}/", listener.local_addr()?),
+            shutdown.clone(),
+        ),
+    );
 
     let router =
         api::router(api::Shared { lineage, health }, token).merge(admin::router(readiness));
     tracing::info!(listen = %listener.local_addr()?, "monitor listening");
-    let served = admin::serve(listener, router, shutdown.clone()).await;
-    shutdown.cancel();
-    reader_task
-        .await
-        .context("monitor reader task")?
-        .context("monitor reader")?;
-    served?;
+    tasks
+        .run(async {
+            admin::serve(listener, router, shutdown.clone())
+                .await
+                .context("monitor api")
+        })
+        .await?;
     tracing::info!("monitor stopped");
     Ok(())
 }

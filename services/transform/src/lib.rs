@@ -20,7 +20,7 @@ use intops_kafka::{
     new_consumer,
 };
 use intops_runtime::reload::{self, AfterSwap, BeforeSwap, SharedFlows};
-use intops_runtime::{CancellationToken, CommonArgs, Readiness, admin};
+use intops_runtime::{CancellationToken, CommonArgs, Readiness, Supervisor, admin};
 
 /// Settings of the transform service.
 #[derive(Debug, Clone, clap::Parser)]
@@ -124,27 +124,36 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     // flows and be dead-lettered after all.
     let reload_cap = cap.clone();
     let after_swap: AfterSwap = Arc::new(move || reload_cap.reset());
-    reload::watch(
-        "transform",
-        args.common.flows.clone(),
-        shared.clone(),
-        Duration::from_secs(1),
-        before_swap,
-        after_swap,
-        shutdown.clone(),
+    let mut tasks = Supervisor::new(readiness.clone(), shutdown.clone());
+    tasks.spawn(
+        "flows reload",
+        reload::watch(
+            "transform",
+            args.common.flows.clone(),
+            shared.clone(),
+            Duration::from_secs(1),
+            before_swap,
+            after_swap,
+            shutdown.clone(),
+        ),
     );
     let handler = handler::Handler::new(shared, ctx.clone(), shutdown.clone());
-    let result = consume(&consumer, &options, move |message| {
-        let handler = handler.clone();
-        async move { handler.handle(message).await }
-    })
-    .await;
+    let result = tasks
+        .run(async {
+            consume(&consumer, &options, move |message| {
+                let handler = handler.clone();
+                async move { handler.handle(message).await }
+            })
+            .await
+            .context("transform consumer")
+        })
+        .await;
     shutdown.cancel();
     ctx.producer
         .flush(args.common.shutdown_timeout)
         .context("flushing the producer")?;
     admin::join(admin_task).await;
-    result.context("transform consumer")?;
+    result?;
     tracing::info!("transform stopped");
     Ok(())
 }

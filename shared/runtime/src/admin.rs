@@ -130,4 +130,43 @@ mod tests {
         token.cancel();
         server.await.expect("join").expect("serve");
     }
+
+    /// A panicking background task turns `/readyz` off, naming the task,
+    /// and stops the service (issue: the evaluator could panic while
+    /// `/readyz` stayed 200).
+    #[tokio::test]
+    async fn a_panicking_task_turns_readyz_off() {
+        let readiness = Readiness::default();
+        readiness.register("consumer");
+        readiness.set("consumer", true);
+        let listener = bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // The admin server outlives the service's token here, to be asked.
+        let admin_token = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            listener,
+            router(readiness.clone()),
+            admin_token.clone(),
+        ));
+        let readyz = format!("http://{addr}/readyz");
+        assert_eq!(reqwest::get(&readyz).await.expect("readyz").status(), 200);
+        let shutdown = CancellationToken::new();
+        let mut tasks = crate::Supervisor::new(readiness, shutdown.clone());
+        tasks.spawn("evaluate", crate::supervise::tests::explode("boom"));
+        let stopped = shutdown.clone();
+        let err = crate::supervise::tests::stops(tasks.run(async move {
+            stopped.cancelled().await;
+            anyhow::Ok(())
+        }))
+        .await
+        .expect_err("the task failed");
+        assert!(err.to_string().contains("evaluate"), "{err}");
+        let r = reqwest::get(&readyz).await.expect("readyz");
+        assert_eq!(r.status(), 503);
+        assert!(r.text().await.expect("body").contains("task evaluate"));
+        admin_token.cancel();
+        server.await.expect("join").expect("serve");
+    }
 }

@@ -27,8 +27,9 @@ pub type AfterSwap = Arc<dyn Fn() + Send + Sync>;
 /// The current flows, shared by a service's tasks.
 pub type SharedFlows = Arc<ArcSwap<Flows>>;
 
-/// Watches `path` (checked every `every`, and on SIGHUP) until `shutdown`.
-pub fn watch(
+/// Watches `path` (checked every `every`, and on SIGHUP) until `shutdown`;
+/// run it as a supervised task ([`crate::Supervisor`]).
+pub async fn watch(
     service: &'static str,
     path: PathBuf,
     flows: SharedFlows,
@@ -37,57 +38,55 @@ pub fn watch(
     after_swap: AfterSwap,
     shutdown: CancellationToken,
 ) {
-    tokio::spawn(async move {
-        let mut last = std::fs::read(&path).unwrap_or_default();
-        let mut hangup = hangup_signal();
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
-                () = next_hangup(&mut hangup) => {
-                    tracing::info!(service, "sighup received, reloading flows");
-                    last.clear();
-                }
-            }
-            let Ok(text) = std::fs::read(&path) else {
-                continue; // mid-replacement or removed: keep the current flows
-            };
-            if text == last {
-                continue;
-            }
-            last = text.clone();
-            let result = match std::str::from_utf8(&text) {
-                Ok(t) => intops_flows::load_str(t).map_err(|e| e.to_string()),
-                Err(e) => Err(format!("not UTF-8: {e}")),
-            };
-            let result = match result {
-                Ok(new) => {
-                    let new = Arc::new(new);
-                    match before_swap(new.clone()).await {
-                        Ok(()) => {
-                            flows.store(new);
-                            after_swap();
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(()) => {
-                    metrics::counter!(m::FLOWS_RELOADS, "service" => service, "result" => "ok")
-                        .increment(1);
-                    tracing::info!(service, path = %path.display(), "flows reloaded");
-                }
-                Err(e) => {
-                    metrics::counter!(m::FLOWS_RELOADS, "service" => service, "result" => "error")
-                        .increment(1);
-                    tracing::error!(service, path = %path.display(), error = %e, "flows reload refused, keeping the current flows");
-                }
+    let mut last = std::fs::read(&path).unwrap_or_default();
+    let mut hangup = hangup_signal();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+            () = next_hangup(&mut hangup) => {
+                tracing::info!(service, "sighup received, reloading flows");
+                last.clear();
             }
         }
-    });
+        let Ok(text) = std::fs::read(&path) else {
+            continue; // mid-replacement or removed: keep the current flows
+        };
+        if text == last {
+            continue;
+        }
+        last = text.clone();
+        let result = match std::str::from_utf8(&text) {
+            Ok(t) => intops_flows::load_str(t).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("not UTF-8: {e}")),
+        };
+        let result = match result {
+            Ok(new) => {
+                let new = Arc::new(new);
+                match before_swap(new.clone()).await {
+                    Ok(()) => {
+                        flows.store(new);
+                        after_swap();
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                metrics::counter!(m::FLOWS_RELOADS, "service" => service, "result" => "ok")
+                    .increment(1);
+                tracing::info!(service, path = %path.display(), "flows reloaded");
+            }
+            Err(e) => {
+                metrics::counter!(m::FLOWS_RELOADS, "service" => service, "result" => "error")
+                    .increment(1);
+                tracing::error!(service, path = %path.display(), error = %e, "flows reload refused, keeping the current flows");
+            }
+        }
+    }
 }
 
 #[cfg(unix)]

@@ -2,6 +2,11 @@
 //! the registry codec's decode of the event (the same calls the service
 //! makes; the schema is fetched once and cached), every flow's condition
 //! and mapping, and the codec's encode of each delivery request.
+//!
+//! The records are not one record decoded over and over: the ServiceNow
+//! fixtures (created and updated, both routed by the example flows) are
+//! framed as [`DISTINCT`] different events (own event id, entity key and
+//! ticket number) and the run rotates through them.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -9,7 +14,15 @@ use std::time::Instant;
 use intops_events::{Codec, IntegrationEvent, RecordKind};
 use intops_flows::route::{FlowResult, Plan, plan};
 
-/// Events per second through decode → route → map → encode.
+/// Distinct framed events the in-process run rotates through.
+const DISTINCT: usize = 256;
+
+/// The other ServiceNow fixture rotated beside the caller's `payload`.
+const UPDATED: &str = include_str!("../../../fixtures/servicenow-incident-updated.json");
+
+/// Events per second through decode → route → map → encode, over
+/// [`DISTINCT`] different events made from `payload` and the updated-
+/// incident fixture.
 pub async fn in_process(
     codec: &Codec,
     prefix: &str,
@@ -20,22 +33,32 @@ pub async fn in_process(
     let flows = intops_flows::load_str(flows_text)?;
     let events_topic = format!("{prefix}.events");
     let deliveries_topic = format!("{prefix}.deliveries.jira");
-    let event = IntegrationEvent {
-        event_id: "01a22357-8714-74e3-ac1e-e593a53b7ac8".into(),
-        source_id: "servicenow".into(),
-        event_type: "created".into(),
-        entity_key: "9d385017c611228701d22104cc95c371".into(),
-        occurred_at: 1,
-        ingested_at: 1,
-        correlation_id: None,
-        attributes: HashMap::new(),
-        payload: payload.to_string(),
-    };
-    let framed = codec
-        .encode(&events_topic, RecordKind::IntegrationEvent, &event)
-        .await?;
+    let fixtures = [("created", payload), ("updated", UPDATED)];
+    let mut framed = Vec::with_capacity(DISTINCT);
+    for i in 0..DISTINCT {
+        let (event_type, fixture) = fixtures[i % fixtures.len()];
+        let entity_key = format!("bench{i:027}");
+        let event = IntegrationEvent {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            source_id: "servicenow".into(),
+            event_type: event_type.into(),
+            entity_key: entity_key.clone(),
+            occurred_at: 1,
+            ingested_at: 1,
+            correlation_id: None,
+            attributes: HashMap::new(),
+            payload: fixture
+                .replace("9d385017c611228701d22104cc95c371", &entity_key)
+                .replace("INC0010023", &format!("INC{:07}", 10_000 + i)),
+        };
+        framed.push(
+            codec
+                .encode(&events_topic, RecordKind::IntegrationEvent, &event)
+                .await?,
+        );
+    }
     // Warm-up: registers the delivery request schema and fills the caches.
-    let mut produced = run(codec, &flows, &framed, &deliveries_topic, 100).await?;
+    let mut produced = run(codec, &flows, &framed, &deliveries_topic, DISTINCT).await?;
     let started = Instant::now();
     produced += run(codec, &flows, &framed, &deliveries_topic, events).await?;
     let secs = started.elapsed().as_secs_f64();
@@ -43,17 +66,18 @@ pub async fn in_process(
     Ok(events as f64 / secs)
 }
 
-/// Bytes of delivery requests made from `events` copies of `framed`.
+/// Bytes of delivery requests made from `events` records taken in turn
+/// from `framed`.
 async fn run(
     codec: &Codec,
     flows: &intops_flows::Flows,
-    framed: &[u8],
+    framed: &[Vec<u8>],
     topic: &str,
     events: usize,
 ) -> anyhow::Result<usize> {
     let mut produced = 0;
-    for _ in 0..events {
-        let decoded: IntegrationEvent = codec.decode(framed).await?;
+    for record in framed.iter().cycle().take(events) {
+        let decoded: IntegrationEvent = codec.decode(record).await?;
         if let Plan::Routed(results) = plan(flows, &decoded) {
             for r in results {
                 if let FlowResult::Deliver(_, request) = r {

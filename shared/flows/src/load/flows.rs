@@ -1,0 +1,142 @@
+//! Validates the `[[flows]]` tables: references, request shape, programs
+//! and objectives.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{Validator, is_header_name};
+use crate::model::{Flow, Slo, Source, Target, TargetAuth};
+use crate::spec::{FlowSpec, SloSpec};
+
+impl Validator {
+    pub(super) fn flows(
+        &mut self,
+        specs: &[FlowSpec],
+        sources: &BTreeMap<String, Source>,
+        targets: &BTreeMap<String, Target>,
+    ) -> Vec<Flow> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (i, f) in specs.iter().enumerate() {
+            let at = self.id("flows", i, &f.id, &mut seen);
+            if !sources.contains_key(&f.source) {
+                self.error(
+                    format!("{at}.source"),
+                    format!("unknown source {:?}", f.source),
+                );
+            }
+            if !targets.contains_key(&f.target) {
+                self.error(
+                    format!("{at}.target"),
+                    format!("unknown target {:?}", f.target),
+                );
+            }
+            let method = f.method.as_deref().unwrap_or("POST").to_ascii_uppercase();
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+                self.error(
+                    format!("{at}.method"),
+                    format!("{method:?} is not GET, POST, PUT, PATCH or DELETE"),
+                );
+            }
+            if !f.path.starts_with('/') {
+                self.error(
+                    format!("{at}.path"),
+                    format!("{:?} must start with '/'", f.path),
+                );
+            } else if !f.path.contains("{{")
+                && let Err(e) = crate::target_url::check_path(&f.path)
+            {
+                self.error(format!("{at}.path"), e.to_string());
+            }
+            let when = f.when.as_deref().map(|c| self.jq(format!("{at}.when"), c));
+            let map = self.jq(format!("{at}.map"), f.map.as_deref().unwrap_or("."));
+            let path = self.template(format!("{at}.path"), &f.path);
+            let mut headers = Some(Vec::new());
+            for (name, value) in &f.headers {
+                if crate::target_url::is_reserved_header(name) {
+                    self.error(
+                        format!("{at}.headers.{name}"),
+                        "is set by intops or steers where the request goes (credentials come from the target's auth)",
+                    );
+                } else if !is_header_name(name) {
+                    self.error(format!("{at}.headers.{name}"), "is not a header name");
+                } else if targets.get(&f.target).is_some_and(|t| {
+                    matches!(&t.auth, TargetAuth::Header { name: n, .. } if n.eq_ignore_ascii_case(name))
+                }) {
+                    self.error(
+                        format!("{at}.headers.{name}"),
+                        "carries the target's credential (set by its auth)",
+                    );
+                }
+                if let Err(e) = crate::target_url::check_header_value(value) {
+                    self.error(format!("{at}.headers.{name}"), e.to_string());
+                }
+                match (
+                    self.template(format!("{at}.headers.{name}"), value),
+                    headers.as_mut(),
+                ) {
+                    (Some(t), Some(h)) => h.push((name.clone(), t)),
+                    _ => headers = None,
+                }
+            }
+            if let (Some(when), Some(map), Some(path), Some(headers)) =
+                (when.map_or(Some(None), |p| p.map(Some)), map, path, headers)
+            {
+                let slo = self.slo(&at, f.slo.as_ref());
+                out.push(Flow {
+                    slo,
+                    id: f.id.clone(),
+                    version: flow_version(f),
+                    source: f.source.clone(),
+                    when,
+                    target: f.target.clone(),
+                    method,
+                    path,
+                    headers,
+                    map,
+                });
+            }
+        }
+        out
+    }
+
+    fn slo(&mut self, at: &str, spec: Option<&SloSpec>) -> Slo {
+        let defaults = Slo::default();
+        let Some(spec) = spec else {
+            return defaults;
+        };
+        if let Some(r) = spec.success_ratio
+            && !(0.0..=1.0).contains(&r)
+        {
+            self.error(format!("{at}.slo.success_ratio"), "must be between 0 and 1");
+        }
+        if let Some(l) = spec.max_lag
+            && l < 0
+        {
+            self.error(format!("{at}.slo.max_lag"), "must not be negative");
+        }
+        let optional = |check: &mut Self, name: &str, text: Option<&str>| {
+            text.map(|t| check.duration(format!("{at}.slo.{name}"), Some(t), Duration::ZERO))
+        };
+        Slo {
+            success_ratio: spec.success_ratio,
+            latency_p95: optional(self, "latency_p95", spec.latency_p95.as_deref()),
+            max_silence: optional(self, "max_silence", spec.max_silence.as_deref()),
+            max_lag: spec.max_lag,
+            window: self.duration(
+                format!("{at}.slo.window"),
+                spec.window.as_deref(),
+                defaults.window,
+            ),
+        }
+    }
+}
+
+/// Content hash of a flow definition: any change to any field changes it.
+fn flow_version(f: &FlowSpec) -> String {
+    let canonical = serde_json::to_vec(f).unwrap_or_default();
+    let digest = Sha256::digest(&canonical);
+    hex::encode(&digest[..6])
+}
