@@ -253,15 +253,17 @@ async fn a_member_without_partitions_is_not_ready_while_its_group_has_lag() {
     let idle = Arc::new(new_consumer(&settings, &group, &[&events]).expect("idle member"));
     let idling = keep_polling(idle.clone(), stop.clone());
     let readiness = Readiness::default();
-    intops_kafka::drain::watch(
-        &idle,
-        &settings,
-        &group,
-        readiness.clone(),
-        Duration::from_secs(2),
-        stop.clone(),
-    )
-    .expect("watch");
+    tokio::spawn(
+        intops_kafka::drain::watch(
+            &idle,
+            &settings,
+            &group,
+            readiness.clone(),
+            Duration::from_secs(2),
+            stop.clone(),
+        )
+        .expect("watch"),
+    );
     let check = format!("partitions {group}");
     poll_until("the idle member to report not ready", WAIT, || async {
         readiness.not_ready().contains(&check).then_some(())

@@ -129,13 +129,16 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         let topic = ctx.topics.deliveries(&target_id);
         let group = ctx.topics.group(&format!("delivery.{target_id}"));
         let consumer = new_consumer(&ctx.kafka, &group, &[&topic])?;
-        ctx.watch_assignment(
-            &consumer,
-            &group,
-            &readiness,
-            args.common.unassigned_grace,
-            shutdown.clone(),
-        )?;
+        tasks.spawn(
+            format!("assignment {group}"),
+            ctx.watch_assignment(
+                &consumer,
+                &group,
+                &readiness,
+                args.common.unassigned_grace,
+                shutdown.clone(),
+            )?,
+        );
         let options = ConsumeOptions {
             stage: "delivery",
             cap: target.cap.clone(),

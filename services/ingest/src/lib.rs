@@ -104,7 +104,8 @@ pub async fn run_with(
     ctx.ensure_pipeline_topics(flows.targets.keys().map(String::as_str), &readiness)
         .await
         .context("creating topics")?;
-    ctx.watch_broker(readiness.clone(), Duration::from_secs(2), shutdown.clone());
+    let broker_watch =
+        ctx.watch_broker(readiness.clone(), Duration::from_secs(2), shutdown.clone());
 
     let pollers = poll::start(
         flows.clone(),
@@ -137,6 +138,7 @@ pub async fn run_with(
         .with_state(state)
         .merge(admin::router(readiness.clone()));
     let mut tasks = Supervisor::new(readiness, shutdown.clone());
+    tasks.spawn("broker watch", broker_watch);
     for task in pollers {
         // A poller that panics stops ingest (it would stop polling alone).
         tasks.spawn("poller", task);

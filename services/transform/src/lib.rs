@@ -80,7 +80,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     let events = ctx.topics.events();
     let group = ctx.topics.group("transform");
     let consumer = new_consumer(&ctx.kafka, &group, &[&events])?;
-    ctx.watch_assignment(
+    let assignment_watch = ctx.watch_assignment(
         &consumer,
         &group,
         &readiness,
@@ -125,6 +125,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     let reload_cap = cap.clone();
     let after_swap: AfterSwap = Arc::new(move || reload_cap.reset());
     let mut tasks = Supervisor::new(readiness.clone(), shutdown.clone());
+    tasks.spawn(format!("assignment {group}"), assignment_watch);
     tasks.spawn(
         "flows reload",
         reload::watch(

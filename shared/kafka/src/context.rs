@@ -82,16 +82,16 @@ impl ServiceContext {
     }
 
     /// Keeps readiness check `kafka` true while a broker answers, checking
-    /// every `every`, until `shutdown`.
+    /// every `every`, until `shutdown`: a task for the service's supervisor.
     pub fn watch_broker(
         &self,
         readiness: Readiness,
         every: Duration,
         shutdown: tokio_util::sync::CancellationToken,
-    ) {
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let producer = self.producer.clone();
         readiness.register("kafka");
-        tokio::spawn(async move {
+        async move {
             loop {
                 let up = producer.broker_reachable(every).await;
                 readiness.set("kafka", up);
@@ -100,13 +100,13 @@ impl ServiceContext {
                     () = tokio::time::sleep(every) => {}
                 }
             }
-        });
+        }
     }
 
     /// Reports readiness check `partitions <group>` false while `consumer`
     /// (a member of `group`) has held no partition for longer than `grace`
     /// and the group has records left (see [`crate::drain::starved`]),
-    /// until `shutdown`.
+    /// until `shutdown`: a task for the service's supervisor.
     pub fn watch_assignment(
         &self,
         consumer: &crate::GroupConsumer,
@@ -114,7 +114,7 @@ impl ServiceContext {
         readiness: &Readiness,
         grace: Duration,
         shutdown: tokio_util::sync::CancellationToken,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, KafkaError> {
         crate::drain::watch(
             consumer,
             &self.kafka,

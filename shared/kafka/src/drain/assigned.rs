@@ -85,7 +85,7 @@ pub fn watch(
     readiness: Readiness,
     grace: Duration,
     shutdown: CancellationToken,
-) -> Result<(), KafkaError> {
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, KafkaError> {
     let assignment = consumer.context().assignment().clone();
     let topics: Vec<String> = consumer
         .subscription()
@@ -105,7 +105,7 @@ pub fn watch(
     let check = format!("partitions {group}");
     let group = group.to_string();
     readiness.set(&check, true);
-    tokio::spawn(async move {
+    Ok(async move {
         let mut was_starved = false;
         loop {
             let idle_for = assignment.idle_for();
@@ -144,8 +144,7 @@ pub fn watch(
                 () = tokio::time::sleep(every) => {}
             }
         }
-    });
-    Ok(())
+    })
 }
 
 /// Records of `topic` after `consumer`'s group's committed offsets (from
