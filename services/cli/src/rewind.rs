@@ -2,26 +2,21 @@
 //! current version) over past events, producing delivery requests for that
 //! flow only: for when a mapping was wrong and targets need corrected data.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
-use intops_events::{DeliveryRequest, IDEMPOTENCY_KEY, IntegrationEvent, RecordKind};
+use intops_events::IntegrationEvent;
 use intops_flows::Flow;
-use intops_flows::route::plan_flow;
-use intops_kafka::{Message, Record, Scan, ServiceContext, Start, topics};
+use intops_kafka::{Message, OwnedMessage, Scan, ServiceContext, Start, topics};
+use session::Session;
+use tally::{Tally, Window};
 
-use crate::audit::{self, Audit};
-use crate::lanes::{LANES, Lanes};
-use crate::{send, when};
+use crate::when;
+
+mod session;
+mod tally;
 
 /// The header naming the rewind that produced a delivery request.
 pub const REWIND_ID: &str = "intops.rewind.id";
-
-/// Records whose broker timestamp is this much older than `--since` are
-/// skipped without decoding (the event's `ingested_at` decides the rest).
-const TIMESTAMP_SLACK_MS: i64 = 60_000;
 
 /// `intops flow rewind` flags.
 #[derive(Debug, clap::Args)]
@@ -52,82 +47,23 @@ pub struct RewindArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Default)]
-struct Tally {
-    scanned: i64,
-    in_range: i64,
-    matched: i64,
-    failed: i64,
-    samples: Vec<String>,
-}
-
 /// Runs the rewind (or its dry run). `flow` comes from the loaded file.
 pub async fn run(ctx: &ServiceContext, args: &RewindArgs, flow: &Flow) -> anyhow::Result<bool> {
-    let rewind_id = uuid::Uuid::now_v7().to_string();
-    let until = args.until.unwrap_or(i64::MAX);
     let events = ctx.topics.events();
     anyhow::ensure!(
         topics::exists(&ctx.kafka, &events)?,
         "topic {events} does not exist"
     );
     let target_topic = ctx.topics.deliveries(&flow.target);
-    let produced = Arc::new(AtomicI64::new(0));
-
-    let mut running = None;
-    if !args.dry_run {
-        anyhow::ensure!(
-            topics::exists(&ctx.kafka, &target_topic)?,
-            "topic {target_topic} does not exist: start transform with this flows file first"
-        );
-        let mut filters = BTreeMap::new();
-        filters.insert("flow".to_string(), flow.id.clone());
-        filters.insert("flow_version".to_string(), flow.version.clone());
-        filters.insert("since".to_string(), when::format(args.since));
-        if let Some(u) = args.until {
-            filters.insert("until".to_string(), when::format(u));
-        }
-        let mut audit = Audit::new(
-            "flow.rewind",
-            &rewind_id,
-            &audit::operator(args.operator.as_deref()),
-            &filters,
-        );
-        audit.started(ctx).await?;
-        let lanes = {
-            let (ctx, topic, id, produced) = (
-                ctx.clone(),
-                target_topic.clone(),
-                rewind_id.clone(),
-                produced.clone(),
-            );
-            Lanes::new(LANES, move |(key, request): (Vec<u8>, DeliveryRequest)| {
-                let (ctx, topic, id, produced) =
-                    (ctx.clone(), topic.clone(), id.clone(), produced.clone());
-                async move {
-                    let value = ctx
-                        .codec
-                        .encode(&topic, RecordKind::DeliveryRequest, &request)
-                        .await?;
-                    let headers: [(&str, &[u8]); 1] = [(REWIND_ID, id.as_bytes())];
-                    send::raw(
-                        &ctx,
-                        Record {
-                            topic: &topic,
-                            key: &key,
-                            value: &value,
-                            headers: &headers,
-                        },
-                    )
-                    .await?;
-                    produced.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                }
-            })
-        };
-        running = Some((audit, lanes));
-    }
-
-    let limiter = crate::pace::limiter(args.rate);
+    let session = if args.dry_run {
+        None
+    } else {
+        Some(Session::start(ctx, args, flow, &target_topic).await?)
+    };
+    let window = Window {
+        since: args.since,
+        until: args.until.unwrap_or(i64::MAX),
+    };
     let mut tally = Tally::default();
     let mut scan = Scan::open(
         &ctx.kafka,
@@ -137,89 +73,56 @@ pub async fn run(ctx: &ServiceContext, args: &RewindArgs, flow: &Flow) -> anyhow
     )?;
     while let Some(message) = scan.next().await? {
         tally.scanned += 1;
-        let stamp = message.timestamp().to_millis().unwrap_or(i64::MAX);
-        if stamp < args.since / 1000 - TIMESTAMP_SLACK_MS {
-            continue;
-        }
-        let Some(bytes) = message.payload() else {
+        let Some(event) = decode(ctx, &window, &message).await? else {
             continue;
         };
-        let event: IntegrationEvent = match ctx.codec.decode(bytes).await {
-            Ok(e) => e,
-            Err(e) if e.is_retryable() => return Err(e.into()),
-            Err(_) => continue, // transform dead-lettered it already
+        let Some(request) = tally.plan(flow, &window, &event) else {
+            continue;
         };
-        if event.source_id != flow.source
-            || event.ingested_at < args.since
-            || event.ingested_at >= until
+        let key = event.kafka_key().into_bytes();
+        if let Some(session) = &session
+            && session.push(key, request).await.is_break()
         {
-            continue;
-        }
-        tally.in_range += 1;
-        let mut request = match plan_flow(flow, &event) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(e) => {
-                tally.failed += 1;
-                eprintln!("warning: event {} fails the flow: {e}", event.event_id);
-                continue;
-            }
-        };
-        tally.matched += 1;
-        request.headers.insert(
-            IDEMPOTENCY_KEY.to_string(),
-            format!(
-                "{}:{}:rewind:{}",
-                request.event_id, request.flow_id, request.flow_version
-            ),
-        );
-        if tally.samples.len() < 3 {
-            tally.samples.push(format!(
-                "event {} -> {} {} {}",
-                event.event_id, request.method, request.path, request.body
-            ));
-        }
-        if let Some((_, lanes)) = &running {
-            limiter.until_ready().await;
-            let key = event.kafka_key().into_bytes();
-            if lanes.push(&key.clone(), (key, request)).await.is_err() {
-                break;
-            }
+            break;
         }
     }
-
-    let done = match running {
-        Some((mut audit, lanes)) => {
-            let finished = lanes.finish().await;
-            let mut counts = BTreeMap::new();
-            counts.insert("scanned", tally.scanned);
-            counts.insert("in_range", tally.in_range);
-            counts.insert("matched", tally.matched);
-            counts.insert("mapping_failed", tally.failed);
-            counts.insert("produced", produced.load(Ordering::Relaxed));
-            audit.finished(ctx, &counts).await?;
-            finished?;
-            true
-        }
-        None => false,
+    let done = match session {
+        Some(session) => Some(session.finish(ctx, &tally).await?),
+        None => None,
     };
-    report(
-        args,
-        &rewind_id,
-        &tally,
-        produced.load(Ordering::Relaxed),
-        &target_topic,
-        done,
-    );
+    report(args, &tally, &target_topic, done.as_ref());
     Ok(tally.failed == 0)
 }
 
-fn report(args: &RewindArgs, id: &str, t: &Tally, produced: i64, topic: &str, wrote: bool) {
+/// The event in `message`, unless it is certainly outside `window` or
+/// undecodable (transform dead-lettered those already).
+async fn decode(
+    ctx: &ServiceContext,
+    window: &Window,
+    message: &OwnedMessage,
+) -> anyhow::Result<Option<IntegrationEvent>> {
+    if window.too_old(message.timestamp().to_millis().unwrap_or(i64::MAX)) {
+        return Ok(None);
+    }
+    let Some(bytes) = message.payload() else {
+        return Ok(None);
+    };
+    match ctx.codec.decode(bytes).await {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.is_retryable() => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Prints the result; `done` is the id and produced count of a rewind
+/// that wrote (`None` for a dry run).
+fn report(args: &RewindArgs, t: &Tally, topic: &str, done: Option<&(String, i64)>) {
+    let produced = done.map_or(0, |(_, n)| *n);
     if args.json {
         println!(
             "{}",
             serde_json::json!({
-                "rewind_id": if wrote { Some(id) } else { None },
+                "rewind_id": done.map(|(id, _)| id),
                 "dry_run": args.dry_run,
                 "flow": args.flow,
                 "scanned": t.scanned,
@@ -232,7 +135,7 @@ fn report(args: &RewindArgs, id: &str, t: &Tally, produced: i64, topic: &str, wr
         );
         return;
     }
-    if wrote {
+    if let Some((id, _)) = done {
         println!(
             "rewind {id}: flow {}: {} event(s) scanned, {} in range, {} matched, {} produced to {topic}, {} failed the mapping",
             args.flow, t.scanned, t.in_range, t.matched, produced, t.failed
