@@ -3,17 +3,15 @@
 
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use intops_events::RecordKind;
+use intops_kafka::backoff::retry_delays;
 use intops_kafka::{KafkaError, Record, ServiceContext};
 use serde::Serialize;
 
-fn backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_max_times(6)
-        .with_jitter()
+/// Six retries, 200 ms to 5 s apart.
+fn backoff() -> std::iter::Take<intops_kafka::backoff::RetryDelays> {
+    retry_delays(Duration::from_millis(200), Duration::from_secs(5)).take(6)
 }
 
 /// Produces `record`, retrying while the broker is unavailable.

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use intops_events::{
     CodecError, DeliveryRequest, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
 };
@@ -374,15 +373,10 @@ enum End {
     },
 }
 
-/// A jittered exponential backoff within the retry settings (the jitter
-/// may double a delay; the policy cuts it to `max_backoff`).
+/// A jittered exponential backoff within the retry settings, never
+/// longer than `max_backoff`.
 fn backoff(retry: Retry) -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(retry.initial_backoff)
-        .with_max_delay(retry.max_backoff)
-        .with_jitter()
-        .without_max_times()
-        .build()
+    intops_kafka::backoff::retry_delays(retry.initial_backoff, retry.max_backoff)
 }
 
 fn shutting_down(during: &str) -> ProcessError {

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use intops_events::{RecordKind, now_micros};
 use intops_flows::{Flows, Poll, Secret, Source, parse_json, percent_encode};
 use intops_kafka::ServiceContext;
+use intops_kafka::backoff::{RetryDelays, retry_delays};
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError};
 
@@ -266,13 +266,11 @@ impl Task {
     }
 }
 
-fn new_backoff(interval: Duration) -> backon::ExponentialBackoff {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_secs(1).min(interval))
-        .with_max_delay(interval.max(Duration::from_secs(300)))
-        .with_jitter()
-        .without_max_times()
-        .build()
+fn new_backoff(interval: Duration) -> RetryDelays {
+    retry_delays(
+        Duration::from_secs(1).min(interval),
+        interval.max(Duration::from_secs(300)),
+    )
 }
 
 #[cfg(test)]

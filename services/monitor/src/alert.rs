@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use intops_flows::spec::AlertKind;
 use intops_flows::{Alert, Secret};
+use intops_kafka::backoff::retry_delays;
 use intops_runtime::CancellationToken;
 use intops_runtime::metrics as m;
 use serde_json::json;
@@ -142,13 +143,7 @@ async fn send(http: &reqwest::Client, url: &str, id: &str, body: serde_json::Val
             .and_then(reqwest::Response::error_for_status)
     };
     let result = attempt
-        .retry(
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(500))
-                .with_max_delay(Duration::from_secs(30))
-                .with_max_times(5)
-                .with_jitter(),
-        )
+        .retry(retry_delays(Duration::from_millis(500), Duration::from_secs(30)).take(5))
         .await;
     let outcome = match &result {
         Ok(_) => "sent",

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use intops_events::{Codec, CodecError, DeadLetter, DeliveryRequest, IntegrationEvent, Outcome};
+use intops_kafka::backoff::retry_delays;
 use intops_kafka::{KafkaError, KafkaSettings, Message, topics};
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, Readiness};
@@ -105,11 +105,7 @@ impl Reader {
     }
 
     async fn fold(&self, kind: TopicKind, bytes: &[u8]) {
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(10))
-            .without_max_times()
-            .build();
+        let mut backoff = retry_delays(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             let result = match kind {
                 TopicKind::Event => self

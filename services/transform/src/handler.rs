@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::future::join_all;
 use intops_events::{
     CodecError, DeliveryRequest, IntegrationEvent, Outcome, OutcomeStatus, RecordKind, Stage,
@@ -13,6 +12,7 @@ use intops_events::{
 };
 use intops_flows::route::{FlowResult, Plan, plan};
 use intops_flows::{Flow, JqError};
+use intops_kafka::backoff::retry_delays;
 use intops_kafka::{
     Ack, Failure, Handled, KafkaError, MAX_ERROR_TEXT_BYTES, Message, OwnedMessage, ProcessError,
     REJECTED_CLASS, ServiceContext,
@@ -200,12 +200,7 @@ impl Handler {
         Box::pin(async move {
             let topic = ctx.topics.outcomes();
             for outcome in &outcomes {
-                let mut delays = ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(30))
-                    .with_jitter()
-                    .without_max_times()
-                    .build();
+                let mut delays = retry_delays(Duration::from_millis(200), Duration::from_secs(30));
                 loop {
                     match ctx
                         .publish(&topic, RecordKind::Outcome, &key, outcome)

@@ -15,7 +15,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use tokio::sync::mpsc;
@@ -260,19 +259,14 @@ fn lane_of(message: &OwnedMessage, lanes: usize) -> usize {
 /// Exponential backoff with jitter between retries of one record, cut
 /// short by shutdown.
 pub(crate) struct Pause<'a> {
-    delays: backon::ExponentialBackoff,
+    delays: crate::backoff::RetryDelays,
     max: Duration,
     shutdown: &'a CancellationToken,
 }
 
 impl<'a> Pause<'a> {
     pub(crate) fn new(options: &'a ConsumeOptions) -> Self {
-        let delays = ExponentialBuilder::default()
-            .with_min_delay(options.min_backoff)
-            .with_max_delay(options.max_backoff)
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let delays = crate::backoff::retry_delays(options.min_backoff, options.max_backoff);
         Self {
             delays,
             max: options.max_backoff,

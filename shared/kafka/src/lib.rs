@@ -10,8 +10,10 @@
 //! - [`DeadLetterCap`]: holds a source's records when too many failed;
 //! - [`DeadLetterWriter`]: dead letters with full provenance, slim when
 //!   the original does not fit;
-//! - [`Scan`]: reading topics without a consumer group (operator tools).
+//! - [`Scan`]: reading topics without a consumer group (operator tools);
+//! - [`backoff`]: the one jittered exponential backoff of every retry loop.
 
+pub mod backoff;
 pub mod cap;
 mod config;
 mod consumer;

@@ -275,8 +275,8 @@ impl Policy {
             // As the target asked, up to max_pause.
             Some(asked) if asked > self.max_pause => return Next::GiveUp(FailureClass::Exhausted),
             Some(asked) => asked,
-            // backon's jitter adds up to the delay again: keep it within
-            // max_backoff, as documented.
+            // `intops_kafka::backoff` keeps delays within max_backoff; the
+            // cut here keeps the policy's promise for any iterator.
             None => backoff
                 .next()
                 .map_or(retry.max_backoff, |d| d.min(retry.max_backoff)),
