@@ -118,7 +118,16 @@ impl Fleet {
                 env.push(("INTOPS_INGEST_ACK_TIMEOUT", "3s"));
             }
             Role::Monitor => env.push(("INTOPS_MONITOR_LISTEN", &monitor_listen)),
-            Role::Transform | Role::Delivery => {}
+            // Under this suite's load on two cores, tansu 0.6.0 can leave a
+            // heartbeat unanswered for more than ten seconds; the member's
+            // session then expires and tansu may never complete the rejoin
+            // (the same reason deploy/local/bench.sh uses a longer session).
+            // Killed instances are static members that come back under their
+            // id, and the joining ones leave with a LeaveGroup, so no step
+            // waits for a session to expire.
+            Role::Transform | Role::Delivery => {
+                env.push(("INTOPS_KAFKA_OPTION_SESSION_TIMEOUT_MS", "25000"));
+            }
         }
         let log = self.logs.join(format!("{instance}.log"));
         let child = process::spawn(
