@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod cli;
 pub mod deliveries;
+pub mod events;
 pub mod fault;
 pub mod group;
 pub mod metrics;

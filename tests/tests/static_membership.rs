@@ -8,14 +8,14 @@
 //! longer than a grace period while its group has records left reports
 //! not ready.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use intops_events::{DeliveryRequest, IntegrationEvent, RecordKind, Topics};
+use intops_events::{DeliveryRequest, RecordKind, Topics};
 use intops_kafka::{KafkaSettings, Producer, Record, new_consumer};
 use intops_runtime::{CancellationToken, Readiness};
 use intops_tests::pipeline::example_flows;
@@ -95,17 +95,7 @@ async fn send_events(topics: &Topics, n: usize) -> Vec<String> {
     .expect("fixture");
     let mut ids = Vec::new();
     for i in 0..n {
-        let e = IntegrationEvent {
-            event_id: uuid::Uuid::now_v7().to_string(),
-            source_id: "servicenow".into(),
-            event_type: "created".into(),
-            entity_key: format!("k{}", i % 30),
-            occurred_at: 1,
-            ingested_at: 1,
-            correlation_id: None,
-            attributes: HashMap::new(),
-            payload: payload.clone(),
-        };
+        let e = intops_tests::events::created("servicenow", &format!("k{}", i % 30), &payload);
         let value = codec
             .encode(&events, RecordKind::IntegrationEvent, &e)
             .await

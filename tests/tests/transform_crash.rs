@@ -49,17 +49,7 @@ async fn kill_9_mid_stream_loses_nothing() {
     let mut ids = Vec::new();
     let mut records = Vec::new();
     for i in 0..EVENTS {
-        let e = IntegrationEvent {
-            event_id: uuid::Uuid::now_v7().to_string(),
-            source_id: "servicenow".into(),
-            event_type: "created".into(),
-            entity_key: format!("k{}", i % 50),
-            occurred_at: 1,
-            ingested_at: 1,
-            correlation_id: None,
-            attributes: HashMap::new(),
-            payload: payload.clone(),
-        };
+        let e = intops_tests::events::created("servicenow", &format!("k{}", i % 50), &payload);
         let value = codec
             .encode(&events, RecordKind::IntegrationEvent, &e)
             .await
@@ -255,14 +245,7 @@ map = 'error(.big)'
     for (id, payload) in &payloads {
         let e = IntegrationEvent {
             event_id: format!("event-{id}"),
-            source_id: "app".into(),
-            event_type: "created".into(),
-            entity_key: (*id).into(),
-            occurred_at: 1,
-            ingested_at: 1,
-            correlation_id: None,
-            attributes: HashMap::new(),
-            payload: payload.clone(),
+            ..intops_tests::events::created("app", id, payload)
         };
         let value = codec
             .encode(&events, RecordKind::IntegrationEvent, &e)
