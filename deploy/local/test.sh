@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the local stack, Chromium (status page test) and the interop test's
 # Python client if needed, starts the stack with fresh data, runs every unit
-# and integration test, and stops the stack.
+# and integration test, and stops the stack. The end-to-end tests against
+# the stack (tests/tests/stack/, one test binary) run only with the
+# `stack` feature of intops-tests, turned on here; a plain
+# `cargo test --workspace` runs everything else, without a stack.
 #   deploy/local/test.sh [extra cargo test args]
+#   deploy/local/test.sh -p intops-tests --test stack -- delivery_crash::
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$here/../.."
@@ -12,7 +16,7 @@ cd "$root"
 "$here/install.sh"
 
 # Confluent's Python client, for the test that decodes intops topics with
-# a standard Avro consumer (tests/tests/interop_confluent.rs).
+# a standard Avro consumer (tests/tests/stack/interop_confluent.rs).
 venv="$INTOPS_TOOLS_DIR/../venv"
 reqs="$root/tests/interop/requirements.txt"
 if ! cmp -s "$reqs" "$venv/requirements.txt" 2>/dev/null; then
@@ -21,7 +25,7 @@ if ! cmp -s "$reqs" "$venv/requirements.txt" 2>/dev/null; then
   cp "$reqs" "$venv/requirements.txt"
 fi
 export INTOPS_INTEROP_PYTHON="$venv/bin/python"
-# Headless Chromium for the status page test (tests/tests/monitor_page.rs).
+# Headless Chromium for the status page test (tests/tests/stack/monitor_page.rs).
 if ! command -v chromium >/dev/null; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
@@ -35,7 +39,7 @@ cargo build --locked --bins
 export INTOPS_BIN_DIR="$root/target/debug"
 
 # A clean test run: the stack starts with no data (run.sh and start.sh keep
-# it; tests/tests/stack_restart.rs checks that on a private stack).
+# it; tests/tests/stack/stack_restart.rs checks that on a private stack).
 INTOPS_STACK_FRESH=1 "$here/start.sh"
 trap '"$here/stop.sh"' EXIT
-cargo test --workspace --locked --no-fail-fast "$@"
+cargo test --workspace --locked --no-fail-fast --features intops-tests/stack "$@"

@@ -82,6 +82,15 @@ pub fn committed(group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> 
         .collect()
 }
 
+/// The records `group` has committed on `topic`'s first `partitions`
+/// partitions: the sum of its committed offsets (nothing committed: 0).
+pub fn committed_records(group: &str, topic: &str, partitions: i32) -> usize {
+    committed(group, topic, partitions)
+        .into_iter()
+        .map(|at| at.unwrap_or(0).max(0) as usize)
+        .sum()
+}
+
 /// [`committed`] beside each partition's end offset:
 /// `(partition, committed, end)`.
 pub fn committed_and_ends(

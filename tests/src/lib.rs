@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod poll;
 pub mod process;
+pub mod serial;
 pub mod sign;
 pub mod stack;
 pub mod target;

@@ -26,6 +26,15 @@ pub fn codec() -> intops_events::Codec {
     }
 }
 
+/// A loopback port nothing listens on at this moment, for a private
+/// broker, registry or service listener.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// A topic prefix no other test uses, so tests never share topics,
 /// consumer groups or registry subjects.
 pub fn random_prefix(name: &str) -> String {

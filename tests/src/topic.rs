@@ -55,6 +55,20 @@ pub fn read_from(
     out
 }
 
+/// The number of partitions of `topic` on the local stack; `None` until it
+/// exists.
+pub fn partitions(topic: &str) -> Option<i32> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack::bootstrap())
+        .create()
+        .ok()?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .ok()?;
+    let n = metadata.topics().first()?.partitions().len();
+    (n > 0).then_some(n as i32)
+}
+
 /// A header's value as text.
 pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
     use rdkafka::message::Headers;

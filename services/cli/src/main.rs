@@ -176,7 +176,7 @@ fn main() -> ExitCode {
             connect,
             command: FlowCommand::Rewind(args),
         } => {
-            let flows = match intops_runtime::load_flows(&args.flows) {
+            let flows = match intops_flows::load_flows(&args.flows) {
                 Ok(f) => f,
                 Err(e) => {
                     eprintln!("{e}");

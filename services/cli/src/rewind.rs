@@ -51,7 +51,7 @@ pub struct RewindArgs {
 pub async fn run(ctx: &ServiceContext, args: &RewindArgs, flow: &Flow) -> anyhow::Result<bool> {
     let events = ctx.topics.events();
     anyhow::ensure!(
-        topics::exists(&ctx.kafka, &events)?,
+        topics::exists(&ctx.kafka, &events).await?,
         "topic {events} does not exist"
     );
     let target_topic = ctx.topics.deliveries(&flow.target);
@@ -70,7 +70,8 @@ pub async fn run(ctx: &ServiceContext, args: &RewindArgs, flow: &Flow) -> anyhow
         std::slice::from_ref(&events),
         Start::Beginning,
         false,
-    )?;
+    )
+    .await?;
     while let Some(message) = scan.next().await? {
         tally.scanned += 1;
         let Some(event) = decode(ctx, &window, &message).await? else {

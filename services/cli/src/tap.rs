@@ -35,13 +35,13 @@ pub async fn run(ctx: &ServiceContext, args: &TapArgs) -> anyhow::Result<()> {
         .map(JqProgram::compile)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--filter: {e}"))?;
-    let topic = resolve(ctx, &args.topic)?;
+    let topic = resolve(ctx, &args.topic).await?;
     let (start, follow) = if args.from_beginning {
         (Start::Beginning, args.follow)
     } else {
         (Start::End, true)
     };
-    let mut scan = Scan::open(&ctx.kafka, std::slice::from_ref(&topic), start, follow)?;
+    let mut scan = Scan::open(&ctx.kafka, std::slice::from_ref(&topic), start, follow).await?;
     let mut printed = 0usize;
     while args.limit.is_none_or(|n| printed < n) {
         let Some(message) = scan.next().await? else {
@@ -61,12 +61,12 @@ pub async fn run(ctx: &ServiceContext, args: &TapArgs) -> anyhow::Result<()> {
 }
 
 /// The topic as given if it exists, else under the configured prefix.
-fn resolve(ctx: &ServiceContext, name: &str) -> anyhow::Result<String> {
-    if topics::exists(&ctx.kafka, name)? {
+async fn resolve(ctx: &ServiceContext, name: &str) -> anyhow::Result<String> {
+    if topics::exists(&ctx.kafka, name).await? {
         return Ok(name.to_string());
     }
     let prefixed = format!("{}.{name}", ctx.topics.prefix());
-    if topics::exists(&ctx.kafka, &prefixed)? {
+    if topics::exists(&ctx.kafka, &prefixed).await? {
         return Ok(prefixed);
     }
     anyhow::bail!("topic {name} does not exist (nor {prefixed})")

@@ -38,7 +38,7 @@ pub struct PlanArgs {
 
 /// Prints the plan; exit 2 when the flows file is invalid.
 pub fn plan(args: &PlanArgs) -> ExitCode {
-    let flows = match intops_runtime::load_flows(&args.flows) {
+    let flows = match intops_flows::load_flows(&args.flows) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("{e}");

@@ -291,7 +291,7 @@ mod tests {
         let base = Url::parse("https://crm.example/api").expect("url");
         let key = Credential::Header(
             HeaderName::from_static("x-api-key"),
-            intops_flows::Secret::new("k-1"),
+            intops_runtime::Secret::new("k-1"),
         );
         let (method, url, headers) = build(
             &base,
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn echoed_secrets_are_redacted() {
-        let bearer = Credential::Bearer(intops_flows::Secret::new("tok-123"));
+        let bearer = Credential::Bearer(intops_runtime::Secret::new("tok-123"));
         assert_eq!(
             bearer.redact("bad token tok-123 here"),
             "bad token *** here"

@@ -28,7 +28,8 @@ pub(crate) async fn catch_up(ctx: &ServiceContext, targets: &Targets) -> anyhow:
         std::slice::from_ref(&topic),
         Start::Beginning,
         false,
-    )?;
+    )
+    .await?;
     while let Some(message) = scan.next().await? {
         apply(ctx, targets, &message).await;
     }
@@ -42,7 +43,7 @@ pub(crate) async fn follow(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topic = ctx.topics.control();
-    let mut scan = Scan::open(&ctx.kafka, std::slice::from_ref(&topic), Start::End, true)?;
+    let mut scan = Scan::open(&ctx.kafka, std::slice::from_ref(&topic), Start::End, true).await?;
     loop {
         let next = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),

@@ -2,7 +2,8 @@
 //! is kept out of anything a target echoes back.
 
 use base64::Engine;
-use intops_flows::{Secret, Target, TargetAuth};
+use intops_flows::{Target, TargetAuth};
+use intops_runtime::Secret;
 
 /// The credential sent with every request to one target.
 #[derive(Debug)]

@@ -1,16 +1,21 @@
 //! One delivery request: attempts until delivered or given up, as the
 //! policy ([`policy`]) decides after each, then the outcome (and dead
 //! letter).
+//!
+//! [`Handler::handle`] decodes ([`intops_kafka::decode`]) and hands the
+//! request to [`Handler::process`], which publishes its outcome through
+//! any [`Publish`]: the service's [`ServiceContext`], or an in-memory one
+//! in the tests (`handler/tests.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use intops_events::{
-    CodecError, DeliveryRequest, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
+    Codec, DeliveryRequest, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
 };
 use intops_flows::{Flows, Retry, StatusSet};
 use intops_kafka::{
-    DeadLetterCap, Failure, Handled, Message, OwnedMessage, ProcessError, ServiceContext,
+    DeadLetterCap, Failure, Handled, Message, OwnedMessage, ProcessError, Publish, ServiceContext,
 };
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, ConfigError, Readiness};
@@ -21,6 +26,8 @@ use crate::credential::Credential;
 use crate::gate::{Gate, State};
 
 mod policy;
+#[cfg(test)]
+mod tests;
 
 use policy::{FailureClass, Next, Policy, Progress, StatusRange};
 
@@ -84,41 +91,60 @@ impl TargetRuntime {
     }
 }
 
-/// Handles records of one target's deliveries topic.
+/// Handles records of one target's deliveries topic, publishing through
+/// `P`.
 #[derive(Debug, Clone)]
-pub(crate) struct Handler {
+pub(crate) struct Handler<P = ServiceContext> {
     target: Arc<TargetRuntime>,
-    ctx: ServiceContext,
+    publisher: P,
+    codec: Arc<Codec>,
     shutdown: CancellationToken,
 }
 
 impl Handler {
+    /// The service's handler: decodes with the context's codec and
+    /// publishes through the context's producer.
     pub(crate) fn new(
         target: Arc<TargetRuntime>,
         ctx: ServiceContext,
         shutdown: CancellationToken,
     ) -> Self {
+        let codec = ctx.codec.clone();
+        Self::with_publisher(target, ctx, codec, shutdown)
+    }
+}
+
+impl<P: Publish> Handler<P> {
+    pub(crate) fn with_publisher(
+        target: Arc<TargetRuntime>,
+        publisher: P,
+        codec: Arc<Codec>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             target,
-            ctx,
+            publisher,
+            codec,
             shutdown,
         }
     }
 
-    /// Delivers the record's request; the outcome's acknowledgement is
-    /// awaited in the background so the lane can send the next request.
+    /// Decodes the record (see [`intops_kafka::decode`]) and delivers its
+    /// request.
     pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<Handled, ProcessError> {
-        let Some(bytes) = message.payload() else {
-            return Err(ProcessError::Poison(Failure::new(
-                "decode",
-                "record has no value",
-            )));
-        };
-        let request: DeliveryRequest = match self.ctx.codec.decode(bytes).await {
-            Ok(r) => r,
-            Err(e @ CodecError::Registry(_)) => return Err(ProcessError::Retryable(e.to_string())),
-            Err(e) => return Err(ProcessError::Poison(Failure::new("decode", e.to_string()))),
-        };
+        let request = intops_kafka::decode(&self.codec, message.payload()).await?;
+        // Same key as the event, so one entity's records share a partition.
+        let key = message.key().unwrap_or_default();
+        self.process(request, key).await
+    }
+
+    /// Delivers `request`; the outcome (under `key`) is acknowledged in
+    /// the background so the lane can send the next request.
+    pub(crate) async fn process(
+        &self,
+        request: DeliveryRequest,
+        key: &[u8],
+    ) -> Result<Handled, ProcessError> {
         let Final {
             last,
             attempts,
@@ -170,7 +196,7 @@ impl Handler {
             }
         }
         metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "flow" => request.flow_id.clone(), "status" => outcome.status.as_str()).increment(1);
-        let then = self.write_outcome(&message, outcome);
+        let then = self.write_outcome(key.to_vec(), outcome);
         Ok(if failures.is_empty() {
             Handled::Acknowledging(then)
         } else {
@@ -323,17 +349,15 @@ impl Handler {
     /// to `Ok(false)` if shutdown comes first (the record is then
     /// redelivered after restart, and delivered again with the same
     /// Idempotency-Key).
-    fn write_outcome(&self, message: &OwnedMessage, outcome: Outcome) -> intops_kafka::Ack {
-        // Same key as the event, so one entity's records share a partition.
-        let key = message.key().unwrap_or_default().to_vec();
-        let ctx = self.ctx.clone();
+    fn write_outcome(&self, key: Vec<u8>, outcome: Outcome) -> intops_kafka::Ack {
+        let publisher = self.publisher.clone();
         let shutdown = self.shutdown.clone();
         let retry = self.target.policy.retry;
         Box::pin(async move {
-            let topic = ctx.topics.outcomes();
+            let topic = publisher.topics().outcomes();
             let mut delays = backoff(retry);
             loop {
-                match ctx
+                match publisher
                     .publish(&topic, RecordKind::Outcome, &key, &outcome)
                     .await
                 {

@@ -68,7 +68,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         args.dlq_cap_consecutive,
         "INTOPS_DELIVERY_DLQ_CAP",
     )?;
-    let flows = intops_runtime::load_flows(&args.common.flows)?;
+    let flows = intops_flows::load_flows(&args.common.flows)?;
     let selected: Vec<String> = if args.targets.is_empty() {
         flows.targets.keys().cloned().collect()
     } else {
@@ -148,7 +148,8 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             max_backoff: Duration::from_secs(30),
             concurrency,
         };
-        let handler = handler::Handler::new(target, ctx.clone(), shutdown.clone());
+        // Shared by the lanes: one reference count per record, no copy.
+        let handler = Arc::new(handler::Handler::new(target, ctx.clone(), shutdown.clone()));
         tracing::info!(target = %target_id, %topic, "delivery consuming");
         tasks.spawn(format!("consumer {target_id}"), async move {
             let result = consume(&consumer, &options, move |message| {

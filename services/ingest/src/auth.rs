@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use axum::http::HeaderMap;
-use intops_flows::{Flows, Secret, SourceAuth};
-use intops_runtime::ConfigError;
+use intops_flows::{Flows, SourceAuth};
+use intops_runtime::{ConfigError, Secret};
 
 use crate::replay::Signed;
 use crate::signature::Verifier;

@@ -6,9 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use intops_events::{IngestCursor, RecordKind, now_micros};
-use intops_kafka::{KafkaError, Message, ServiceContext};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use intops_kafka::{KafkaError, Message, Scan, ServiceContext, Start};
 
 /// Where a source's polling stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,77 +58,37 @@ fn compare(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// How long reading the saved positions may take before the run fails.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Reads every saved position (the latest per source).
 pub(crate) async fn load(ctx: &ServiceContext) -> Result<HashMap<String, Position>, KafkaError> {
     let topic = ctx.topics.ingest_cursors();
-    let kafka = ctx.kafka.clone();
-    let group = ctx.topics.group("ingest.cursors");
-    let values = tokio::task::spawn_blocking(move || read_to_end(&kafka, &group, &topic))
+    let read = async {
+        let mut scan = Scan::open(
+            &ctx.kafka,
+            std::slice::from_ref(&topic),
+            Start::Beginning,
+            false,
+        )
+        .await?;
+        let mut out = HashMap::new();
+        while let Some(message) = scan.next().await? {
+            let Some(value) = message.payload() else {
+                continue;
+            };
+            let saved: IngestCursor = ctx.codec.decode(value).await?;
+            let position = Position {
+                cursor: saved.cursor,
+                seen: saved.seen_at_cursor.into_iter().collect(),
+            };
+            out.insert(saved.source_id, position);
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(LOAD_TIMEOUT, read)
         .await
-        .map_err(|e| KafkaError::Fatal(e.to_string()))??;
-    let mut out = HashMap::new();
-    for value in values {
-        let saved: IngestCursor = ctx.codec.decode(&value).await?;
-        let position = Position {
-            cursor: saved.cursor,
-            seen: saved.seen_at_cursor.into_iter().collect(),
-        };
-        out.insert(saved.source_id, position);
-    }
-    Ok(out)
-}
-
-fn read_to_end(
-    kafka: &intops_kafka::KafkaSettings,
-    group: &str,
-    topic: &str,
-) -> Result<Vec<Vec<u8>>, KafkaError> {
-    let consumer: BaseConsumer = kafka
-        .consumer_config(group)
-        .create()
-        .map_err(|e| KafkaError::Config(e.to_string()))?;
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = HashMap::new();
-    for p in intops_kafka::topics::partitions(kafka, topic)? {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .map_err(|e| KafkaError::Admin(e.to_string()))?;
-        if high > low {
-            remaining.insert(p, high);
-            assignment
-                .add_partition_offset(topic, p, Offset::Beginning)
-                .map_err(|e| KafkaError::Admin(e.to_string()))?;
-        }
-    }
-    let mut values = Vec::new();
-    if remaining.is_empty() {
-        return Ok(values);
-    }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| KafkaError::Admin(e.to_string()))?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !remaining.is_empty() {
-        if std::time::Instant::now() > deadline {
-            return Err(KafkaError::Unavailable(format!(
-                "cannot read {topic} to its end"
-            )));
-        }
-        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = m.map_err(|e| KafkaError::Unavailable(e.to_string()))?;
-        if let Some(v) = m.payload() {
-            values.push(v.to_vec());
-        }
-        if remaining
-            .get(&m.partition())
-            .is_some_and(|high| m.offset() + 1 >= *high)
-        {
-            remaining.remove(&m.partition());
-        }
-    }
-    Ok(values)
+        .map_err(|_| KafkaError::Unavailable(format!("cannot read {topic} to its end")))?
 }
 
 /// Saves a source's position and waits for the acknowledgement.

@@ -97,7 +97,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     requests.validate()?;
-    let flows = Arc::new(intops_runtime::load_flows(&args.common.flows)?);
+    let flows = Arc::new(intops_flows::load_flows(&args.common.flows)?);
     let authenticators = auth::authenticators(&flows)?;
     let ctx = ServiceContext::new(&args.common.connect)?.with_delivery_timeout(args.ack_timeout)?;
     let readiness = Readiness::default();

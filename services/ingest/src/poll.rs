@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use intops_events::{RecordKind, now_micros};
-use intops_flows::{Flows, Poll, Secret, Source, parse_json, percent_encode};
+use intops_flows::{Flows, Poll, Source, parse_json, percent_encode};
 use intops_kafka::ServiceContext;
 use intops_kafka::backoff::{RetryDelays, retry_delays};
 use intops_runtime::metrics as m;
-use intops_runtime::{CancellationToken, ConfigError};
+use intops_runtime::{CancellationToken, ConfigError, Secret};
 
 use crate::cursors::{self, Position};
 use crate::poll_origin::{self, Refused};

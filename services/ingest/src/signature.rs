@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use intops_flows::{HmacAuth, Secret, SignatureEncoding};
+use intops_flows::{HmacAuth, SignatureEncoding};
+use intops_runtime::Secret;
 use sha2::Sha256;
 
 use crate::replay::Signed;

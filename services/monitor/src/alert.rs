@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use backon::Retryable;
+use intops_flows::Alert;
 use intops_flows::spec::AlertKind;
-use intops_flows::{Alert, Secret};
 use intops_kafka::backoff::retry_delays;
-use intops_runtime::CancellationToken;
 use intops_runtime::metrics as m;
+use intops_runtime::{CancellationToken, Secret};
 use serde_json::json;
 use tokio::sync::mpsc;
 

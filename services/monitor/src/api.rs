@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use intops_events::now_micros;
-use intops_flows::Secret;
+use intops_runtime::Secret;
 use serde_json::json;
 
 use crate::health::Health;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use intops_kafka::{KafkaError, KafkaSettings, drain};
+use intops_kafka::{KafkaSettings, drain};
 use intops_runtime::CancellationToken;
 use intops_runtime::metrics as m;
 use rdkafka::consumer::BaseConsumer;
@@ -53,11 +53,8 @@ pub(crate) async fn run(
                     }
                 },
             };
-            // The admin calls block: keep them off the async workers.
             let topic = w.topic.clone();
-            let measured = tokio::task::spawn_blocking(move || drain::lag(&consumer, &topic))
-                .await
-                .unwrap_or_else(|e| Err(KafkaError::Unavailable(e.to_string())));
+            let measured = intops_kafka::blocking(move || drain::lag(&consumer, &topic)).await;
             match measured {
                 Ok(lag) => {
                     metrics::gauge!(m::CONSUMER_LAG, "group" => w.group.clone(), "topic" => w.topic.clone())

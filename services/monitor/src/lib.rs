@@ -60,7 +60,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let flows = intops_runtime::load_flows(&args.common.flows)?;
+    let flows = intops_flows::load_flows(&args.common.flows)?;
     let webhooks = flows
         .alerts
         .iter()
@@ -107,7 +107,6 @@ pub async fn run(
     let health = Arc::new(RwLock::new(Health::new(&flows, args.window, now_micros())));
     let reader = Reader {
         kafka: ctx.kafka.clone(),
-        group: ctx.topics.group("monitor"),
         codec: ctx.codec.clone(),
         topics,
         lineage: lineage.clone(),

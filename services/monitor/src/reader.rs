@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use intops_events::{Codec, CodecError, DeadLetter, DeliveryRequest, IntegrationEvent, Outcome};
 use intops_kafka::backoff::retry_delays;
-use intops_kafka::{KafkaError, KafkaSettings, Message, topics};
+use intops_kafka::{KafkaError, KafkaSettings, Message, Scan, Scanned, Start};
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, Readiness};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::health::Health;
 use crate::lineage::Lineage;
@@ -30,7 +28,6 @@ pub(crate) enum TopicKind {
 #[derive(Debug)]
 pub(crate) struct Reader {
     pub kafka: KafkaSettings,
-    pub group: String,
     pub codec: Arc<Codec>,
     pub topics: Vec<(String, TopicKind)>,
     pub lineage: Arc<RwLock<Lineage>>,
@@ -43,63 +40,33 @@ impl Reader {
     /// Reads until shutdown. Ready once it has caught up with the end of
     /// every partition as it was at start.
     pub(crate) async fn run(self) -> Result<(), KafkaError> {
-        let consumer: StreamConsumer = self
-            .kafka
-            .consumer_config(&self.group)
-            .create()
-            .map_err(|e| KafkaError::Config(e.to_string()))?;
-        let mut assignment = TopicPartitionList::new();
-        let mut behind: HashMap<(String, i32), i64> = HashMap::new();
-        let mut kinds = HashMap::new();
-        for (topic, kind) in &self.topics {
-            kinds.insert(topic.clone(), *kind);
-            for p in topics::partitions(&self.kafka, topic)? {
-                assignment
-                    .add_partition_offset(topic, p, Offset::Beginning)
-                    .map_err(|e| KafkaError::Admin(e.to_string()))?;
-                let (low, high) = consumer
-                    .fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .map_err(|e| KafkaError::Admin(e.to_string()))?;
-                if high > low {
-                    behind.insert((topic.clone(), p), high);
-                }
-            }
-        }
-        consumer
-            .assign(&assignment)
-            .map_err(|e| KafkaError::Admin(e.to_string()))?;
-        self.readiness.set("caught_up", behind.is_empty());
+        let names: Vec<String> = self.topics.iter().map(|(t, _)| t.clone()).collect();
+        let kinds: HashMap<String, TopicKind> = self.topics.iter().cloned().collect();
+        self.readiness.set("caught_up", false);
+        let mut scan = Scan::open(&self.kafka, &names, Start::Beginning, true).await?;
         tracing::info!(
-            partitions = assignment.count(),
-            behind = behind.len(),
+            partitions = scan.assigned(),
+            behind = scan.behind(),
             "monitor reading"
         );
-
         loop {
-            let message = tokio::select! {
+            let next = tokio::select! {
                 () = self.shutdown.cancelled() => return Ok(()),
-                m = consumer.recv() => m,
+                next = scan.next_scanned() => next?,
             };
-            let message = match message {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "monitor consumer error");
-                    continue;
+            match next {
+                Some(Scanned::Record(message)) => {
+                    let kind = kinds.get(message.topic()).copied();
+                    if let (Some(kind), Some(bytes)) = (kind, message.payload()) {
+                        self.fold(kind, bytes).await;
+                    }
                 }
-            };
-            let kind = kinds.get(message.topic()).copied();
-            if let (Some(kind), Some(bytes)) = (kind, message.payload()) {
-                self.fold(kind, bytes).await;
-            }
-            let key = (message.topic().to_string(), message.partition());
-            if let Some(high) = behind.get(&key)
-                && message.offset() + 1 >= *high
-            {
-                behind.remove(&key);
-                if behind.is_empty() {
+                Some(Scanned::CaughtUp) => {
                     tracing::info!("monitor caught up");
                     self.readiness.set("caught_up", true);
                 }
+                // A following scan does not end.
+                None => return Ok(()),
             }
         }
     }

@@ -2,30 +2,38 @@
 //! request, and report what failed for good. The consumer loop writes the
 //! dead letters (or holds the record, when the source's dead-letter cap is
 //! tripped), then the outcomes saying so, and only then stores the offset.
+//!
+//! [`Handler::handle`] decodes ([`intops_kafka::decode`]) and hands the
+//! event to [`Handler::process`], which publishes through any
+//! [`Publish`]: the service's [`ServiceContext`], or an in-memory one in
+//! the tests (`handler/tests.rs`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use intops_events::{
-    CodecError, DeliveryRequest, IntegrationEvent, Outcome, OutcomeStatus, RecordKind, Stage,
-    now_micros,
+    Codec, DeliveryRequest, IntegrationEvent, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
 };
 use intops_flows::route::{FlowResult, Plan, plan};
-use intops_flows::{Flow, JqError};
+use intops_flows::{Flow, JqError, SharedFlows};
 use intops_kafka::backoff::retry_delays;
 use intops_kafka::{
     Ack, Failure, Handled, KafkaError, MAX_ERROR_TEXT_BYTES, Message, OwnedMessage, ProcessError,
-    REJECTED_CLASS, ServiceContext,
+    Publish, REJECTED_CLASS, ServiceContext,
 };
 use intops_runtime::CancellationToken;
 use intops_runtime::metrics as m;
-use intops_runtime::reload::SharedFlows;
 
-/// Handles records of the events topic.
+#[cfg(test)]
+mod tests;
+
+/// Handles records of the events topic, publishing through `P`.
 #[derive(Debug, Clone)]
-pub(crate) struct Handler {
+pub(crate) struct Handler<P = ServiceContext> {
     flows: SharedFlows,
-    ctx: ServiceContext,
+    publisher: P,
+    codec: Arc<Codec>,
     shutdown: CancellationToken,
 }
 
@@ -37,22 +45,43 @@ struct Failed<'f> {
 }
 
 impl Handler {
+    /// The service's handler: decodes with the context's codec and
+    /// publishes through the context's producer.
     pub(crate) fn new(
         flows: SharedFlows,
         ctx: ServiceContext,
         shutdown: CancellationToken,
     ) -> Self {
+        let codec = ctx.codec.clone();
+        Self::with_publisher(flows, ctx, codec, shutdown)
+    }
+}
+
+impl<P: Publish> Handler<P> {
+    pub(crate) fn with_publisher(
+        flows: SharedFlows,
+        publisher: P,
+        codec: Arc<Codec>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             flows,
-            ctx,
+            publisher,
+            codec,
             shutdown,
         }
     }
 
+    /// Decodes the record (see [`intops_kafka::decode`]) and processes
+    /// the event.
+    pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<Handled, ProcessError> {
+        let event = intops_kafka::decode(&self.codec, message.payload()).await?;
+        self.process(event).await
+    }
+
     /// Plans the event and produces its delivery requests; failed flows
     /// come back as dead letters for the loop to write.
-    pub(crate) async fn handle(&self, message: OwnedMessage) -> Result<Handled, ProcessError> {
-        let event = self.decode(&message).await?;
+    pub(crate) async fn process(&self, event: IntegrationEvent) -> Result<Handled, ProcessError> {
         metrics::counter!(m::TRANSFORM_EVENTS, "source" => event.source_id.clone()).increment(1);
         // One version of the flows for the whole record, even mid-reload.
         let flows = self.flows.load_full();
@@ -76,9 +105,9 @@ impl Handler {
                     .increment(1);
                 tracing::debug!(event_id = %event.event_id, source = %event.source_id, "event unrouted");
                 let outcome = outcome(&event, OutcomeStatus::Unrouted, None, None);
-                self.ctx
+                self.publisher
                     .publish(
-                        &self.ctx.topics.outcomes(),
+                        &self.publisher.topics().outcomes(),
                         RecordKind::Outcome,
                         event.kafka_key().as_bytes(),
                         &outcome,
@@ -130,28 +159,14 @@ impl Handler {
         }
     }
 
-    async fn decode(&self, message: &OwnedMessage) -> Result<IntegrationEvent, ProcessError> {
-        let Some(bytes) = message.payload() else {
-            return Err(ProcessError::Poison(Failure::new(
-                "decode",
-                "record has no value",
-            )));
-        };
-        match self.ctx.codec.decode::<IntegrationEvent>(bytes).await {
-            Ok(event) => Ok(event),
-            Err(e @ CodecError::Registry(_)) => Err(ProcessError::Retryable(e.to_string())),
-            Err(e) => Err(ProcessError::Poison(Failure::new("decode", e.to_string()))),
-        }
-    }
-
     async fn deliver(
         &self,
         event: &IntegrationEvent,
         flow: &Flow,
         request: &DeliveryRequest,
     ) -> Result<(), KafkaError> {
-        let topic = self.ctx.topics.deliveries(&flow.target);
-        self.ctx
+        let topic = self.publisher.topics().deliveries(&flow.target);
+        self.publisher
             .publish(
                 &topic,
                 RecordKind::DeliveryRequest,
@@ -195,14 +210,14 @@ impl Handler {
     /// when shutdown comes first (the record is handled again after
     /// restart).
     fn write_outcomes(&self, key: Vec<u8>, outcomes: Vec<Outcome>) -> Ack {
-        let ctx = self.ctx.clone();
+        let publisher = self.publisher.clone();
         let shutdown = self.shutdown.clone();
         Box::pin(async move {
-            let topic = ctx.topics.outcomes();
+            let topic = publisher.topics().outcomes();
             for outcome in &outcomes {
                 let mut delays = retry_delays(Duration::from_millis(200), Duration::from_secs(30));
                 loop {
-                    match ctx
+                    match publisher
                         .publish(&topic, RecordKind::Outcome, &key, outcome)
                         .await
                     {

@@ -14,12 +14,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use intops_events::Stage;
-use intops_flows::Flows;
+use intops_flows::{Flows, SharedFlows};
 use intops_kafka::{
     CapSettings, ConsumeOptions, DeadLetterCap, DeadLetterWriter, ServiceContext, consume,
     new_consumer,
 };
-use intops_runtime::reload::{self, AfterSwap, BeforeSwap, SharedFlows};
+use intops_runtime::reload::{AfterSwap, BeforeSwap, Watch};
 use intops_runtime::{CancellationToken, CommonArgs, Readiness, Supervisor, admin};
 
 /// Settings of the transform service.
@@ -63,7 +63,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         args.dlq_cap_consecutive,
         "INTOPS_TRANSFORM_DLQ_CAP",
     )?;
-    let flows = Arc::new(intops_runtime::load_flows(&args.common.flows)?);
+    let flows = Arc::new(intops_flows::load_flows(&args.common.flows)?);
     let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
     let admin_task = intops_runtime::admin::spawn_optional(
@@ -110,7 +110,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     tracing::info!(topic = %events, flows = flows.flows.len(), "transform consuming");
     let shared: SharedFlows = Arc::new(ArcSwap::new(flows));
     let topics_ctx = ctx.clone();
-    let before_swap: BeforeSwap = Arc::new(move |new: Arc<Flows>| {
+    let before_swap: BeforeSwap<Flows> = Arc::new(move |new: Arc<Flows>| {
         let ctx = topics_ctx.clone();
         Box::pin(async move {
             // Topics of new targets exist before any record is routed there.
@@ -128,17 +128,21 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     tasks.spawn(format!("assignment {group}"), assignment_watch);
     tasks.spawn(
         "flows reload",
-        reload::watch(
-            "transform",
-            args.common.flows.clone(),
-            shared.clone(),
-            Duration::from_secs(1),
+        Watch {
+            service: "transform",
+            what: "flows",
+            metric: intops_runtime::metrics::FLOWS_RELOADS,
+            path: args.common.flows.clone(),
+            current: shared.clone(),
+            parse: Arc::new(|text| intops_flows::load_str(text).map_err(|e| e.to_string())),
+            every: Duration::from_secs(1),
             before_swap,
             after_swap,
-            shutdown.clone(),
-        ),
+        }
+        .run(shutdown.clone()),
     );
-    let handler = handler::Handler::new(shared, ctx.clone(), shutdown.clone());
+    // Shared by the lanes: one reference count per record, no copy.
+    let handler = Arc::new(handler::Handler::new(shared, ctx.clone(), shutdown.clone()));
     let result = tasks
         .run(async {
             consume(&consumer, &options, move |message| {

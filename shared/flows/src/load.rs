@@ -16,7 +16,8 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::jq::JqProgram;
+use intops_jq::JqProgram;
+
 use crate::model::{Flows, RateLimit};
 use crate::spec::FlowsFile;
 use crate::template::Template;
@@ -60,6 +61,18 @@ pub fn load_file(path: &Path) -> Result<Flows, LoadErrors> {
         }])
     })?;
     load_str(&text)
+}
+
+/// [`load_file`] for a service starting up: every problem, prefixed with
+/// the file's path, as an [`intops_runtime::ConfigError`] (exit code 2).
+pub fn load_flows(path: &Path) -> Result<Flows, intops_runtime::ConfigError> {
+    load_file(path).map_err(|e| {
+        intops_runtime::ConfigError(
+            e.0.iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect(),
+        )
+    })
 }
 
 /// Validates flows-file text.

@@ -3,10 +3,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::jq::JqProgram;
+use intops_jq::JqProgram;
+
 use crate::secret::SecretRef;
 pub use crate::spec::{SignatureEncoding, SourceKind};
 use crate::template::Template;
+
+/// The current flows, shared by a service's tasks and replaced on reload
+/// ([`intops_runtime::reload`]).
+pub type SharedFlows = std::sync::Arc<arc_swap::ArcSwap<Flows>>;
 
 /// A validated flows file.
 #[derive(Debug)]

@@ -3,12 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::jq::{JqError, JqProgram, parse_json};
 use crate::model::{Flow, Flows};
 use crate::template::Template;
 use intops_events::{DeliveryRequest, IntegrationEvent, now_micros};
-use jaq_core::ValT as _;
-use jaq_json::Val;
+use intops_jq::{JqError, JqProgram, JqValue as Val, parse_json};
 
 /// What one flow made of an event.
 #[derive(Debug)]
@@ -54,11 +52,12 @@ fn plan_whole<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Plan<'a> {
 
 /// The plan made from only the payload fields the source's flows read,
 /// when every program of those flows is evaluated directly and knows its
-/// answer (`fields.rs`, `direct.rs`); `None` means: evaluate the flows
-/// with jq on the whole payload, which also gives every error.
+/// answer ([`intops_jq::read_fields`], direct evaluation); `None` means:
+/// evaluate the flows with jq on the whole payload, which also gives every
+/// error.
 fn plan_from_fields<'a>(flows: &'a Flows, event: &IntegrationEvent) -> Option<Plan<'a>> {
     let keys = flows.fields_read.get(&event.source_id)?;
-    let input = crate::fields::read(&event.payload, keys)?;
+    let input = intops_jq::read_fields(&event.payload, keys)?;
     let mut results = Vec::new();
     for flow in flows.flows.iter().filter(|f| f.source == event.source_id) {
         if let Some(r) = evaluate(flow, event, &Directly(&input)).ok()? {
@@ -146,12 +145,11 @@ impl Run for Directly<'_> {
     type Error = ();
 
     fn holds(&self, program: &JqProgram) -> Result<bool, ()> {
-        Ok(program.direct_first(self.0).ok_or(())?.as_bool())
+        program.direct_holds(self.0).ok_or(())
     }
 
     fn json(&self, program: &JqProgram) -> Result<String, ()> {
-        let value = program.direct_first(self.0).ok_or(())?;
-        Ok(crate::json_text::to_json(&value))
+        program.direct_json(self.0).ok_or(())
     }
 
     fn render(&self, template: &Template, encode: bool) -> Result<String, ()> {

@@ -1,5 +1,9 @@
+//! Where a secret of the flows file lives ([`SecretRef`]) and reading it
+//! into an [`intops_runtime::Secret`].
+
 use std::fmt;
 
+use intops_runtime::Secret;
 use serde::Deserialize;
 
 /// Where a secret lives. Secrets are never written inline in the flows file.
@@ -26,7 +30,7 @@ impl SecretRef {
         if value.is_empty() {
             return Err(format!("secret {self} is empty"));
         }
-        Ok(Secret(value))
+        Ok(Secret::new(value))
     }
 }
 
@@ -39,53 +43,9 @@ impl fmt::Display for SecretRef {
     }
 }
 
-/// A secret value. `Debug` and `Display` print `***`, so it cannot leak
-/// into logs or error messages by formatting.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value (tests and programmatic configuration).
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that must use it (signing, a header).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether `given` equals the secret, comparing every byte whatever
-    /// differs first (no timing hint). The length is not secret: tokens
-    /// are fixed-length in practice.
-    pub fn matches(&self, given: &str) -> bool {
-        let (a, b) = (given.as_bytes(), self.0.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secret_never_formats_its_value() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?} {s}"), "*** ***");
-        assert_eq!(s.expose(), "hunter2");
-    }
 
     #[test]
     fn file_secret_drops_trailing_newline() {

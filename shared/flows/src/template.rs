@@ -4,8 +4,7 @@
 //! the rendered path must stay under the target's base URL; a rendered
 //! header value must hold no line break (see [`crate::target_url`]).
 
-use crate::jq::{JqError, JqProgram};
-use jaq_json::Val;
+use intops_jq::{JqError, JqProgram, JqValue as Val};
 
 /// A compiled template.
 #[derive(Debug)]
@@ -73,9 +72,7 @@ impl Template {
     }
 
     /// Adds the top-level fields the template reads to `keys`; `false` when
-    /// an expression needs more (see [`Direct::input_fields`]).
-    ///
-    /// [`Direct::input_fields`]: crate::direct::Direct::input_fields
+    /// an expression needs more (see [`JqProgram::input_fields`]).
     pub(crate) fn input_fields(&self, keys: &mut std::collections::BTreeSet<String>) -> bool {
         self.parts.iter().all(|p| match p {
             Part::Text(_) => true,
@@ -130,7 +127,7 @@ pub fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jq::parse_json;
+    use intops_jq::parse_json;
 
     #[test]
     fn renders_expressions_between_literals() {

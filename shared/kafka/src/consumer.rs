@@ -10,21 +10,19 @@
 //! often instead (see `lane.rs`).
 
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cap::DeadLetterCap;
 use crate::dlq::{DeadLetterWriter, Failure};
 use crate::drain::{DrainContext, GroupConsumer};
 use crate::lane::lane;
+use crate::lanes::KeyedLanes;
 use crate::{KafkaError, KafkaSettings};
 
 /// How a handler failed, classified for the loop.
@@ -195,14 +193,10 @@ where
 {
     let inflight = consumer.context().inflight().clone();
     let reporter = inflight.open(options.stage).await;
-    let mut lanes = Vec::new();
-    let mut tasks = JoinSet::new();
     let depth = (QUEUED / options.concurrency.max(1)).max(16);
-    for _ in 0..options.concurrency.max(1) {
-        let (tx, rx) = mpsc::channel::<(OwnedMessage, u64)>(depth);
-        lanes.push(tx);
-        tasks.spawn(lane(rx, reporter.clone(), options.clone(), handle.clone()));
-    }
+    let mut lanes = KeyedLanes::spawn(options.concurrency, depth, |rx| {
+        lane(rx, reporter.clone(), options.clone(), handle.clone())
+    });
     drop(reporter);
     loop {
         tokio::select! {
@@ -224,8 +218,8 @@ where
                 let epoch = inflight
                     .begin(message.topic(), message.partition(), message.offset())
                     .await;
-                let lane = lane_of(&message, lanes.len());
-                if lanes[lane].send((message, epoch)).await.is_err() {
+                let lane = lane_of(&lanes, &message);
+                if lanes.send_to(lane, (message, epoch)).await.is_err() {
                     break; // the lane ended: only at shutdown or on a fatal error
                 }
             }
@@ -233,9 +227,9 @@ where
     }
     // Stop handing out work, let lanes finish what they are doing, and
     // store what finished.
-    drop(lanes);
+    lanes.close();
     let (failure, unfinished) = inflight.close(consumer).await;
-    while tasks.join_next().await.is_some() {}
+    lanes.join().await;
     if unfinished > 0 {
         tracing::info!(
             stage = options.stage,
@@ -246,14 +240,17 @@ where
     failure.map_or(Ok(()), Err)
 }
 
-/// Records with the same key always go to the same lane.
-fn lane_of(message: &OwnedMessage, lanes: usize) -> usize {
-    let mut hasher = std::hash::DefaultHasher::new();
+/// Records with the same key always go to the same lane; records without
+/// a key go to their partition's lane.
+fn lane_of<T, R>(lanes: &KeyedLanes<T, R>, message: &OwnedMessage) -> usize
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
     match message.key() {
-        Some(key) => key.hash(&mut hasher),
-        None => (message.topic(), message.partition()).hash(&mut hasher),
+        Some(key) => lanes.lane_of(key),
+        None => lanes.lane_of(&(message.topic(), message.partition())),
     }
-    (hasher.finish() % lanes as u64) as usize
 }
 
 /// Exponential backoff with jitter between retries of one record, cut

@@ -178,7 +178,7 @@ impl Producer {
         let Ok(producer) = self.current() else {
             return false;
         };
-        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).is_ok())
+        crate::blocking(move || Ok(producer.client().fetch_metadata(None, timeout).is_ok()))
             .await
             .unwrap_or(false)
     }

@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::metadata::Metadata;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::{KafkaError, KafkaSettings};
@@ -74,38 +73,50 @@ pub async fn ensure(settings: &KafkaSettings, topics: &[TopicSpec]) -> Result<()
     Ok(())
 }
 
-/// The partition ids of `topic`, from the cluster's metadata.
-pub fn partitions(settings: &KafkaSettings, topic: &str) -> Result<Vec<i32>, KafkaError> {
-    let metadata = metadata(settings, topic).map_err(|e| KafkaError::Admin(e.to_string()))?;
-    let ids: Vec<i32> = metadata
+/// How long a metadata lookup waits for the broker.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The partition ids of `topic` from the cluster's metadata, read with
+/// `client` (any consumer: a lookup never joins a group). Empty when the
+/// topic does not exist. The one lookup of a topic's partitions; it
+/// blocks up to `timeout`: from async code, call it inside
+/// [`crate::blocking`].
+pub fn partitions<C: ConsumerContext + 'static>(
+    client: &impl Consumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = client
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
+    Ok(metadata
         .topics()
         .iter()
         .filter(|t| t.name() == topic)
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if ids.is_empty() {
-        return Err(KafkaError::Admin(format!(
-            "topic {topic} has no partitions"
-        )));
-    }
-    Ok(ids)
+        .collect())
 }
 
 /// Whether `topic` exists (has partitions) on the cluster.
-pub fn exists(settings: &KafkaSettings, topic: &str) -> Result<bool, KafkaError> {
-    let metadata = metadata(settings, topic)?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+pub async fn exists(settings: &KafkaSettings, topic: &str) -> Result<bool, KafkaError> {
+    let client = lookup_client(settings)?;
+    let topic = topic.to_string();
+    crate::blocking(move || {
+        let metadata = client
+            .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+            .map_err(|e| KafkaError::Unavailable(e.to_string()))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()))
+    })
+    .await
 }
 
-fn metadata(settings: &KafkaSettings, topic: &str) -> Result<Metadata, KafkaError> {
-    let consumer: BaseConsumer = settings
+/// A client for metadata lookups (creating one does not block).
+pub(crate) fn lookup_client(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
+    settings
         .admin_config()
         .create()
-        .map_err(|e| KafkaError::Config(e.to_string()))?;
-    consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(|e| KafkaError::Unavailable(e.to_string()))
+        .map_err(|e| KafkaError::Config(e.to_string()))
 }

@@ -17,7 +17,6 @@ pub mod codes {
 }
 
 use std::fmt;
-use std::path::Path;
 use std::process::ExitCode;
 
 /// Invalid configuration, with every problem listed; exits with code 2.
@@ -33,17 +32,6 @@ impl fmt::Display for ConfigError {
             self.0.join("; ")
         )
     }
-}
-
-/// Loads and validates the flows file, as a [`ConfigError`] when invalid.
-pub fn load_flows(path: &Path) -> Result<intops_flows::Flows, ConfigError> {
-    intops_flows::load_file(path).map_err(|e| {
-        ConfigError(
-            e.0.iter()
-                .map(|p| format!("{}: {p}", path.display()))
-                .collect(),
-        )
-    })
 }
 
 /// Runs a service's future to its end and returns the exit code. Once

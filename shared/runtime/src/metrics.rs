@@ -2,9 +2,8 @@
 //! small fixed sets (service, source, flow, target, stage, status, class):
 //! never an event id or a key.
 
-use std::sync::OnceLock;
-
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+#[cfg(feature = "admin")]
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// HTTP requests answered by ingest; labels `source`, `status`.
 pub const INGEST_REQUESTS: &str = "intops_ingest_requests_total";
@@ -76,15 +75,20 @@ pub const CONSUMER_ERRORS: &str = "intops_consumer_errors_total";
 /// away; labels `stage`, `result` (drained, timed_out).
 pub const REBALANCE_DRAINS: &str = "intops_consumer_rebalance_drains_total";
 
+#[cfg(feature = "admin")]
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+#[cfg(feature = "admin")]
+static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
 
 /// Installs the Prometheus recorder once per process and returns its
-/// handle; `None` if another recorder was installed first.
+/// handle; `None` if another recorder was installed first (feature
+/// `admin`).
+#[cfg(feature = "admin")]
 pub fn install() -> Option<PrometheusHandle> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
@@ -97,6 +101,7 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
+#[cfg(feature = "admin")]
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(

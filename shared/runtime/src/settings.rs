@@ -4,32 +4,47 @@ use std::time::Duration;
 
 /// Where the broker and the schema registry are, and the topic prefix:
 /// what every service and the command line connect with.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct ConnectArgs {
     /// Kafka bootstrap servers (comma separated).
-    #[arg(long, env = "INTOPS_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "INTOPS_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")
+    )]
     pub kafka_bootstrap: String,
 
     /// Confluent-compatible schema registry URL.
-    #[arg(
-        long,
-        env = "INTOPS_SCHEMA_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081"
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            env = "INTOPS_SCHEMA_REGISTRY_URL",
+            default_value = "http://127.0.0.1:8081"
+        )
     )]
     pub schema_registry_url: String,
 
     /// Schema registry basic-auth user (optional).
-    #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_USERNAME")]
+    #[cfg_attr(feature = "cli", arg(long, env = "INTOPS_SCHEMA_REGISTRY_USERNAME"))]
     pub schema_registry_username: Option<String>,
 
     /// Schema registry basic-auth password (optional; never logged: its
     /// `Debug` prints `***`).
-    #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_PASSWORD", hide_env_values = true, value_parser = secret)]
-    pub schema_registry_password: Option<intops_flows::Secret>,
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            env = "INTOPS_SCHEMA_REGISTRY_PASSWORD",
+            hide_env_values = true,
+            value_parser = secret
+        )
+    )]
+    pub schema_registry_password: Option<crate::Secret>,
 
     /// PEM file of CA certificates to trust for an `https://` registry
     /// (optional; the system's roots are trusted as well).
-    #[arg(long, env = "INTOPS_SCHEMA_REGISTRY_CA")]
+    #[cfg_attr(feature = "cli", arg(long, env = "INTOPS_SCHEMA_REGISTRY_CA"))]
     pub schema_registry_ca: Option<PathBuf>,
 
     /// Stable id of this process for static consumer group membership
@@ -37,25 +52,35 @@ pub struct ConnectArgs {
     /// its partitions back at once. The pod name in Kubernetes. Unset:
     /// dynamic membership. Must be unique among the running processes of
     /// a service (the broker fences the older of two: it stops).
-    #[arg(long, env = "INTOPS_INSTANCE_ID")]
+    #[cfg_attr(feature = "cli", arg(long, env = "INTOPS_INSTANCE_ID"))]
     pub instance_id: Option<String>,
 
     /// Prefix of every topic and consumer group.
-    #[arg(long, env = "INTOPS_TOPIC_PREFIX", default_value = "intops")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "INTOPS_TOPIC_PREFIX", default_value = "intops")
+    )]
     pub topic_prefix: String,
 
     /// Partitions of topics the service creates when they are missing.
-    #[arg(long, env = "INTOPS_TOPIC_PARTITIONS", default_value_t = 6)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "INTOPS_TOPIC_PARTITIONS", default_value_t = 6)
+    )]
     pub topic_partitions: i32,
 
     /// Replication factor of topics the service creates.
-    #[arg(long, env = "INTOPS_TOPIC_REPLICATION", default_value_t = 1)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "INTOPS_TOPIC_REPLICATION", default_value_t = 1)
+    )]
     pub topic_replication: i32,
 }
 
 /// A secret flag value: kept out of `Debug` output.
-fn secret(value: &str) -> Result<intops_flows::Secret, std::convert::Infallible> {
-    Ok(intops_flows::Secret::new(value))
+#[cfg(feature = "cli")]
+fn secret(value: &str) -> Result<crate::Secret, std::convert::Infallible> {
+    Ok(crate::Secret::new(value))
 }
 
 impl ConnectArgs {
@@ -76,34 +101,54 @@ impl ConnectArgs {
 }
 
 /// Settings every service takes, as flags with environment fallbacks.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct CommonArgs {
     /// Broker, registry and topics.
-    #[command(flatten)]
+    #[cfg_attr(feature = "cli", command(flatten))]
     pub connect: ConnectArgs,
 
     /// Path of the flows file.
-    #[arg(long, env = "INTOPS_FLOWS")]
+    #[cfg_attr(feature = "cli", arg(long, env = "INTOPS_FLOWS"))]
     pub flows: PathBuf,
 
     /// Address of `/healthz`, `/readyz` and `/metrics` (services whose main
     /// address serves them ignore it).
-    #[arg(long, env = "INTOPS_ADMIN_LISTEN")]
+    #[cfg_attr(feature = "cli", arg(long, env = "INTOPS_ADMIN_LISTEN"))]
     pub admin_listen: Option<SocketAddr>,
 
     /// How long shutdown may take before in-flight work is abandoned
     /// (it is then redelivered: nothing is lost, some may be repeated).
-    #[arg(long, env = "INTOPS_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            env = "INTOPS_SHUTDOWN_TIMEOUT",
+            default_value = "30s",
+            value_parser = humantime::parse_duration
+        )
+    )]
     pub shutdown_timeout: Duration,
 
     /// Log format: `text` or `json`.
-    #[arg(long, env = "INTOPS_LOG_FORMAT", default_value = "text")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, env = "INTOPS_LOG_FORMAT", default_value = "text")
+    )]
     pub log_format: crate::telemetry::LogFormat,
 
     /// How long a consumer may hold no partition while its group has
     /// records left before `/readyz` reports it not ready (a rebalance
     /// normally assigns partitions within the session timeout, 10 s).
-    #[arg(long, env = "INTOPS_UNASSIGNED_GRACE", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            env = "INTOPS_UNASSIGNED_GRACE",
+            default_value = "60s",
+            value_parser = humantime::parse_duration
+        )
+    )]
     pub unassigned_grace: Duration,
 }
 
@@ -121,7 +166,7 @@ impl CommonArgs {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cli"))]
 mod tests {
     use clap::Parser;
 

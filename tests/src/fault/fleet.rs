@@ -3,12 +3,11 @@
 //! way an orchestrator restarts a pod.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
-use crate::{poll_until, process};
+use crate::{poll_until, process, stack};
 
 /// The environment variable naming a consumer's static group membership
 /// (`group.instance.id`), so a restarted instance takes its predecessor's
@@ -56,13 +55,6 @@ pub struct Fleet {
     running: BTreeMap<(Role, u8), Child>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Fleet {
     /// A fleet on `bootstrap` and topic `prefix`, with the flows file at
     /// `flows`; each process's log is appended to `<logs>/<role>-<n>.log`.
@@ -72,8 +64,8 @@ impl Fleet {
             prefix: prefix.into(),
             flows: flows.into(),
             logs: logs.into(),
-            ingest_port: free_port(),
-            monitor_port: free_port(),
+            ingest_port: stack::free_port(),
+            monitor_port: stack::free_port(),
             running: BTreeMap::new(),
         }
     }

@@ -80,7 +80,7 @@ pub async fn run(ctx: &ServiceContext, filters: &Filters, as_json: bool) -> anyh
 
 async fn summarize(ctx: &ServiceContext, filters: &Filters) -> anyhow::Result<Summary> {
     let marked = marks::load(ctx).await?;
-    let mut letters = Letters::open(ctx, &filters.topics(&ctx.topics))?;
+    let mut letters = Letters::open(ctx, &filters.topics(&ctx.topics)).await?;
     let mut groups: BTreeMap<(String, String, String, String), Group> = BTreeMap::new();
     let (mut total, mut pending) = (0u64, 0u64);
     while let Some(l) = letters.next().await? {

@@ -25,7 +25,7 @@ pub const LINGER: Duration = Duration::from_millis(20);
 pub async fn load(ctx: &ServiceContext) -> anyhow::Result<HashSet<String>> {
     let topic = ctx.topics.dlq_replays();
     let mut marked = HashSet::new();
-    if !topics::exists(&ctx.kafka, &topic)? {
+    if !topics::exists(&ctx.kafka, &topic).await? {
         return Ok(marked);
     }
     let mut scan = Scan::open(
@@ -33,7 +33,8 @@ pub async fn load(ctx: &ServiceContext) -> anyhow::Result<HashSet<String>> {
         std::slice::from_ref(&topic),
         Start::Beginning,
         false,
-    )?;
+    )
+    .await?;
     while let Some(message) = scan.next().await? {
         let Some(bytes) = message.payload() else {
             continue;

@@ -34,17 +34,17 @@ pub struct Letters<'a> {
 
 impl<'a> Letters<'a> {
     /// Opens a scan of those of `topic_names` that exist.
-    pub fn open(ctx: &'a ServiceContext, topic_names: &[String]) -> anyhow::Result<Self> {
+    pub async fn open(ctx: &'a ServiceContext, topic_names: &[String]) -> anyhow::Result<Self> {
         let mut present = Vec::new();
         for t in topic_names {
-            if topics::exists(&ctx.kafka, t)? {
+            if topics::exists(&ctx.kafka, t).await? {
                 present.push(t.clone());
             }
         }
         let scan = if present.is_empty() {
             None
         } else {
-            Some(Scan::open(&ctx.kafka, &present, Start::Beginning, false)?)
+            Some(Scan::open(&ctx.kafka, &present, Start::Beginning, false).await?)
         };
         Ok(Self {
             ctx,

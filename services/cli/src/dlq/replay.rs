@@ -47,7 +47,7 @@ pub struct ReplayArgs {
 /// Runs the replay (or the dry run).
 pub async fn run(ctx: &ServiceContext, args: &ReplayArgs) -> anyhow::Result<()> {
     let marked = marks::load(ctx).await?;
-    let mut letters = Letters::open(ctx, &args.filters.topics(&ctx.topics))?;
+    let mut letters = Letters::open(ctx, &args.filters.topics(&ctx.topics)).await?;
     let mut selection = Selection::default();
     let mut session = if args.dry_run {
         None

@@ -12,7 +12,7 @@ use crate::{decode, when};
 /// Prints every selected dead letter.
 pub async fn run(ctx: &ServiceContext, filters: &Filters, as_json: bool) -> anyhow::Result<()> {
     let marked = marks::load(ctx).await?;
-    let mut letters = Letters::open(ctx, &filters.topics(&ctx.topics))?;
+    let mut letters = Letters::open(ctx, &filters.topics(&ctx.topics)).await?;
     let mut shown = 0usize;
     while let Some(l) = letters.next().await? {
         if !filters.matches(&l.letter) {

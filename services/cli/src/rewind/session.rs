@@ -14,7 +14,7 @@ use intops_kafka::{Record, ServiceContext, topics};
 use super::tally::Tally;
 use super::{REWIND_ID, RewindArgs};
 use crate::audit::{self, Audit};
-use crate::lanes::{LANES, Lanes};
+use crate::lanes::{DEPTH, LANES, Lanes};
 use crate::{send, when};
 
 /// The per-run state of a rewind that writes.
@@ -37,7 +37,7 @@ impl Session {
         target_topic: &str,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(
-            topics::exists(&ctx.kafka, target_topic)?,
+            topics::exists(&ctx.kafka, target_topic).await?,
             "topic {target_topic} does not exist: start transform with this flows file first"
         );
         let rewind_id = uuid::Uuid::now_v7().to_string();
@@ -63,7 +63,7 @@ impl Session {
     /// once a lane failed ([`Session::finish`] reports why).
     pub async fn push(&self, key: Vec<u8>, request: DeliveryRequest) -> ControlFlow<()> {
         self.limiter.until_ready().await;
-        match self.lanes.push(&key.clone(), (key, request)).await {
+        match self.lanes.send(&key.clone(), (key, request)).await {
             Ok(()) => ControlFlow::Continue(()),
             Err(_) => ControlFlow::Break(()),
         }
@@ -122,26 +122,31 @@ fn lanes(
         rewind_id.to_string(),
         produced.clone(),
     );
-    Lanes::new(LANES, move |(key, request): (Vec<u8>, DeliveryRequest)| {
-        let (ctx, topic, id, produced) = (ctx.clone(), topic.clone(), id.clone(), produced.clone());
-        async move {
-            let value = ctx
-                .codec
-                .encode(&topic, RecordKind::DeliveryRequest, &request)
+    Lanes::each(
+        LANES,
+        DEPTH,
+        move |(key, request): (Vec<u8>, DeliveryRequest)| {
+            let (ctx, topic, id, produced) =
+                (ctx.clone(), topic.clone(), id.clone(), produced.clone());
+            async move {
+                let value = ctx
+                    .codec
+                    .encode(&topic, RecordKind::DeliveryRequest, &request)
+                    .await?;
+                let headers: [(&str, &[u8]); 1] = [(REWIND_ID, id.as_bytes())];
+                send::raw(
+                    &ctx,
+                    Record {
+                        topic: &topic,
+                        key: &key,
+                        value: &value,
+                        headers: &headers,
+                    },
+                )
                 .await?;
-            let headers: [(&str, &[u8]); 1] = [(REWIND_ID, id.as_bytes())];
-            send::raw(
-                &ctx,
-                Record {
-                    topic: &topic,
-                    key: &key,
-                    value: &value,
-                    headers: &headers,
-                },
-            )
-            .await?;
-            produced.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        }
-    })
+                produced.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        },
+    )
 }

@@ -111,16 +111,9 @@ pub fn watch(
             let idle_for = assignment.idle_for();
             let lag = if idle_for.is_some_and(|idle| idle > grace) {
                 let (reader, topics) = (reader.clone(), topics.clone());
-                // The admin calls block: keep them off the async workers.
-                tokio::task::spawn_blocking(move || {
-                    topics
-                        .iter()
-                        .map(|t| lag(&reader, t))
-                        .sum::<Result<i64, _>>()
-                })
-                .await
-                .ok()
-                .and_then(Result::ok)
+                crate::blocking(move || topics.iter().map(|t| lag(&reader, t)).sum())
+                    .await
+                    .ok()
             } else {
                 None
             };
@@ -149,19 +142,12 @@ pub fn watch(
 
 /// Records of `topic` after `consumer`'s group's committed offsets (from
 /// the start of the partition where the group committed nothing), read
-/// with OffsetFetch and ListOffsets without joining the group.
+/// with OffsetFetch and ListOffsets without joining the group. Blocks up
+/// to seconds per call: from async code, call it inside [`crate::blocking`].
 pub fn lag(consumer: &BaseConsumer, topic: &str) -> Result<i64, KafkaError> {
     let timeout = Duration::from_secs(5);
     let unavailable = |e: rdkafka::error::KafkaError| KafkaError::Unavailable(e.to_string());
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(unavailable)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = crate::topics::partitions(consumer, topic, timeout)?;
     let mut tpl = TopicPartitionList::new();
     for p in &partitions {
         tpl.add_partition(topic, *p);

@@ -16,7 +16,7 @@ use super::lane::{Counts, Job, Run};
 use super::select::{Action, Selection};
 use crate::audit::{self, Audit};
 use crate::followups::{Followups, MAX_FOLLOWUPS};
-use crate::lanes::{LANES, Lanes};
+use crate::lanes::{DEPTH, LANES, Lanes};
 
 /// The per-run state of a replay that writes.
 #[derive(Debug)]
@@ -63,7 +63,7 @@ impl Session {
             replay_id: replay_id.clone(),
             parked_topic: ctx.topics.dlq_parked(),
         });
-        let lanes = Lanes::new(LANES, move |job: Job| {
+        let lanes = Lanes::each(LANES, DEPTH, move |job: Job| {
             let run = run.clone();
             async move { run.handle(job).await }
         });
@@ -92,7 +92,7 @@ impl Session {
         let d = &letter.letter;
         if action == Action::Replay && self.known_topics.insert(d.original_topic.clone()) {
             anyhow::ensure!(
-                topics::exists(&ctx.kafka, &d.original_topic)?,
+                topics::exists(&ctx.kafka, &d.original_topic).await?,
                 "topic {} (where {} failed from) does not exist",
                 d.original_topic,
                 letter.location()
@@ -100,7 +100,7 @@ impl Session {
         }
         self.limiter.until_ready().await;
         let key = d.original_key.clone().unwrap_or_default();
-        if self.lanes.push(&key, Job { letter, action }).await.is_err() {
+        if self.lanes.send(&key, Job { letter, action }).await.is_err() {
             return Ok(ControlFlow::Break(()));
         }
         if self.last_progress.elapsed() >= Duration::from_secs(1) {
