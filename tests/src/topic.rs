@@ -8,6 +8,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
+use intops_kafka::topics;
+
 use crate::stack;
 
 /// Reads `topic` of the local stack from the beginning until `count`
@@ -30,13 +32,10 @@ pub fn read_from(
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
     let mut assignment = TopicPartitionList::new();
-    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+    for p in topics::partitions(&consumer, topic, Duration::from_secs(10)).expect("metadata") {
         assignment
-            .add_partition_offset(topic, p.id(), Offset::Beginning)
+            .add_partition_offset(topic, p, Offset::Beginning)
             .expect("partition");
     }
     consumer.assign(&assignment).expect("assign");
@@ -62,10 +61,9 @@ pub fn partitions(topic: &str) -> Option<i32> {
         .set("bootstrap.servers", stack::bootstrap())
         .create()
         .ok()?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .ok()?;
-    let n = metadata.topics().first()?.partitions().len();
+    let n = topics::partitions(&consumer, topic, Duration::from_secs(10))
+        .ok()?
+        .len();
     (n > 0).then_some(n as i32)
 }
 
@@ -89,16 +87,14 @@ pub fn count_at(bootstrap: &str, topic: &str) -> i64 {
     else {
         return 0;
     };
-    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+    let Ok(partitions) = topics::partitions(&consumer, topic, Duration::from_secs(10)) else {
         return 0;
     };
-    metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions())
+    partitions
+        .into_iter()
         .filter_map(|p| {
             consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
                 .ok()
         })
         .map(|(low, high)| high - low)

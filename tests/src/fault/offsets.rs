@@ -18,13 +18,7 @@ pub fn positions(bootstrap: &str, group: &str, topic: &str) -> Option<Vec<(i64, 
         .create()
         .ok()?;
     let timeout = Duration::from_secs(5);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout).ok()?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions())
-        .map(|p| p.id())
-        .collect();
+    let partitions = intops_kafka::topics::partitions(&consumer, topic, timeout).ok()?;
     if partitions.is_empty() {
         return None;
     }

@@ -175,28 +175,7 @@ async fn polled_records_arrive_exactly_once_across_pages_restarts_and_overlaps()
     assert_eq!(all.len(), 25);
     assert_eq!(unique.len(), 27, "each record exactly once: {all_after:?}");
     assert_eq!(settled.len(), 27);
-    let total: i64 = {
-        use rdkafka::ClientConfig;
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .expect("consumer");
-        let t = format!("{prefix}.events");
-        let md = c
-            .fetch_metadata(Some(&t), Duration::from_secs(10))
-            .expect("metadata");
-        md.topics()[0]
-            .partitions()
-            .iter()
-            .map(|p| {
-                let (lo, hi) = c
-                    .fetch_watermarks(&t, p.id(), Duration::from_secs(10))
-                    .expect("watermarks");
-                hi - lo
-            })
-            .sum()
-    };
+    let total = topic::count_at(&bootstrap, &format!("{prefix}.events"));
     assert_eq!(total, 27, "no duplicates after further runs");
     ingest.stop().await.expect("clean stop");
 }
