@@ -198,6 +198,22 @@ impl KafkaSettings {
     pub fn admin_config(&self) -> ClientConfig {
         self.base()
     }
+
+    /// Settings of a group-less reader ([`crate::scan::Scan`]): a fresh
+    /// group id it never joins, nothing committed, the same fetch wait as
+    /// the services' consumers; a reset (records gone to retention) moves
+    /// to `auto_offset_reset` (`earliest` or `latest`). Pass-through options
+    /// override the defaults, as for every other client.
+    pub fn scan_config(&self, auto_offset_reset: &str) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("fetch.wait.max.ms", "50");
+        c.set("auto.offset.reset", auto_offset_reset);
+        merge(&mut c, self.base());
+        c.set("group.id", format!("intops-scan-{}", uuid::Uuid::now_v7()));
+        c.set("enable.auto.commit", "false");
+        c.set("enable.auto.offset.store", "false");
+        c
+    }
 }
 
 fn merge(into: &mut ClientConfig, from: ClientConfig) {
@@ -209,6 +225,31 @@ fn merge(into: &mut ClientConfig, from: ClientConfig) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scan_takes_pass_through_options_but_never_commits() {
+        let s = KafkaSettings::from_env(
+            "b:9092",
+            [(
+                "INTOPS_KAFKA_OPTION_FETCH_WAIT_MAX_MS".to_string(),
+                "400".to_string(),
+            )],
+        )
+        .expect("settings");
+        let c = s.scan_config("earliest");
+        assert_eq!(c.get("fetch.wait.max.ms"), Some("400"));
+        assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(c.get("enable.auto.commit"), Some("false"));
+        assert!(
+            c.get("group.id")
+                .is_some_and(|g| g.starts_with("intops-scan-"))
+        );
+        let defaults = KafkaSettings::new("b:9092", Default::default()).expect("settings");
+        assert_eq!(
+            defaults.scan_config("latest").get("fetch.wait.max.ms"),
+            Some("50")
+        );
+    }
 
     #[test]
     fn pass_through_options_come_from_env_names() {

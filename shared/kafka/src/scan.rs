@@ -83,21 +83,12 @@ impl Scan {
         start: Start,
         follow: bool,
     ) -> Result<Self, KafkaError> {
-        let mut config = settings.admin_config();
-        config
-            .set("group.id", format!("intops-scan-{}", uuid::Uuid::now_v7()))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            // Records the broker no longer has (retention) are skipped
-            // forwards, never past what a scan from the beginning can read.
-            .set(
-                "auto.offset.reset",
-                match start {
-                    Start::Beginning => "earliest",
-                    Start::End => "latest",
-                },
-            )
-            .set("fetch.wait.max.ms", "50");
+        // Records the broker no longer has (retention) are skipped
+        // forwards, never past what a scan from the beginning can read.
+        let config = settings.scan_config(match start {
+            Start::Beginning => "earliest",
+            Start::End => "latest",
+        });
         let consumer: StreamConsumer = config
             .create()
             .map_err(|e| KafkaError::Config(e.to_string()))?;
