@@ -103,7 +103,7 @@ fn delivered(target: &MockTarget, path: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_bad_events_holds_only_its_source_and_a_fix_releases_them() {
-    let _turn = intops_tests::serial::beside_others().await;
+    let _turn = intops_tests::serial::alone().await;
     let target = MockTarget::start().await.expect("target");
     let good = flows(&target.base_url(), GOOD_MAP);
     let bad = flows(&target.base_url(), BAD_MAP);
@@ -205,7 +205,7 @@ async fn a_burst_of_bad_events_holds_only_its_source_and_a_fix_releases_them() {
 /// the other source's requests are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delivery_holds_a_failing_source_and_delivers_the_others() {
-    let _turn = intops_tests::serial::beside_others().await;
+    let _turn = intops_tests::serial::alone().await;
     let target = MockTarget::start().await.expect("target");
     let pipeline = Pipeline::start("dcap", &flows(&target.base_url(), GOOD_MAP), &[])
         .await
