@@ -199,6 +199,11 @@ pub async fn start_monitor(pipeline: &Pipeline) -> anyhow::Result<Monitor> {
     })
 }
 
+/// Lanes of the in-process transform of [`Pipeline::start`] (the binary's
+/// default is 1024): the benchmark prints this beside its end-to-end
+/// figure.
+pub const TRANSFORM_LANES: usize = 32;
+
 /// A running pipeline; [`Pipeline::stop`] shuts it down gracefully.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -256,7 +261,7 @@ impl Pipeline {
         let s = shutdown.clone();
         let args = intops_transform::Args {
             common: common.clone(),
-            concurrency: 32,
+            concurrency: TRANSFORM_LANES,
             dlq_cap_window: 20,
             dlq_cap_ratio: 0.5,
             dlq_cap_consecutive: 0,

@@ -184,6 +184,15 @@ async fn main() -> anyhow::Result<()> {
         "end to end: {:.0} events/s ({} events in {:.2}s; ingest accepted all in {:.2}s)",
         e2e.rate, args.events, e2e.secs, e2e.ingest_secs
     );
+    let defaults =
+        intops_transform::Args::try_parse_from(["intops-transform", "--flows", "flows.toml"])?;
+    println!(
+        "  end-to-end deviations from the binaries' defaults: the services share the benchmark's process; transform {} lanes (default {}); topics of {} partitions (default {})",
+        intops_tests::pipeline::TRANSFORM_LANES,
+        defaults.concurrency,
+        intops_runtime::ConnectArgs::local("bench").topic_partitions,
+        defaults.common.connect.topic_partitions
+    );
     println!(
         "end-to-end latency at saturation (ingested -> delivered): p50 {} ms, p99 {} ms, max {} ms",
         e2e.saturated.p50, e2e.saturated.p99, e2e.saturated.max
