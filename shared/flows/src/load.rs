@@ -69,7 +69,15 @@ pub fn load_flows(path: &Path) -> Result<Flows, intops_runtime::ConfigError> {
     load_file(path).map_err(|e| {
         intops_runtime::ConfigError(
             e.0.iter()
-                .map(|p| format!("{}: {p}", path.display()))
+                .map(|p| {
+                    let file = path.display().to_string();
+                    // A file that cannot be read is already named by its path.
+                    if p.at == file {
+                        p.to_string()
+                    } else {
+                        format!("{file}: {p}")
+                    }
+                })
                 .collect(),
         )
     })

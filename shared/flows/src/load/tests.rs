@@ -361,3 +361,26 @@ fn rates_parse() {
     assert!(parse_rate("fast").is_err());
     assert!(parse_rate("0/s").is_err());
 }
+
+#[test]
+fn start_up_errors_name_the_file_once() {
+    let missing = std::path::Path::new("/nonexistent/intops-flows.toml");
+    let error = load_flows(missing).expect_err("missing file");
+    assert_eq!(error.0.len(), 1);
+    assert!(
+        error.0[0].starts_with("/nonexistent/intops-flows.toml: cannot read:"),
+        "{}",
+        error.0[0]
+    );
+    assert_eq!(error.0[0].matches("intops-flows.toml").count(), 1);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("flows.toml");
+    std::fs::write(&path, "[[flows]]\nid = 3\n").expect("write");
+    let error = load_flows(&path).expect_err("invalid file");
+    let file = path.display().to_string();
+    assert!(
+        error.0.iter().all(|p| p.starts_with(&format!("{file}: "))),
+        "{error:?}"
+    );
+}
