@@ -269,6 +269,7 @@ mod tests {
 
     fn request(path: &str, headers: &[(&str, &str)]) -> DeliveryRequest {
         DeliveryRequest {
+            link: None,
             event_id: "e1".into(),
             flow_id: "f".into(),
             flow_version: "v".into(),

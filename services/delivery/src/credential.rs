@@ -35,6 +35,7 @@ impl Credential {
                     .map_err(|e| format!("{at}.header.name: {e}"))?,
                 secret(value)?,
             ),
+            TargetAuth::OAuth2(_) => return Err(format!("{at}.oauth2: not supported yet")),
         })
     }
 

@@ -152,6 +152,8 @@ impl<P: Publish> Handler<P> {
         } = self.attempt_until_final(&request).await?;
         let latency_ms = latency_ms(&request);
         let mut outcome = Outcome {
+            link_action: None,
+            record_id: None,
             event_id: request.event_id.clone(),
             stage: Stage::Delivery,
             status: OutcomeStatus::Delivered,

@@ -361,6 +361,7 @@ mod tests {
 
     fn request(id: &str, at: i64) -> DeliveryRequest {
         DeliveryRequest {
+            link: None,
             event_id: id.into(),
             flow_id: "f".into(),
             flow_version: "v1".into(),
@@ -377,6 +378,8 @@ mod tests {
 
     fn delivered(id: &str, at: i64) -> Outcome {
         Outcome {
+            link_action: None,
+            record_id: None,
             event_id: id.into(),
             stage: Stage::Delivery,
             status: OutcomeStatus::Delivered,

@@ -246,6 +246,8 @@ fn outcome(
     error: Option<String>,
 ) -> Outcome {
     Outcome {
+        link_action: None,
+        record_id: None,
         event_id: event.event_id.clone(),
         stage: Stage::Transform,
         status,

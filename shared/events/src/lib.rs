@@ -16,5 +16,6 @@ pub use time::now_micros;
 pub use topics::Topics;
 pub use types::{
     AuditRecord, ControlCommand, DeadLetter, DeliveryRequest, IDEMPOTENCY_KEY, IngestCursor,
-    IntegrationEvent, KafkaHeader, Outcome, OutcomeStatus, ReplayMark, ReplayMarks, Stage,
+    IntegrationEvent, KafkaHeader, LINK_PLACEHOLDER, Link, LinkAction, LinkMode, LinkPlan, Outcome,
+    OutcomeStatus, ReplayMark, ReplayMarks, Stage,
 };

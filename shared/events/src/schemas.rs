@@ -19,11 +19,13 @@ pub enum RecordKind {
     AuditRecord,
     /// `ControlCommand`.
     ControlCommand,
+    /// `Link`.
+    Link,
 }
 
 impl RecordKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [RecordKind; 8] = [
+    pub const ALL: [RecordKind; 9] = [
         RecordKind::IntegrationEvent,
         RecordKind::DeliveryRequest,
         RecordKind::Outcome,
@@ -32,6 +34,7 @@ impl RecordKind {
         RecordKind::ReplayMarks,
         RecordKind::AuditRecord,
         RecordKind::ControlCommand,
+        RecordKind::Link,
     ];
 
     /// The schema's JSON text as shipped in `schemas/`.
@@ -45,6 +48,7 @@ impl RecordKind {
             RecordKind::ReplayMarks => include_str!("../../../schemas/replay_marks.avsc"),
             RecordKind::AuditRecord => include_str!("../../../schemas/audit_record.avsc"),
             RecordKind::ControlCommand => include_str!("../../../schemas/control_command.avsc"),
+            RecordKind::Link => include_str!("../../../schemas/link.avsc"),
         }
     }
 
@@ -59,6 +63,7 @@ impl RecordKind {
             RecordKind::ReplayMarks => "io.intops.v1.ReplayMarks",
             RecordKind::AuditRecord => "io.intops.v1.AuditRecord",
             RecordKind::ControlCommand => "io.intops.v1.ControlCommand",
+            RecordKind::Link => "io.intops.v1.Link",
         }
     }
 }

@@ -75,6 +75,11 @@ impl Topics {
         all
     }
 
+    /// Conversations' links (compacted, keyed `<flow_id>:<entity_key>`).
+    pub fn links(&self) -> String {
+        format!("{}.links", self.prefix)
+    }
+
     /// Polling positions of ingest's polled sources (compacted).
     pub fn ingest_cursors(&self) -> String {
         format!("{}.ingest.cursors", self.prefix)

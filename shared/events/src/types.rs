@@ -63,6 +63,103 @@ pub struct DeliveryRequest {
     pub created_at: i64,
     /// The event's ingested_at (0 when unknown).
     pub ingested_at: i64,
+    /// How delivery uses the flow's links; `None` for flows without.
+    #[serde(default)]
+    pub link: Option<LinkPlan>,
+}
+
+/// Stands where a request needs the link (the target's record id, or for
+/// a write-back the source's entity key) until delivery knows it: it
+/// replaces this text with the link, percent-encoded in the path and
+/// JSON-escaped in the body. Unreserved URL characters only, so a path
+/// template's encoding leaves it whole.
+pub const LINK_PLACEHOLDER: &str = "INTOPS_LINK_PLACEHOLDER_7c1e";
+
+/// How delivery uses a flow's links (`DeliveryRequest.link`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkPlan {
+    /// `capture` or `from` ([`LinkMode`]).
+    pub mode: LinkMode,
+    /// The flow whose links are looked up.
+    pub link_flow: String,
+    /// `capture`: finds the record id in a create's 2xx answer.
+    #[serde(default)]
+    pub capture: Option<String>,
+    /// `capture`: the update's method.
+    #[serde(default)]
+    pub update_method: Option<String>,
+    /// `capture`: the update's path (with [`LINK_PLACEHOLDER`]).
+    #[serde(default)]
+    pub update_path: Option<String>,
+    /// `capture`: the update's headers; `None`: the request's.
+    #[serde(default)]
+    pub update_headers: Option<HashMap<String, String>>,
+    /// `capture`: the update's body; `None`: the request's.
+    #[serde(default)]
+    pub update_body: Option<String>,
+}
+
+/// How a flow uses links, written as a string (`capture`, `from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum LinkMode {
+    /// Creates the target's record and keeps its id; updates it after.
+    Capture,
+    /// Writes back along another flow's links.
+    From,
+}
+
+/// What a request of a flow with links did (`Outcome.link_action`),
+/// written as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum LinkAction {
+    /// Sent without a link: the flow's request, creating the record.
+    Create,
+    /// Sent with a link: the flow's `update`.
+    Update,
+    /// Sent along another flow's link (`link = { from }`).
+    WriteBack,
+    /// Not sent: it would change nothing on the other side.
+    Echo,
+    /// Not sent: a write-back whose entity has no link.
+    NoLink,
+}
+
+/// A conversation's link (`<prefix>.links`, compacted, key
+/// [`Link::key_of`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// The flow that writes through it.
+    pub flow_id: String,
+    /// `capture` or `from`.
+    pub mode: LinkMode,
+    /// `from`: the capture flow it follows.
+    #[serde(default)]
+    pub via_flow: Option<String>,
+    /// The source's entity key.
+    pub entity_key: String,
+    /// The target's id.
+    pub target_id: String,
+    /// The target's record id; `None` while a create is unconfirmed.
+    #[serde(default)]
+    pub record_id: Option<String>,
+    /// The event whose request last wrote through it.
+    pub event_id: String,
+    /// Digest of the last request written through it.
+    #[serde(default)]
+    pub last_write: Option<String>,
+    /// When first written.
+    pub created_at: i64,
+    /// Last activity.
+    pub updated_at: i64,
+}
+
+impl Link {
+    /// The record key: `<flow_id>:<entity_key>`.
+    pub fn key_of(flow_id: &str, entity_key: &str) -> String {
+        format!("{flow_id}:{entity_key}")
+    }
 }
 
 impl DeliveryRequest {
@@ -106,6 +203,9 @@ pub enum OutcomeStatus {
     Replayed,
     /// A dead letter replayed too often was parked instead.
     Parked,
+    /// Not sent: the request would change nothing on the other side (a
+    /// change intops itself made, coming back).
+    Echo,
 }
 
 macro_rules! string_enum {
@@ -144,6 +244,14 @@ macro_rules! string_enum {
     };
 }
 
+string_enum!(LinkMode { Capture => "capture", From => "from" });
+string_enum!(LinkAction {
+    Create => "create",
+    Update => "update",
+    WriteBack => "write_back",
+    Echo => "echo",
+    NoLink => "no_link",
+});
 string_enum!(Stage { Transform => "transform", Delivery => "delivery", Replay => "replay" });
 string_enum!(OutcomeStatus {
     Unrouted => "unrouted",
@@ -151,6 +259,7 @@ string_enum!(OutcomeStatus {
     DeadLettered => "dead_lettered",
     Replayed => "replayed",
     Parked => "parked",
+    Echo => "echo",
 });
 
 /// A final result of one stage for one event (`<prefix>.outcomes`).
@@ -176,6 +285,12 @@ pub struct Outcome {
     pub error: Option<String>,
     /// When it was decided.
     pub at: i64,
+    /// For flows with links: what the request did.
+    #[serde(default)]
+    pub link_action: Option<LinkAction>,
+    /// The target's record id (the link), when known.
+    #[serde(default)]
+    pub record_id: Option<String>,
 }
 
 /// One Kafka header of a dead-lettered record.

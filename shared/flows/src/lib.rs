@@ -16,8 +16,9 @@ mod template;
 pub use intops_jq::{JqError, JqProgram, JqValue, parse_json};
 pub use load::{LoadError, LoadErrors, load_file, load_flows, load_str};
 pub use model::{
-    Alert, CircuitBreaker, Flow, Flows, HmacAuth, Poll, RateLimit, Retry, SharedFlows,
-    SignatureEncoding, Slo, Source, SourceAuth, SourceKind, StatusSet, Target, TargetAuth,
+    Alert, CircuitBreaker, DEFAULT_LINK_EXPIRY, Flow, FlowLink, Flows, HmacAuth, OAuth2, Poll,
+    RateLimit, Retry, SharedFlows, SignatureEncoding, Slo, Source, SourceAuth, SourceKind,
+    StatusSet, Target, TargetAuth, Update,
 };
 pub use secret::SecretRef;
 pub use template::{Template, percent_encode};

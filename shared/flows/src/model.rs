@@ -188,6 +188,22 @@ pub enum TargetAuth {
         /// Header value.
         value: SecretRef,
     },
+    /// `Authorization: Bearer <token>` with a token from an OAuth2 token
+    /// endpoint (client credentials).
+    OAuth2(OAuth2),
+}
+
+/// OAuth2 client credentials.
+#[derive(Debug, Clone)]
+pub struct OAuth2 {
+    /// The token endpoint.
+    pub token_url: String,
+    /// Client id.
+    pub client_id: SecretRef,
+    /// Client secret.
+    pub client_secret: SecretRef,
+    /// Scopes, space separated.
+    pub scope: Option<String>,
 }
 
 /// A set of HTTP statuses, as inclusive ranges.
@@ -262,9 +278,49 @@ pub struct Flow {
     pub headers: Vec<(String, Template)>,
     /// Builds the body.
     pub map: JqProgram,
+    /// How the flow uses links; `None` for flows without.
+    pub link: Option<FlowLink>,
     /// Objectives the monitor evaluates (defaults when the file has none).
     pub slo: Slo,
 }
+
+/// A flow's `link`.
+#[derive(Debug)]
+pub enum FlowLink {
+    /// Keeps the target's record id from a create's answer; later events
+    /// of the entity use `update`.
+    Capture {
+        /// Finds the record id in the answer (input: the body; `$headers`).
+        capture: JqProgram,
+        /// The request once a link exists.
+        update: Update,
+        /// Links idle this long are removed.
+        expire_after: Duration,
+    },
+    /// Writes back along another flow's links.
+    From {
+        /// The capture flow followed.
+        flow: String,
+        /// Links idle this long are removed.
+        expire_after: Duration,
+    },
+}
+
+/// A capture flow's `update`.
+#[derive(Debug)]
+pub struct Update {
+    /// HTTP method, uppercase.
+    pub method: String,
+    /// Path, with `{{ $link }}`.
+    pub path: Template,
+    /// Headers; `None`: the flow's.
+    pub headers: Option<Vec<(String, Template)>>,
+    /// Body; `None`: the flow's `map`.
+    pub map: Option<JqProgram>,
+}
+
+/// Default `expire_after` of links: 365 days.
+pub const DEFAULT_LINK_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A flow's service level objectives; `None` means not checked.
 #[derive(Debug, Clone, Copy, PartialEq)]

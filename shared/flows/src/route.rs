@@ -177,6 +177,7 @@ fn evaluate<R: Run>(
         .map(|(name, t)| Ok((name.clone(), run.render(t, false)?)))
         .collect::<Result<HashMap<_, _>, R::Error>>()?;
     Ok(Some(DeliveryRequest {
+        link: None,
         event_id: event.event_id.clone(),
         flow_id: flow.id.clone(),
         flow_version: flow.version.clone(),

@@ -215,6 +215,24 @@ pub struct TargetAuthSpec {
     pub basic: Option<BasicAuthSpec>,
     /// A header whose value is a secret (`X-Api-Key`).
     pub header: Option<HeaderAuthSpec>,
+    /// OAuth2 client credentials: a bearer token from a token endpoint.
+    pub oauth2: Option<OAuth2Spec>,
+}
+
+/// `auth = { oauth2 = { token_url = "...", client_id = "...",
+/// client_secret = { env = "SECRET" }, scope = "..." } }`: the client
+/// credentials grant (RFC 6749 section 4.4).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Spec {
+    /// The token endpoint (`https://login.example.com/oauth2/token`).
+    pub token_url: String,
+    /// Client id, by secret reference.
+    pub client_id: SecretRef,
+    /// Client secret, by secret reference.
+    pub client_secret: SecretRef,
+    /// Space-separated scopes; default none.
+    pub scope: Option<String>,
 }
 
 /// `auth = { basic = { username = "svc", password = { env = "PW" } } }`.
@@ -275,10 +293,51 @@ pub struct FlowSpec {
     pub headers: std::collections::BTreeMap<String, String>,
     /// jq program building the body from the payload; default `.`.
     pub map: Option<String>,
+    /// Links of a conversation: `{ capture = "<jq>" }` keeps the target's
+    /// record id from a create's answer; `{ from = "<flow id>" }` writes
+    /// back along that flow's links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkSpec>,
+    /// The request sent instead once a link exists (`capture` flows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateSpec>,
     /// Service level objectives the monitor evaluates; not part of the
     /// flow's version (they change no request).
     #[serde(default, skip_serializing)]
     pub slo: Option<SloSpec>,
+}
+
+/// A flow's `link` table: `capture` or `from`.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// jq program finding the target's record id in a create's 2xx answer
+    /// (input: the answer's JSON body; `$headers`: its headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
+    /// The flow whose links this flow follows backwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Links idle this long are removed (`365d`); default 365 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_after: Option<String>,
+}
+
+/// A flow's `update` table: the request once a link exists.
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSpec {
+    /// HTTP method; default `PUT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Path with `{{ $link }}` where the record id goes.
+    pub path: String,
+    /// Extra headers; default the flow's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// jq program building the update's body; default the flow's `map`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<String>,
 }
 
 /// A flow's `slo` table: each objective is optional.

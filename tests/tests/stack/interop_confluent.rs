@@ -110,6 +110,8 @@ async fn confluent_avro_deserializer_reads_every_record_kind() {
     );
 
     let outcome = Outcome {
+        link_action: None,
+        record_id: None,
         event_id: event.event_id.clone(),
         stage: Stage::Delivery,
         status: OutcomeStatus::Delivered,
@@ -142,6 +144,7 @@ async fn confluent_avro_deserializer_reads_every_record_kind() {
     );
 
     let request = intops_events::DeliveryRequest {
+        link: None,
         event_id: event.event_id.clone(),
         flow_id: "snow-p1-to-jira".into(),
         flow_version: "2212afff42f2".into(),

@@ -71,6 +71,7 @@ async fn every_record_kind_round_trips_through_the_registry() {
     )
     .await;
     let request = DeliveryRequest {
+        link: None,
         event_id: event.event_id.clone(),
         flow_id: "f".into(),
         flow_version: "abcdef012345".into(),
@@ -91,6 +92,8 @@ async fn every_record_kind_round_trips_through_the_registry() {
     )
     .await;
     let outcome = Outcome {
+        link_action: None,
+        record_id: None,
         event_id: event.event_id.clone(),
         stage: Stage::Delivery,
         status: OutcomeStatus::DeadLettered,

@@ -196,6 +196,7 @@ async fn a_restarted_stack_reads_back_and_replays_what_was_written() {
         payload: r#"{"number":"INC1"}"#.into(),
     };
     let request = DeliveryRequest {
+        link: None,
         event_id: event.event_id.clone(),
         flow_id: "app-to-crm".into(),
         flow_version: "0123456789ab".into(),

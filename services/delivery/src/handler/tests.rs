@@ -154,6 +154,7 @@ path = "/records"
 
 fn request() -> DeliveryRequest {
     DeliveryRequest {
+        link: None,
         event_id: "e1".into(),
         flow_id: "app-to-crm".into(),
         flow_version: "v1".into(),

@@ -10,6 +10,8 @@ fn flows(slo: &str) -> Flows {
 
 fn outcome(status: OutcomeStatus, at: i64) -> Outcome {
     Outcome {
+        link_action: None,
+        record_id: None,
         event_id: "e".into(),
         stage: Stage::Delivery,
         status,

@@ -86,6 +86,7 @@ impl Validator {
             {
                 let slo = self.slo(&at, f.slo.as_ref());
                 out.push(Flow {
+                    link: None,
                     slo,
                     id: f.id.clone(),
                     version: flow_version(f),

@@ -37,6 +37,7 @@ pub async fn measure(count: usize, keys: usize, bin_dir: &str) -> anyhow::Result
     intops_kafka::topics::ensure(&settings, &specs).await?;
     let codec = stack::codec();
     let request = DeliveryRequest {
+        link: None,
         event_id: "e".into(),
         flow_id: "bench-flow".into(),
         flow_version: "000000000000".into(),
