@@ -28,6 +28,18 @@ pub(crate) fn http_client(timeout: Duration, concurrency: u32) -> reqwest::Resul
         .build()
 }
 
+/// How much of a 2xx answer a link's `capture` program reads.
+const ANSWER_BYTES: usize = 1024 * 1024;
+
+/// A 2xx answer, kept for a link's `capture` program.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Answer {
+    /// The body, at most [`ANSWER_BYTES`]; longer bodies are cut there.
+    pub body: Vec<u8>,
+    /// Response headers, names lowercase.
+    pub headers: Vec<(String, String)>,
+}
+
 /// The result of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -35,6 +47,8 @@ pub enum Attempt {
     Delivered {
         /// Status code.
         status: u16,
+        /// The answer, when the caller asked to keep it.
+        answer: Option<Answer>,
     },
     /// Worth another try: 408, 425, 429, 5xx, timeouts, connection errors.
     Retryable {
@@ -65,7 +79,7 @@ impl Attempt {
     /// The HTTP status, when a response came.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Attempt::Delivered { status } => Some(*status),
+            Attempt::Delivered { status, .. } => Some(*status),
             Attempt::Retryable { status, .. } | Attempt::Permanent { status, .. } => *status,
         }
     }
@@ -114,13 +128,15 @@ pub fn classify_status(status: u16, retryable: &StatusSet) -> StatusClass {
     }
 }
 
-/// Makes one attempt of `request` against `base_url`.
+/// Makes one attempt of `request` against `base_url`; with `keep_answer`
+/// a 2xx answer's body and headers come back too.
 pub(crate) async fn attempt(
     http: &reqwest::Client,
     base_url: &Url,
     credential: &Credential,
     retryable: &StatusSet,
     request: &DeliveryRequest,
+    keep_answer: bool,
 ) -> Attempt {
     let (method, url, headers) = match build(base_url, credential, request) {
         Ok(parts) => parts,
@@ -157,7 +173,12 @@ pub(crate) async fn attempt(
     let status = response.status().as_u16();
     let class = classify_status(status, retryable);
     if class == StatusClass::Delivered {
-        return Attempt::Delivered { status };
+        let answer = if keep_answer {
+            Some(read_answer(response).await)
+        } else {
+            None
+        };
+        return Attempt::Delivered { status, answer };
     }
     if response.status().is_redirection() {
         // Not followed: the Location shows where the target wanted the
@@ -209,6 +230,25 @@ pub(crate) async fn attempt(
             excerpt,
         }
     }
+}
+
+/// A 2xx answer's headers and up to [`ANSWER_BYTES`] of its body; a body
+/// that breaks off is kept as far as it came.
+async fn read_answer(mut response: reqwest::Response) -> Answer {
+    let headers = response
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = ANSWER_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= ANSWER_BYTES {
+            break;
+        }
+    }
+    Answer { body, headers }
 }
 
 /// The method, URL and headers of `request`: its path joined under

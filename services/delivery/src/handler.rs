@@ -325,6 +325,7 @@ impl<P: Publish> Handler<P> {
             &target.credential,
             &target.retryable,
             request,
+            false,
         )
         .await;
         in_flight.decrement(1.0);

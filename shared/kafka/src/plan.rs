@@ -73,7 +73,13 @@ impl TopicPlan {
     ) -> Vec<PlannedTopic> {
         let t = &self.topics;
         let mut names = t.all(target_ids);
-        names.extend([t.dlq_parked(), t.dlq_replays(), t.audit(), t.control()]);
+        names.extend([
+            t.dlq_parked(),
+            t.dlq_replays(),
+            t.audit(),
+            t.control(),
+            t.links(),
+        ]);
         if polled {
             names.push(t.ingest_cursors());
         }
@@ -152,6 +158,12 @@ impl TopicPlan {
             )
         } else if name == t.ingest_cursors() {
             (Cleanup::Compact, "ingest", "positions of polled sources")
+        } else if name == t.links() {
+            (
+                Cleanup::Compact,
+                "delivery",
+                "conversations' links: source record to target record",
+            )
         } else {
             (Cleanup::Delete(7 * DAY), "-", "not an intops topic")
         }
@@ -171,7 +183,12 @@ mod tests {
                 .find(|t| t.spec.name == n)
                 .unwrap_or_else(|| panic!("{n} planned"))
         };
-        for compacted in ["acme.dlq.replays", "acme.control", "acme.ingest.cursors"] {
+        for compacted in [
+            "acme.dlq.replays",
+            "acme.control",
+            "acme.ingest.cursors",
+            "acme.links",
+        ] {
             assert_eq!(find(compacted).cleanup, Cleanup::Compact, "{compacted}");
         }
         assert_eq!(find("acme.events").cleanup, Cleanup::Delete(7 * DAY));
@@ -185,7 +202,7 @@ mod tests {
                 .configs
                 .contains(&("retention.ms".into(), "604800000".into()))
         );
-        assert_eq!(all.len(), 10);
-        assert_eq!(plan.all(["jira"], false).len(), 9);
+        assert_eq!(all.len(), 11);
+        assert_eq!(plan.all(["jira"], false).len(), 10);
     }
 }

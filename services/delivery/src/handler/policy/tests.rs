@@ -20,7 +20,10 @@ fn policy() -> Policy {
 }
 
 fn delivered() -> Attempt {
-    Attempt::Delivered { status: 201 }
+    Attempt::Delivered {
+        status: 201,
+        answer: None,
+    }
 }
 
 fn retryable(status: Option<u16>, retry_after: Option<Duration>) -> Attempt {
