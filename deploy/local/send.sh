@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Sends a JSON file to the local ingest as source SOURCE, signed with
-# X-Intops-Signature (HMAC-SHA256 of the body with $SNOW_SECRET).
+# Sends a JSON file to the local ingest as source SOURCE, signed with an
+# HMAC-SHA256 of the body the way that source's webhooks are signed in
+# deploy/local/flows.toml: source jira with $JIRA_SECRET in X-Hub-Signature
+# (as Jira Cloud does), any other with $SNOW_SECRET in X-Intops-Signature.
+# SECRET and SIGNATURE_HEADER override both.
 #   deploy/local/send.sh FILE [SOURCE]
+#   JIRA_SECRET=demo-jira-secret deploy/local/send.sh tests/fixtures/jira-comment-created.json jira
 # For a source with a timestamp_header (replay protection), set
 # TIMESTAMP_HEADER to its name: the current Unix time is sent in it and
 # signed before the body, as the source expects.
@@ -9,7 +13,13 @@
 set -euo pipefail
 file=${1:?usage: send.sh FILE [SOURCE]}
 source_id=${2:-servicenow}
-secret=${SNOW_SECRET:-demo-secret}
+if [[ $source_id == jira ]]; then
+  secret=${SECRET:-${JIRA_SECRET:-demo-jira-secret}}
+  header=${SIGNATURE_HEADER:-X-Hub-Signature}
+else
+  secret=${SECRET:-${SNOW_SECRET:-demo-secret}}
+  header=${SIGNATURE_HEADER:-X-Intops-Signature}
+fi
 url=${INTOPS_INGEST_URL:-http://127.0.0.1:8080}
 ts_header=${TIMESTAMP_HEADER:-}
 extra=()
@@ -22,7 +32,7 @@ else
 fi
 curl -sS -X POST "$url/v1/sources/$source_id/events" \
   -H 'Content-Type: application/json' \
-  -H "X-Intops-Signature: sha256=$sig" \
+  -H "$header: sha256=$sig" \
   ${extra[@]+"${extra[@]}"} \
   --data-binary "@$file"
 echo

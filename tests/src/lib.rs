@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod events;
 pub mod fault;
 pub mod group;
+pub mod itsm;
 pub mod metrics;
 pub mod pipeline;
 pub mod poll;

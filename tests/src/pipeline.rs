@@ -45,7 +45,11 @@ map = '{{id: .id, n: .n}}'
 /// `target_base_url`, its secret read from `{secrets}/snow`.
 pub fn example_flows(target_base_url: &str) -> String {
     let text = include_str!("../../deploy/local/flows.toml");
-    for needle in [r#"{ env = "SNOW_SECRET" }"#, "http://127.0.0.1:8090"] {
+    for needle in [
+        r#"{ env = "SNOW_SECRET" }"#,
+        r#"{ env = "JIRA_SECRET" }"#,
+        "http://127.0.0.1:8090",
+    ] {
         assert!(
             text.contains(needle),
             "example flows file no longer contains {needle}"
@@ -53,6 +57,10 @@ pub fn example_flows(target_base_url: &str) -> String {
     }
     text.replace(
         r#"{ env = "SNOW_SECRET" }"#,
+        r#"{ file = "{secrets}/snow" }"#,
+    )
+    .replace(
+        r#"{ env = "JIRA_SECRET" }"#,
         r#"{ file = "{secrets}/snow" }"#,
     )
     .replace("http://127.0.0.1:8090", target_base_url)

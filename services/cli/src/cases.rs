@@ -17,6 +17,10 @@ pub struct Case {
     pub payload: Option<String>,
     /// A JSON file holding the payload, relative to the case file.
     pub payload_file: Option<PathBuf>,
+    /// The value `$link` takes for flows with links (what delivery would
+    /// find in the links). Without it, the expected requests show the text
+    /// `$link` where the link goes.
+    pub link: Option<String>,
     /// What the flows must produce; a flow of the source that is not listed
     /// must not route the event.
     #[serde(default)]
@@ -41,6 +45,22 @@ pub struct Expect {
     pub body_json: Option<String>,
     /// The flow must fail on this payload with an error containing this.
     pub error: Option<String>,
+    /// A capture flow's update, sent instead once the link exists.
+    pub update: Option<ExpectUpdate>,
+}
+
+/// What a capture flow's update must be (`[expect.update]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectUpdate {
+    /// Expected HTTP method, when checked.
+    pub method: Option<String>,
+    /// Expected path, when checked.
+    pub path: Option<String>,
+    /// Expected body as a TOML value.
+    pub body: Option<toml::Value>,
+    /// Expected body as JSON text.
+    pub body_json: Option<String>,
 }
 
 impl Case {
@@ -67,13 +87,28 @@ impl Case {
 impl Expect {
     /// The expected body as JSON, if one is given.
     pub fn body(&self) -> Result<Option<serde_json::Value>, String> {
-        match (&self.body, &self.body_json) {
-            (Some(v), None) => serde_json::to_value(v).map(Some).map_err(|e| e.to_string()),
-            (None, Some(text)) => serde_json::from_str(text)
-                .map(Some)
-                .map_err(|e| format!("body_json: {e}")),
-            (None, None) => Ok(None),
-            (Some(_), Some(_)) => Err("set body or body_json, not both".into()),
-        }
+        body(self.body.as_ref(), self.body_json.as_deref())
+    }
+}
+
+impl ExpectUpdate {
+    /// The expected body as JSON, if one is given.
+    pub fn body(&self) -> Result<Option<serde_json::Value>, String> {
+        body(self.body.as_ref(), self.body_json.as_deref())
+    }
+}
+
+/// An expected body from `body` or `body_json`.
+fn body(
+    value: Option<&toml::Value>,
+    json: Option<&str>,
+) -> Result<Option<serde_json::Value>, String> {
+    match (value, json) {
+        (Some(v), None) => serde_json::to_value(v).map(Some).map_err(|e| e.to_string()),
+        (None, Some(text)) => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| format!("body_json: {e}")),
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err("set body or body_json, not both".into()),
     }
 }

@@ -1,13 +1,15 @@
 //! `intops flows test FILE CASES_DIR`: the flows file's unit tests. Each
-//! case runs through the same routing and mapping code as transform.
+//! case runs through the same routing and mapping code as transform; for
+//! flows with links, `$link` is the case's `link` (or the text `$link`),
+//! and a capture flow's update is checked by `[expect.update]`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use intops_events::IntegrationEvent;
+use intops_events::{DeliveryRequest, IntegrationEvent, LINK_PLACEHOLDER, LinkMode};
 use intops_flows::route::{FlowResult, Plan, plan};
-use intops_flows::{Flows, parse_json};
+use intops_flows::{Flows, parse_json, percent_encode};
 use similar::TextDiff;
 
 use crate::cases::Case;
@@ -139,32 +141,34 @@ fn check_case(flows: &Flows, path: &Path) -> Result<Vec<String>, String> {
                 ));
             }
             (Ok(request), None) => {
-                if let Some(m) = expect
-                    .method
-                    .as_ref()
-                    .filter(|m| !m.eq_ignore_ascii_case(&request.method))
-                {
-                    mismatches.push(format!(
-                        "flow {}: method {} , expected {m}",
-                        flow.id, request.method
-                    ));
-                }
-                if let Some(p) = expect.path.as_ref().filter(|p| **p != request.path) {
-                    mismatches.push(format!(
-                        "flow {}: path {}, expected {p}",
-                        flow.id, request.path
-                    ));
-                }
-                if let Some(want) = expect.body()? {
-                    let got: serde_json::Value =
-                        serde_json::from_str(&request.body).map_err(|e| e.to_string())?;
-                    if got != want {
-                        mismatches.push(format!(
-                            "flow {}: body differs (- expected, + actual):\n{}",
-                            flow.id,
-                            diff(&want, &got)
-                        ));
-                    }
+                let (create, update) = sent(request, case.link.as_deref());
+                let mut check = |what: &str, want: Want<'_>, got: &Sent| {
+                    compare(&flow.id, what, want, got, &mut mismatches)
+                };
+                check(
+                    "",
+                    Want {
+                        method: expect.method.as_deref(),
+                        path: expect.path.as_deref(),
+                        body: expect.body()?,
+                    },
+                    &create,
+                )?;
+                match (&expect.update, update) {
+                    (None, _) => {}
+                    (Some(want), Some(got)) => check(
+                        "update ",
+                        Want {
+                            method: want.method.as_deref(),
+                            path: want.path.as_deref(),
+                            body: want.body()?,
+                        },
+                        &got,
+                    )?,
+                    (Some(_), None) => mismatches.push(format!(
+                        "flow {}: has no update (only a flow with link.capture has one)",
+                        flow.id
+                    )),
                 }
             }
         }
@@ -182,6 +186,85 @@ fn check_case(flows: &Flows, path: &Path) -> Result<Vec<String>, String> {
         mismatches.insert(0, format!("({d})"));
     }
     Ok(mismatches)
+}
+
+/// What a case expects of one request.
+struct Want<'a> {
+    method: Option<&'a str>,
+    path: Option<&'a str>,
+    body: Option<serde_json::Value>,
+}
+
+/// A request as a case sees it: the case's link, or the text `$link`, in
+/// place of the placeholder transform leaves for delivery.
+struct Sent {
+    method: String,
+    path: String,
+    body: String,
+}
+
+/// The request a flow makes of the case's payload and, for a capture
+/// flow, the update it sends once the link exists.
+fn sent(request: &DeliveryRequest, link: Option<&str>) -> (Sent, Option<Sent>) {
+    // In the path percent-encoded and in the body JSON-escaped, as
+    // delivery puts it; the text `$link` as it is.
+    let path = |p: &str| match link {
+        Some(l) => p.replace(LINK_PLACEHOLDER, &percent_encode(l)),
+        None => p.replace(LINK_PLACEHOLDER, "$link"),
+    };
+    let body = |b: &str| {
+        let escaped = serde_json::Value::from(link.unwrap_or("$link")).to_string();
+        let inner = escaped.get(1..escaped.len() - 1).unwrap_or_default();
+        b.replace(LINK_PLACEHOLDER, inner)
+    };
+    let create = Sent {
+        method: request.method.clone(),
+        path: path(&request.path),
+        body: body(&request.body),
+    };
+    let update = request
+        .link
+        .as_ref()
+        .filter(|l| l.mode == LinkMode::Capture)
+        .map(|l| Sent {
+            method: l.update_method.clone().unwrap_or_default(),
+            path: path(l.update_path.as_deref().unwrap_or_default()),
+            body: body(l.update_body.as_deref().unwrap_or(&request.body)),
+        });
+    (create, update)
+}
+
+/// Adds how `got` differs from `want` to `mismatches` (`what`: `""` or
+/// `"update "`).
+fn compare(
+    flow: &str,
+    what: &str,
+    want: Want<'_>,
+    got: &Sent,
+    mismatches: &mut Vec<String>,
+) -> Result<(), String> {
+    if let Some(m) = want.method.filter(|m| !m.eq_ignore_ascii_case(&got.method)) {
+        mismatches.push(format!(
+            "flow {flow}: {what}method {} , expected {m}",
+            got.method
+        ));
+    }
+    if let Some(p) = want.path.filter(|p| *p != got.path) {
+        mismatches.push(format!(
+            "flow {flow}: {what}path {}, expected {p}",
+            got.path
+        ));
+    }
+    if let Some(want) = want.body {
+        let got: serde_json::Value = serde_json::from_str(&got.body).map_err(|e| e.to_string())?;
+        if got != want {
+            mismatches.push(format!(
+                "flow {flow}: {what}body differs (- expected, + actual):\n{}",
+                diff(&want, &got)
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn diff(want: &serde_json::Value, got: &serde_json::Value) -> String {
@@ -202,4 +285,105 @@ fn indent(text: &str) -> String {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLOWS: &str = r#"
+[[sources]]
+id = "servicenow"
+kind = "webhook"
+auth = "none"
+entity_key = ".sys_id"
+
+[[sources]]
+id = "jira"
+kind = "webhook"
+auth = "none"
+entity_key = ".issue.key"
+
+[[targets]]
+id = "jira"
+base_url = "http://jira"
+
+[[targets]]
+id = "servicenow"
+base_url = "http://servicenow"
+
+[[flows]]
+id = "snow-p1-to-jira"
+source = "servicenow"
+target = "jira"
+path = "/rest/api/3/issue"
+map = '{fields: {summary: .short_description}}'
+link = { capture = ".key" }
+update = { path = "/rest/api/3/issue/{{ $link }}", map = '{fields: {summary: .short_description}, key: $link}' }
+
+[[flows]]
+id = "jira-to-snow"
+source = "jira"
+target = "servicenow"
+link = { from = "snow-p1-to-jira" }
+method = "PATCH"
+path = "/api/now/table/incident/{{ $link }}"
+map = '{work_notes: "\(.comment.body) [\($link)]"}'
+"#;
+
+    /// The mismatches of `case` (TOML text) against [`FLOWS`].
+    fn mismatches(case: &str) -> Vec<String> {
+        let flows = intops_flows::load_str(FLOWS).expect("flows");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("case.toml");
+        std::fs::write(&path, case).expect("write");
+        check_case(&flows, &path).expect("valid case")
+    }
+
+    const INCIDENT: &str = r#"
+source = "servicenow"
+payload = '{"sys_id": "s1", "short_description": "Mail down"}'
+"#;
+
+    const COMMENT: &str = r#"
+source = "jira"
+payload = '{"issue": {"key": "OPS-1"}, "comment": {"body": "on it"}}'
+"#;
+
+    #[test]
+    fn link_shows_as_text_or_the_cases_value() {
+        let create = format!(
+            "{INCIDENT}[[expect]]\nflow = \"snow-p1-to-jira\"\nmethod = \"POST\"\npath = \"/rest/api/3/issue\"\n[expect.update]\nmethod = \"PUT\"\npath = \"/rest/api/3/issue/$link\"\nbody_json = '{{\"fields\": {{\"summary\": \"Mail down\"}}, \"key\": \"$link\"}}'\n"
+        );
+        assert_eq!(mismatches(&create), Vec::<String>::new());
+        let back = format!(
+            "{COMMENT}link = \"a b\\\"c\"\n[[expect]]\nflow = \"jira-to-snow\"\npath = \"/api/now/table/incident/a%20b%22c\"\nbody_json = '{{\"work_notes\": \"on it [a b\\\"c]\"}}'\n"
+        );
+        assert_eq!(mismatches(&back), Vec::<String>::new());
+    }
+
+    #[test]
+    fn update_mismatches_are_named() {
+        let wrong = format!(
+            "{INCIDENT}link = \"OPS-9\"\n[[expect]]\nflow = \"snow-p1-to-jira\"\n[expect.update]\nmethod = \"PATCH\"\npath = \"/rest/api/3/issue/$link\"\nbody_json = '{{\"fields\": {{\"summary\": \"Mail down\"}}}}'\n"
+        );
+        let m = mismatches(&wrong).join("\n");
+        assert!(
+            m.contains("flow snow-p1-to-jira: update method PUT , expected PATCH"),
+            "{m}"
+        );
+        assert!(
+            m.contains(
+                "flow snow-p1-to-jira: update path /rest/api/3/issue/OPS-9, expected /rest/api/3/issue/$link"
+            ),
+            "{m}"
+        );
+        assert!(m.contains("update body differs"), "{m}");
+        assert!(m.contains("+  \"key\": \"OPS-9\""), "{m}");
+        let no_update = format!(
+            "{COMMENT}[[expect]]\nflow = \"jira-to-snow\"\n[expect.update]\nmethod = \"PUT\"\n"
+        );
+        let m = mismatches(&no_update).join("\n");
+        assert!(m.contains("flow jira-to-snow: has no update"), "{m}");
+    }
 }

@@ -15,6 +15,7 @@ mod flows;
 mod flows_test;
 mod followups;
 mod lanes;
+mod links;
 mod pace;
 mod rewind;
 mod send;
@@ -72,6 +73,41 @@ enum Command {
         connect: ConnectArgs,
         #[command(subcommand)]
         command: FlowCommand,
+    },
+    /// Conversations' links (`<prefix>.links`): which target record a
+    /// flow's source entity is linked to (joins no consumer group).
+    Links {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(subcommand)]
+        command: LinksCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LinksCommand {
+    /// The link of one flow and source entity key: the target's record id
+    /// (or `pending`), the last event and write, when created and updated.
+    /// Exit 0 when found, 1 when there is none.
+    Show {
+        /// The flow (its id in the flows file).
+        flow: String,
+        /// The source's entity key (for a `from` flow: its own source's,
+        /// such as the Jira issue key).
+        entity_key: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every link whose record id is RECORD_ID (case-insensitive): capture
+    /// links to that target record, and from links writing back to it.
+    /// Exit 0 when any is found, 1 when none.
+    Find {
+        /// The target's record id (a Jira issue key, a ServiceNow sys_id).
+        record_id: String,
+        /// Print one JSON object per link.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -169,6 +205,17 @@ fn main() -> ExitCode {
         Command::Topics {
             command: TopicsCommand::Plan(args),
         } => topics::plan(&args),
+        Command::Links { connect, command } => {
+            let (query, json) = match command {
+                LinksCommand::Show {
+                    flow,
+                    entity_key,
+                    json,
+                } => (links::Query::show(&flow, &entity_key), json),
+                LinksCommand::Find { record_id, json } => (links::Query::find(&record_id), json),
+            };
+            online(&connect, async |ctx| links::run(ctx, &query, json).await)
+        }
         Command::Tap { connect, args } => {
             online(&connect, async |ctx| tap::run(ctx, &args).await.map(ok))
         }

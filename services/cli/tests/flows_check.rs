@@ -24,7 +24,7 @@ fn the_example_flows_file_is_valid() {
     ));
     let (code, stdout, stderr) = check(path);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("1 sources, 1 targets, 1 flows"), "{stdout}");
+    assert!(stdout.contains("2 sources, 2 targets, 2 flows"), "{stdout}");
     assert!(stdout.contains("flow snow-p1-to-jira version "), "{stdout}");
 }
 

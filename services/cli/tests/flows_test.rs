@@ -28,7 +28,7 @@ fn example() -> std::path::PathBuf {
 fn the_shipped_cases_pass() {
     let (code, out) = run(&example(), &Path::new(ROOT).join("deploy/local/flow-cases"));
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("3 passed, 0 failed, 0 invalid"), "{out}");
+    assert!(out.contains("5 passed, 0 failed, 0 invalid"), "{out}");
 }
 
 #[test]

@@ -8,10 +8,14 @@ use intops_flows::target_url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::credential::Credential;
+use crate::credential::{Credential, Token, TokenError};
 
 /// How much of a response body a dead letter keeps.
 const EXCERPT_BYTES: usize = 512;
+
+/// How far past the excerpt's end a response body is redacted: any secret
+/// shorter than this that starts inside the excerpt is hidden whole.
+const REDACT_SLACK_BYTES: usize = 4096;
 
 /// How much of a redirect's `Location` a dead letter keeps.
 const LOCATION_CHARS: usize = 512;
@@ -130,6 +134,12 @@ pub fn classify_status(status: u16, retryable: &StatusSet) -> StatusClass {
 
 /// Makes one attempt of `request` against `base_url`; with `keep_answer`
 /// a 2xx answer's body and headers come back too.
+///
+/// With an OAuth2 credential the attempt first gets a token (a token
+/// endpoint failure is this attempt's failure: retryable, or the target's
+/// 401 when the endpoint refuses the client); a 401 from the target is
+/// answered by one token refresh and one more send, whose answer is the
+/// attempt's.
 pub(crate) async fn attempt(
     http: &reqwest::Client,
     base_url: &Url,
@@ -138,38 +148,99 @@ pub(crate) async fn attempt(
     request: &DeliveryRequest,
     keep_answer: bool,
 ) -> Attempt {
-    let (method, url, headers) = match build(base_url, credential, request) {
+    let parts = match build(base_url, credential, request) {
         Ok(parts) => parts,
         Err(reason) => return permanent(None, reason),
     };
-    let mut builder = http
-        .request(method, url)
-        .headers(headers)
+    let token = match credential.token().await {
+        Ok(token) => token,
+        Err(e) => return token_failure(e),
+    };
+    let mut response = match send(http, credential, &parts, request, token.as_deref()).await {
+        Ok(r) => r,
+        Err(failed) => return failed,
+    };
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED
+        && let Some(rejected) = token
+    {
+        tracing::info!(target = %request.target_id, event_id = %request.event_id, "target answered 401, refreshing the oauth2 token and sending once more");
+        drop(response);
+        let fresh = match credential.refresh_rejected(&rejected).await {
+            Ok(token) => token,
+            Err(e) => return token_failure(e),
+        };
+        response = match send(http, credential, &parts, request, Some(&fresh)).await {
+            Ok(r) => r,
+            Err(failed) => return failed,
+        };
+    }
+    classify(response, credential, retryable, keep_answer).await
+}
+
+/// Sends `request` once with the credential (and `token`) on it; `Err` is
+/// the retryable attempt when no response came.
+async fn send(
+    http: &reqwest::Client,
+    credential: &Credential,
+    (method, url, headers): &(reqwest::Method, Url, HeaderMap),
+    request: &DeliveryRequest,
+    token: Option<&Token>,
+) -> Result<reqwest::Response, Attempt> {
+    let builder = http
+        .request(method.clone(), url.clone())
+        .headers(headers.clone())
         .header("content-type", "application/json")
         .header("idempotency-key", request.idempotency_key())
         .body(request.body.clone());
-    builder = credential.apply(builder);
-    let response = match builder.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
-            return Attempt::Retryable {
-                status: None,
-                reason: format!(
-                    "{kind}: {}",
-                    credential.redact(&e.without_url().to_string())
-                ),
-                retry_after: None,
-                excerpt: None,
-            };
+    let builder = credential.apply(builder, token);
+    builder.send().await.map_err(|e| {
+        let kind = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        Attempt::Retryable {
+            status: None,
+            reason: format!(
+                "{kind}: {}",
+                credential.redact(&e.without_url().to_string())
+            ),
+            retry_after: None,
+            excerpt: None,
         }
-    };
+    })
+}
+
+/// The attempt a token endpoint failure makes: retryable, or, when the
+/// endpoint refused the client (bad credentials or settings), the
+/// target's 401, so the target's pause statuses apply as to a 401 from the
+/// target itself.
+fn token_failure(e: TokenError) -> Attempt {
+    if e.rejected {
+        Attempt::Permanent {
+            status: Some(401),
+            reason: format!("{}; no token, handled as the target's 401", e.reason),
+            excerpt: e.excerpt,
+        }
+    } else {
+        Attempt::Retryable {
+            status: None,
+            reason: e.reason,
+            retry_after: e.retry_after,
+            excerpt: e.excerpt,
+        }
+    }
+}
+
+/// The attempt a response makes.
+async fn classify(
+    response: reqwest::Response,
+    credential: &Credential,
+    retryable: &StatusSet,
+    keep_answer: bool,
+) -> Attempt {
     let status = response.status().as_u16();
     let class = classify_status(status, retryable);
     if class == StatusClass::Delivered {
@@ -183,16 +254,14 @@ pub(crate) async fn attempt(
     if response.status().is_redirection() {
         // Not followed: the Location shows where the target wanted the
         // request to go (redacted, since a target may echo a credential).
-        let location = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .map(|v| {
-                String::from_utf8_lossy(v.as_bytes())
-                    .chars()
-                    .take(LOCATION_CHARS)
-                    .collect::<String>()
-            })
-            .map(|l| credential.redact(&l));
+        let location = response.headers().get(reqwest::header::LOCATION).map(|v| {
+            // Redacted before it is cut: a cut secret is not recognised.
+            credential
+                .redact(&String::from_utf8_lossy(v.as_bytes()))
+                .chars()
+                .take(LOCATION_CHARS)
+                .collect::<String>()
+        });
         let reason = match &location {
             Some(l) => {
                 format!("target answered {status} redirecting to {l:?}; redirects are not followed")
@@ -213,8 +282,7 @@ pub(crate) async fn attempt(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
     let body = response.bytes().await.unwrap_or_default();
-    let cut = &body[..body.len().min(EXCERPT_BYTES)];
-    let excerpt = Some(credential.redact(&String::from_utf8_lossy(cut)));
+    let excerpt = Some(excerpt(credential, &body));
     let reason = format!("target answered {status}");
     if class == StatusClass::Retryable {
         Attempt::Retryable {
@@ -286,13 +354,35 @@ fn build(
 
 /// `Retry-After` as delay-seconds or an HTTP date (RFC 9110); a date in
 /// the past means now.
-fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The redacted start of a response body, at most [`EXCERPT_BYTES`] long.
+/// Redacted before it is cut (a secret cut in two is not recognised); the
+/// slack covers any secret that starts inside the excerpt.
+fn excerpt(credential: &Credential, body: &[u8]) -> String {
+    let start = &body[..body.len().min(EXCERPT_BYTES + REDACT_SLACK_BYTES)];
+    let redacted = credential.redact(&String::from_utf8_lossy(start));
+    cut(&redacted, EXCERPT_BYTES).to_string()
+}
+
+/// The start of `text`, at most `max_bytes` long, cut at a character
+/// boundary.
+pub(crate) fn cut(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn permanent(status: Option<u16>, reason: String) -> Attempt {
@@ -409,6 +499,22 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn a_secret_across_the_excerpts_end_is_redacted_whole() {
+        let bearer = Credential::Bearer(intops_runtime::Secret::new("tok-123456"));
+        let body = format!("{}tok-123456 tail", "x".repeat(EXCERPT_BYTES - 4));
+        let e = excerpt(&bearer, body.as_bytes());
+        assert_eq!(e, format!("{}*** ", "x".repeat(EXCERPT_BYTES - 4)));
+        assert!(!e.contains("tok-"), "{e}");
+    }
+
+    #[test]
+    fn excerpts_are_cut_at_a_character_boundary() {
+        assert_eq!(cut("abc", 5), "abc");
+        assert_eq!(cut("aé", 2), "a");
+        assert_eq!(cut("aéb", 3), "aé");
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //! [`Handler::handle`] decodes ([`intops_kafka::decode`]) and hands the
 //! request to [`Handler::process`], which publishes its outcome through
 //! any [`Publish`]: the service's [`ServiceContext`], or an in-memory one
-//! in the tests (`handler/tests.rs`).
+//! in the tests (`handler/tests.rs`). A request of a flow with links is
+//! decided first (`handler/links.rs`): create, update, write-back, or not
+//! sent at all (an echo, a write-back without a link).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use intops_events::{
-    Codec, DeliveryRequest, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
+    Codec, DeliveryRequest, LinkAction, Outcome, OutcomeStatus, RecordKind, Stage, now_micros,
 };
 use intops_flows::{Flows, Retry, StatusSet};
 use intops_kafka::{
@@ -24,10 +26,14 @@ use crate::breaker::Breaker;
 use crate::client::{Attempt, attempt, http_client};
 use crate::credential::Credential;
 use crate::gate::{Gate, State};
+use crate::links::Links;
 
+mod links;
 mod policy;
 #[cfg(test)]
 mod tests;
+
+use links::{Decision, Step};
 
 use policy::{FailureClass, Next, Policy, Progress, StatusRange};
 
@@ -98,6 +104,8 @@ pub(crate) struct Handler<P = ServiceContext> {
     target: Arc<TargetRuntime>,
     publisher: P,
     codec: Arc<Codec>,
+    /// The process's links (shared by its targets).
+    links: Arc<Links>,
     shutdown: CancellationToken,
 }
 
@@ -107,10 +115,11 @@ impl Handler {
     pub(crate) fn new(
         target: Arc<TargetRuntime>,
         ctx: ServiceContext,
+        links: Arc<Links>,
         shutdown: CancellationToken,
     ) -> Self {
         let codec = ctx.codec.clone();
-        Self::with_publisher(target, ctx, codec, shutdown)
+        Self::with_publisher(target, ctx, codec, links, shutdown)
     }
 }
 
@@ -119,12 +128,14 @@ impl<P: Publish> Handler<P> {
         target: Arc<TargetRuntime>,
         publisher: P,
         codec: Arc<Codec>,
+        links: Arc<Links>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             target,
             publisher,
             codec,
+            links,
             shutdown,
         }
     }
@@ -145,15 +156,60 @@ impl<P: Publish> Handler<P> {
         request: DeliveryRequest,
         key: &[u8],
     ) -> Result<Handled, ProcessError> {
+        let step = match &request.link {
+            None => None,
+            Some(plan) => match self.decide(&request, plan).await? {
+                Decision::Send(step) => Some(*step),
+                Decision::Skip { action, record_id } => {
+                    return Ok(self.not_sent(&request, key, action, record_id));
+                }
+                Decision::Refuse {
+                    action,
+                    record_id,
+                    reason,
+                } => {
+                    let refused = Final::refused(reason);
+                    return Ok(self.conclude(
+                        &request,
+                        key,
+                        refused,
+                        None,
+                        Some((action, record_id)),
+                    ));
+                }
+            },
+        };
+        let sent = step.as_ref().map_or(&request, |s| &s.request);
+        let keep_answer = step.as_ref().is_some_and(Step::keep_answer);
+        let last = self.attempt_until_final(sent, keep_answer).await?;
+        Ok(self.conclude(&request, key, last, step, None))
+    }
+
+    /// The outcome (and dead letter) of `request` after its final answer;
+    /// with a `step`, also its link. `refused` names the link action and
+    /// record id of a request that could not be sent.
+    fn conclude(
+        &self,
+        request: &DeliveryRequest,
+        key: &[u8],
+        last: Final,
+        step: Option<Step>,
+        refused: Option<(LinkAction, Option<String>)>,
+    ) -> Handled {
         let Final {
             last,
             attempts,
             end,
-        } = self.attempt_until_final(&request).await?;
-        let latency_ms = latency_ms(&request);
+        } = last;
+        let latency_ms = latency_ms(request);
+        let (link_action, record_id) = match (&step, refused) {
+            (Some(s), _) => (Some(s.action), s.record_id.clone()),
+            (None, Some((action, record_id))) => (Some(action), record_id),
+            (None, None) => (None, None),
+        };
         let mut outcome = Outcome {
-            link_action: None,
-            record_id: None,
+            link_action,
+            record_id,
             event_id: request.event_id.clone(),
             stage: Stage::Delivery,
             status: OutcomeStatus::Delivered,
@@ -169,8 +225,20 @@ impl<P: Publish> Handler<P> {
         // The consumer loop writes the dead letter (or holds the record when
         // this source's dead-letter cap is tripped), then the outcome.
         let mut failures = Vec::new();
+        let mut link_ack = None;
         match end {
             End::Delivered => {
+                if let Some(step) = step {
+                    let delivered = self.delivered(request, step, &last);
+                    link_ack = delivered.link;
+                    outcome.record_id = delivered.record_id;
+                    outcome.error = delivered.error.map(|e| {
+                        intops_kafka::truncate_text(
+                            &self.target.credential.redact(&e),
+                            intops_kafka::MAX_ERROR_TEXT_BYTES,
+                        )
+                    });
+                }
                 if let Some(ms) = latency_ms {
                     metrics::histogram!(m::END_TO_END_SECONDS, "target" => target.clone())
                         .record(ms as f64 / 1000.0);
@@ -198,26 +266,67 @@ impl<P: Publish> Handler<P> {
             }
         }
         metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "flow" => request.flow_id.clone(), "status" => outcome.status.as_str()).increment(1);
-        let then = self.write_outcome(key.to_vec(), outcome);
-        Ok(if failures.is_empty() {
+        count_link_action(request, outcome.link_action);
+        let then = both(link_ack, self.write_outcome(key.to_vec(), outcome));
+        if failures.is_empty() {
             Handled::Acknowledging(then)
         } else {
             Handled::DeadLetters {
                 failures,
                 then: Some(then),
             }
-        })
+        }
+    }
+
+    /// The outcome of a request not sent: an echo (`echo`) or a write-back
+    /// without a link (`unrouted`, "no link").
+    fn not_sent(
+        &self,
+        request: &DeliveryRequest,
+        key: &[u8],
+        action: LinkAction,
+        record_id: Option<String>,
+    ) -> Handled {
+        let (status, error) = if action == LinkAction::Echo {
+            (OutcomeStatus::Echo, None)
+        } else {
+            (OutcomeStatus::Unrouted, Some("no link".to_string()))
+        };
+        tracing::debug!(target = %self.target.id, event_id = %request.event_id, action = %action, "not sent");
+        let outcome = Outcome {
+            event_id: request.event_id.clone(),
+            stage: Stage::Delivery,
+            status,
+            flow_id: Some(request.flow_id.clone()),
+            target_id: Some(request.target_id.clone()),
+            attempts: 0,
+            http_status: None,
+            latency_ms: latency_ms(request),
+            error,
+            at: now_micros(),
+            link_action: Some(action),
+            record_id,
+        };
+        metrics::counter!(m::DELIVERY_RESULTS, "target" => self.target.id.clone(), "flow" => request.flow_id.clone(), "status" => status.as_str()).increment(1);
+        count_link_action(request, Some(action));
+        Handled::Acknowledging(self.write_outcome(key.to_vec(), outcome))
     }
 
     /// Attempts until the policy says done or give up; an `Err` only when
     /// shutdown interrupts a wait (the record is then redelivered after
     /// restart).
-    async fn attempt_until_final(&self, request: &DeliveryRequest) -> Result<Final, ProcessError> {
+    async fn attempt_until_final(
+        &self,
+        request: &DeliveryRequest,
+        keep_answer: bool,
+    ) -> Result<Final, ProcessError> {
         let target = &self.target;
         let mut backoff = backoff(target.policy.retry);
         let mut progress = Progress::new(Instant::now());
         loop {
-            let last = self.attempt_once(request, progress.probing()).await?;
+            let last = self
+                .attempt_once(request, progress.probing(), keep_answer)
+                .await?;
             let decision = target
                 .policy
                 .decide(&mut progress, &last, Instant::now(), &mut backoff);
@@ -296,11 +405,13 @@ impl<P: Publish> Handler<P> {
     }
 
     /// One attempt: waits for the gate (unless this lane probes it), the
-    /// breaker and the rate limit, then calls the target.
+    /// breaker and the rate limit, then calls the target (keeping a 2xx
+    /// answer with `keep_answer`).
     async fn attempt_once(
         &self,
         request: &DeliveryRequest,
         probing: bool,
+        keep_answer: bool,
     ) -> Result<Attempt, ProcessError> {
         let target = &self.target;
         if !probing && !target.gate.wait_open(&self.shutdown).await {
@@ -325,7 +436,7 @@ impl<P: Publish> Handler<P> {
             &target.credential,
             &target.retryable,
             request,
-            false,
+            keep_answer,
         )
         .await;
         in_flight.decrement(1.0);
@@ -353,20 +464,32 @@ impl<P: Publish> Handler<P> {
     /// redelivered after restart, and delivered again with the same
     /// Idempotency-Key).
     fn write_outcome(&self, key: Vec<u8>, outcome: Outcome) -> intops_kafka::Ack {
+        let topic = self.publisher.topics().outcomes();
+        self.write_record(topic, RecordKind::Outcome, key, outcome)
+    }
+
+    /// Writes `record` (`kind`) to `topic` under `key`, retrying while the
+    /// broker is away; resolves to `Ok(false)` if shutdown comes first.
+    fn write_record<T>(
+        &self,
+        topic: String,
+        kind: RecordKind,
+        key: Vec<u8>,
+        record: T,
+    ) -> intops_kafka::Ack
+    where
+        T: serde::Serialize + Clone + Send + Sync + 'static,
+    {
         let publisher = self.publisher.clone();
         let shutdown = self.shutdown.clone();
         let retry = self.target.policy.retry;
         Box::pin(async move {
-            let topic = publisher.topics().outcomes();
             let mut delays = backoff(retry);
             loop {
-                match publisher
-                    .publish(&topic, RecordKind::Outcome, &key, &outcome)
-                    .await
-                {
+                match publisher.publish(&topic, kind, &key, &record).await {
                     Ok(_) => return Ok(true),
                     Err(e) if e.is_retryable() => {
-                        tracing::warn!(event_id = %outcome.event_id, error = %e, "cannot write outcome, retrying");
+                        tracing::warn!(%topic, error = %e, "cannot write a record, retrying");
                         let delay = delays.next().unwrap_or(retry.max_backoff);
                         tokio::select! {
                             () = shutdown.cancelled() => return Ok(false),
@@ -390,6 +513,25 @@ struct Final {
     end: End,
 }
 
+impl Final {
+    /// A request that cannot be sent: no attempt, dead-lettered (class
+    /// `request`) with `reason`.
+    fn refused(reason: String) -> Self {
+        Self {
+            last: Attempt::Permanent {
+                status: None,
+                reason: reason.clone(),
+                excerpt: None,
+            },
+            attempts: 0,
+            end: End::GiveUp {
+                class: FailureClass::Request,
+                reason,
+            },
+        }
+    }
+}
+
 /// How a request ended.
 enum End {
     Delivered,
@@ -404,6 +546,24 @@ enum End {
 /// longer than `max_backoff`.
 fn backoff(retry: Retry) -> impl Iterator<Item = Duration> {
     intops_kafka::backoff::retry_delays(retry.initial_backoff, retry.max_backoff)
+}
+
+/// Both acknowledgements, at the same time: `Ok(true)` when both are.
+fn both(first: Option<intops_kafka::Ack>, second: intops_kafka::Ack) -> intops_kafka::Ack {
+    let Some(first) = first else {
+        return second;
+    };
+    Box::pin(async move {
+        let (a, b) = tokio::join!(first, second);
+        Ok(a? && b?)
+    })
+}
+
+/// Counts a link action of a request of a flow with links.
+fn count_link_action(request: &DeliveryRequest, action: Option<LinkAction>) {
+    if let Some(action) = action {
+        metrics::counter!(m::LINK_REQUESTS, "flow" => request.flow_id.clone(), "action" => action.as_str()).increment(1);
+    }
 }
 
 fn shutting_down(during: &str) -> ProcessError {

@@ -4,7 +4,9 @@
 //! every request: an `Outcome` (delivered or dead_lettered) and, for
 //! failures, a dead letter on `<prefix>.dlq.delivery`, written by the
 //! shared consumer loop under each target's dead-letter cap (per source:
-//! see `intops_kafka::cap`).
+//! see `intops_kafka::cap`). Flows with links (conversations) create,
+//! update, write back or skip echoes by the process's links index
+//! ([`links`]), read from `<prefix>.links` before the first request.
 
 mod breaker;
 mod client;
@@ -12,6 +14,7 @@ mod control;
 mod credential;
 mod gate;
 mod handler;
+pub mod links;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,9 +121,19 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     control::catch_up(&ctx, &targets)
         .await
         .context("reading control commands")?;
+    // Every link is known before the first record is taken.
+    let Some(links) = links::start(&ctx, &flows, &selected, &readiness, &shutdown)
+        .await
+        .context("reading links")?
+    else {
+        admin::join(admin_task).await;
+        return Ok(());
+    };
     // One target failing fatally stops the service: an operator must look,
     // and the other targets resume after restart.
     let mut tasks = Supervisor::new(readiness.clone(), shutdown.clone());
+    let shared_links = links.links.clone();
+    links.spawn(&mut tasks, &shutdown);
     for (target_id, target) in targets.clone() {
         let concurrency = flows
             .targets
@@ -149,7 +162,12 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             concurrency,
         };
         // Shared by the lanes: one reference count per record, no copy.
-        let handler = Arc::new(handler::Handler::new(target, ctx.clone(), shutdown.clone()));
+        let handler = Arc::new(handler::Handler::new(
+            target,
+            ctx.clone(),
+            shared_links.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(target = %target_id, %topic, "delivery consuming");
         tasks.spawn(format!("consumer {target_id}"), async move {
             let result = consume(&consumer, &options, move |message| {

@@ -1,5 +1,5 @@
 //! The monitor's JSON API (flows with their health, one flow, one event's
-//! lineage, search) and the status page's route.
+//! lineage, search) and the status page's routes (`/`, `/events/{id}`).
 
 use std::sync::{Arc, RwLock};
 
@@ -56,6 +56,7 @@ async fn require_token(State(token): State<Arc<Secret>>, request: Request, next:
 fn routes(shared: Shared) -> Router {
     Router::new()
         .route("/", get(crate::page::index))
+        .route("/events/{event_id}", get(crate::page::event))
         .route("/api/v1/flows", get(flows))
         .route("/api/v1/flows/{flow_id}", get(flow))
         .route("/api/v1/events/{event_id}", get(event))
@@ -115,7 +116,7 @@ async fn search(State(s): State<Shared>, Query(query): Query<SearchQuery>) -> Re
     let Some(q) = query.q.filter(|q| !q.trim().is_empty()) else {
         return (
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": "bad_request", "detail": "give the entity key or a business key (a ticket number) as ?q="})),
+            Json(json!({"error": "bad_request", "detail": "give the entity key, a business key (a ticket number) or a target's record id as ?q="})),
         )
             .into_response();
     };
@@ -136,8 +137,10 @@ async fn search(State(s): State<Shared>, Query(query): Query<SearchQuery>) -> Re
                 "source_id": t.source_id,
                 "entity_key": t.entity_key,
                 "event_type": t.event_type,
+                "matched_by": t.matched_by(&q),
                 "at": t.stages.first().map(|s| s.at.clone()),
-                "last": t.stages.last().map(|s| json!({"stage": s.stage, "status": s.status, "flow_id": s.flow_id, "target_id": s.target_id})),
+                "last": t.stages.last().map(|s| json!({"stage": s.stage, "status": s.status, "flow_id": s.flow_id, "target_id": s.target_id, "link_action": s.link_action, "record_id": s.record_id})),
+                "links": t.link_results().map(|s| json!({"flow_id": s.flow_id, "target_id": s.target_id, "status": s.status, "link_action": s.link_action, "record_id": s.record_id, "at": s.at})).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -176,6 +179,108 @@ mod tests {
                 now_micros(),
             ))),
         }
+    }
+
+    async fn body(router: Router, uri: &str) -> (StatusCode, String) {
+        let answer = router
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("answer");
+        let status = answer.status();
+        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8(bytes.to_vec()).expect("utf-8"))
+    }
+
+    /// A ServiceNow event created as Jira OPS-12, and a Jira comment on
+    /// OPS-12 written back to it.
+    fn conversation() -> Shared {
+        use intops_events::{IntegrationEvent, LinkAction, Outcome, OutcomeStatus, Stage};
+        let s = shared();
+        let event = |id: &str, source: &str, key: &str, at: i64| IntegrationEvent {
+            event_id: id.into(),
+            source_id: source.into(),
+            event_type: "updated".into(),
+            entity_key: key.into(),
+            occurred_at: at,
+            ingested_at: at,
+            correlation_id: None,
+            attributes: Default::default(),
+            payload: "{}".into(),
+        };
+        let outcome = |id: &str, flow: &str, action, record: &str, at| Outcome {
+            event_id: id.into(),
+            stage: Stage::Delivery,
+            status: OutcomeStatus::Delivered,
+            flow_id: Some(flow.into()),
+            target_id: Some("jira".into()),
+            attempts: 1,
+            http_status: Some(201),
+            latency_ms: Some(5),
+            error: None,
+            at,
+            link_action: Some(action),
+            record_id: Some(record.into()),
+        };
+        let mut l = s.lineage.write().expect("lineage");
+        l.on_event(&event("e1", "servicenow", "sys-1", 1_000));
+        l.on_outcome(&outcome(
+            "e1",
+            "snow-p1-to-jira",
+            LinkAction::Create,
+            "OPS-12",
+            2_000,
+        ));
+        l.on_event(&event("e2", "jira", "OPS-12", 3_000));
+        l.on_outcome(&outcome(
+            "e2",
+            "jira-to-snow",
+            LinkAction::WriteBack,
+            "sys-1",
+            4_000,
+        ));
+        drop(l);
+        s
+    }
+
+    #[tokio::test]
+    async fn search_finds_the_conversation_by_either_side_and_shows_its_links() {
+        let router = router(conversation(), None);
+        let (status, text) = body(router.clone(), "/api/v1/search?q=OPS-12").await;
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["total"], 2, "{v}");
+        assert_eq!(v["events"][0]["event_id"], "e2");
+        assert_eq!(v["events"][0]["matched_by"], "entity_key");
+        assert_eq!(v["events"][1]["event_id"], "e1");
+        assert_eq!(v["events"][1]["matched_by"], "record_id");
+        assert_eq!(v["events"][1]["links"][0]["link_action"], "create");
+        assert_eq!(v["events"][1]["links"][0]["record_id"], "OPS-12");
+        assert_eq!(v["events"][1]["last"]["link_action"], "create");
+        let (_, text) = body(router.clone(), "/api/v1/search?q=sys-1").await;
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(
+            v["total"], 2,
+            "the source's key and the write-back's record: {v}"
+        );
+
+        let (status, page) = body(router.clone(), "/?q=ops-12").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("create OPS-12 (snow-p1-to-jira)"), "{page}");
+        assert!(page.contains("write_back sys-1 (jira-to-snow)"), "{page}");
+        assert!(page.contains(r#"href="/events/e1""#), "{page}");
+        assert!(page.contains(r#"href="/api/v1/events/e1""#), "{page}");
+
+        let (status, page) = body(router.clone(), "/events/e1").await;
+        assert_eq!(status, StatusCode::OK);
+        let lineage = &page[page.find(r#"id="lineage""#).expect("lineage table")..];
+        assert!(
+            lineage.contains("<td>create</td><td>OPS-12</td>"),
+            "{lineage}"
+        );
+        let (status, _) = body(router, "/events/nope").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     async fn status(router: Router, uri: &str, auth: Option<&str>) -> StatusCode {

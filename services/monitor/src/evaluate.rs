@@ -34,6 +34,8 @@ pub(crate) async fn run(
             for (status, n) in [
                 ("delivered", f.window.delivered),
                 ("dead_lettered", f.window.dead_lettered),
+                ("echo", f.window.echoes),
+                ("no_link", f.window.no_link),
             ] {
                 metrics::gauge!(m::FLOW_WINDOW_RESULTS, "flow" => f.flow_id.clone(), "status" => status)
                     .set(n as f64);

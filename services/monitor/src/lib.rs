@@ -1,7 +1,8 @@
 //! intops monitor: folds the events, deliveries and outcomes topics into a
 //! lineage index and each flow's health; answers `/api/v1/flows`,
-//! `/api/v1/flows/{flow_id}` and `/api/v1/events/{event_id}`; measures
-//! consumer lag; serves `/metrics`, `/healthz`, `/readyz`.
+//! `/api/v1/flows/{flow_id}`, `/api/v1/events/{event_id}` and
+//! `/api/v1/search`; serves the status page (`/`, `/events/{event_id}`);
+//! measures consumer lag; serves `/metrics`, `/healthz`, `/readyz`.
 
 mod alert;
 mod api;

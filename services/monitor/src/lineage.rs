@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, UNIX_EPOCH};
 
-use intops_events::{DeadLetter, DeliveryRequest, IntegrationEvent, Outcome, Stage};
+use intops_events::{DeadLetter, DeliveryRequest, IntegrationEvent, LinkAction, Outcome, Stage};
 use serde::Serialize;
 
 /// What one stage did with an event, as the API shows it.
@@ -35,9 +35,17 @@ pub struct StageView {
     /// Milliseconds since ingest (delivery).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<i64>,
-    /// Why it failed.
+    /// Why it failed, or why it was not sent (`no link`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For flows with links (delivery): `create`, `update`, `write_back`,
+    /// `echo` or `no_link`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_action: Option<&'static str>,
+    /// The target's record id the request created, updated or wrote back
+    /// to (the link), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<String>,
     #[serde(skip)]
     at_micros: i64,
 }
@@ -90,8 +98,8 @@ pub struct Trace {
     /// original bytes: `intops dlq show --event-id` prints those).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dead_letters: Vec<DeadLetterView>,
-    /// Search terms: the entity key and the payload's short top-level
-    /// values, lowercase.
+    /// Search terms: the entity key, the payload's short top-level values
+    /// and the target record ids of its outcomes, lowercase.
     #[serde(skip)]
     terms: Vec<String>,
 }
@@ -110,6 +118,11 @@ pub struct Lineage {
 const MAX_TERM: usize = 64;
 /// Search terms taken from one payload at most.
 const MAX_TERMS: usize = 16;
+/// Record ids longer than this are not search terms (a Jira key or a
+/// sys_id is far shorter; a URL-shaped id may be longer than `MAX_TERM`).
+const MAX_RECORD_ID_TERM: usize = 256;
+/// Why an unrouted outcome of a write-back names no record.
+pub const NO_LINK: &str = "no link";
 
 impl Lineage {
     /// An empty index holding at most `capacity` events.
@@ -145,16 +158,26 @@ impl Lineage {
         trace.entity_key = Some(e.entity_key.clone());
         trace.event_type = Some(e.event_type.clone());
         push(trace, view("ingest", "accepted", e.ingested_at));
-        let fresh: Vec<String> = terms
-            .into_iter()
-            .filter(|t| !trace.terms.contains(t))
-            .collect();
+        self.index(&e.event_id, terms);
+    }
+
+    /// Adds `terms` to the event's search terms (each once).
+    fn index(&mut self, event_id: &str, terms: Vec<String>) {
+        let Some(trace) = self.traces.get_mut(event_id) else {
+            return;
+        };
+        let mut fresh: Vec<String> = Vec::new();
+        for term in terms {
+            if !trace.terms.contains(&term) && !fresh.contains(&term) {
+                fresh.push(term);
+            }
+        }
         trace.terms.extend(fresh.iter().cloned());
         for term in fresh {
             self.terms
                 .entry(term)
                 .or_default()
-                .push_back(e.event_id.clone());
+                .push_back(event_id.to_string());
         }
     }
 
@@ -189,8 +212,9 @@ impl Lineage {
         }
     }
 
-    /// Events whose entity key or a short top-level payload value equals
-    /// `query` (case-insensitive), newest first.
+    /// Events whose entity key, a short top-level payload value or the
+    /// target record id of one of its outcomes equals `query`
+    /// (case-insensitive), newest first.
     pub fn search(&self, query: &str) -> Vec<&Trace> {
         let mut found: Vec<&Trace> = self
             .terms
@@ -220,9 +244,17 @@ impl Lineage {
         );
     }
 
-    /// Folds an outcome.
+    /// Folds an outcome; its record id becomes a search term of the
+    /// event, so the conversation is found by the target's id too.
     pub fn on_outcome(&mut self, o: &Outcome) {
         let (stage, status) = (o.stage.as_str(), o.status.as_str());
+        // A write-back without a link says why it was not sent even when
+        // the writer left the reason out.
+        let error = match (&o.error, o.link_action) {
+            (None, Some(LinkAction::NoLink)) => Some(NO_LINK.to_string()),
+            (error, _) => error.clone(),
+        };
+        let record_id = o.record_id.clone().filter(|id| !id.is_empty());
         let trace = self.entry(&o.event_id);
         push(
             trace,
@@ -232,10 +264,15 @@ impl Lineage {
                 attempts: (o.stage == Stage::Delivery).then_some(o.attempts),
                 http_status: o.http_status,
                 latency_ms: o.latency_ms,
-                error: o.error.clone(),
+                error,
+                link_action: o.link_action.map(LinkAction::as_str),
+                record_id: record_id.clone(),
                 ..view(stage, status, o.at)
             },
         );
+        if let Some(id) = record_id.filter(|id| id.len() <= MAX_RECORD_ID_TERM) {
+            self.index(&o.event_id, vec![id.to_lowercase()]);
+        }
     }
 
     fn entry(&mut self, event_id: &str) -> &mut Trace {
@@ -282,6 +319,34 @@ impl Trace {
     /// When the first stage happened (micros), for ordering.
     pub fn first_at(&self) -> i64 {
         self.stages.first().map_or(0, |s| s.at_micros)
+    }
+
+    /// Its stages that say what a flow's request did through a link
+    /// (create, update, write-back, echo, no link), oldest first.
+    pub fn link_results(&self) -> impl Iterator<Item = &StageView> {
+        self.stages.iter().filter(|s| s.link_action.is_some())
+    }
+
+    /// What a search for `query` found it by: `entity_key`, `record_id`
+    /// (a target's record id on one of its outcomes) or `payload`.
+    pub fn matched_by(&self, query: &str) -> &'static str {
+        let q = query.trim().to_lowercase();
+        if self
+            .entity_key
+            .as_ref()
+            .is_some_and(|k| k.to_lowercase() == q)
+        {
+            "entity_key"
+        } else if self
+            .stages
+            .iter()
+            .filter_map(|s| s.record_id.as_ref())
+            .any(|id| id.to_lowercase() == q)
+        {
+            "record_id"
+        } else {
+            "payload"
+        }
     }
 }
 
@@ -333,6 +398,8 @@ fn view(stage: &'static str, status: &'static str, at_micros: i64) -> StageView 
         http_status: None,
         latency_ms: None,
         error: None,
+        link_action: None,
+        record_id: None,
         at_micros,
     }
 }
@@ -439,6 +506,127 @@ mod tests {
         l.on_event(&event("e", 5));
         assert!(l.search("INC0010023").is_empty());
         assert!(!l.terms.contains_key("inc0010023"));
+    }
+
+    fn linked(
+        id: &str,
+        at: i64,
+        status: OutcomeStatus,
+        action: LinkAction,
+        record_id: Option<&str>,
+    ) -> Outcome {
+        Outcome {
+            status,
+            link_action: Some(action),
+            record_id: record_id.map(str::to_string),
+            flow_id: Some("snow-p1-to-jira".into()),
+            ..delivered(id, at)
+        }
+    }
+
+    #[test]
+    fn link_results_show_in_the_lineage_and_the_record_id_finds_the_conversation() {
+        let mut l = Lineage::new(10);
+        let mut created = event("e1", 1);
+        created.entity_key = "sys-1".into();
+        let mut updated = event("e2", 2);
+        updated.entity_key = "sys-1".into();
+        let mut echoed = event("e3", 3);
+        echoed.entity_key = "sys-1".into();
+        for e in [&created, &updated, &echoed] {
+            l.on_event(e);
+        }
+        let create = linked(
+            "e1",
+            10,
+            OutcomeStatus::Delivered,
+            LinkAction::Create,
+            Some("OPS-12"),
+        );
+        l.on_outcome(&create);
+        l.on_outcome(&create); // read twice: one stage, one term
+        l.on_outcome(&linked(
+            "e2",
+            20,
+            OutcomeStatus::Delivered,
+            LinkAction::Update,
+            Some("OPS-12"),
+        ));
+        l.on_outcome(&linked(
+            "e3",
+            30,
+            OutcomeStatus::Echo,
+            LinkAction::Echo,
+            Some("OPS-12"),
+        ));
+
+        let t = l.get("e1").expect("trace");
+        let last = t.stages.last().expect("stage");
+        assert_eq!(
+            (last.status, last.link_action, last.record_id.as_deref()),
+            ("delivered", Some("create"), Some("OPS-12"))
+        );
+        let json = serde_json::to_value(t).expect("json");
+        assert_eq!(json["stages"][1]["link_action"], "create");
+        assert_eq!(json["stages"][1]["record_id"], "OPS-12");
+        assert!(
+            json["stages"][0].get("link_action").is_none(),
+            "absent when not about a link"
+        );
+        let echo = l.get("e3").expect("trace").stages.last().expect("stage");
+        assert_eq!((echo.status, echo.link_action), ("echo", Some("echo")));
+
+        let found: Vec<_> = l
+            .search("ops-12")
+            .iter()
+            .map(|t| (t.event_id.clone(), t.matched_by("ops-12")))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("e3".to_string(), "record_id"),
+                ("e2".to_string(), "record_id"),
+                ("e1".to_string(), "record_id")
+            ]
+        );
+        assert_eq!(l.search("SYS-1").len(), 3, "the source's key finds it too");
+        assert_eq!(
+            l.get("e1").expect("trace").matched_by("sys-1"),
+            "entity_key"
+        );
+        assert_eq!(
+            l.terms.get("ops-12").map(VecDeque::len),
+            Some(3),
+            "each event once"
+        );
+
+        // Forgotten events take their record id term along.
+        let mut small = Lineage::new(1);
+        small.on_outcome(&create);
+        small.on_event(&event("other", 5));
+        assert!(small.search("OPS-12").is_empty());
+        assert!(!small.terms.contains_key("ops-12"));
+    }
+
+    #[test]
+    fn a_write_back_without_a_link_is_unrouted_with_the_reason_no_link() {
+        let mut l = Lineage::new(10);
+        let mut unlinked = linked("w1", 10, OutcomeStatus::Unrouted, LinkAction::NoLink, None);
+        unlinked.flow_id = Some("jira-to-snow".into());
+        unlinked.http_status = None;
+        l.on_outcome(&unlinked);
+        let s = &l.get("w1").expect("trace").stages[0];
+        assert_eq!(
+            (s.stage, s.status, s.link_action, s.error.as_deref()),
+            ("delivery", "unrouted", Some("no_link"), Some("no link"))
+        );
+        assert_eq!(s.record_id, None);
+        // A writer's own reason is kept.
+        unlinked.event_id = "w2".into();
+        unlinked.error = Some("no link for OPS-99".into());
+        l.on_outcome(&unlinked);
+        let s = &l.get("w2").expect("trace").stages[0];
+        assert_eq!(s.error.as_deref(), Some("no link for OPS-99"));
     }
 
     #[test]

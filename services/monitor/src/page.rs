@@ -1,14 +1,18 @@
 //! The read-only status page at `/`: every flow with its health and
-//! reason, recent dead letters, and the search box. Rendered on the server
-//! (maud escapes every value), no scripts, refreshed by the browser every
+//! reason, recent dead letters, and the search box (results say what each
+//! flow's request did through its link, with the target's record id); and
+//! `/events/{event_id}`, one event's lineage. Rendered on the server (maud
+//! escapes every value), no scripts; `/` is refreshed by the browser every
 //! 15 seconds.
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use intops_events::now_micros;
 use maud::{DOCTYPE, Markup, html};
 
 use crate::api::Shared;
 use crate::health::{FlowHealth, Status};
+use crate::lineage::{StageView, Trace};
 
 const STYLE: &str = "
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1d2733; }
@@ -47,17 +51,7 @@ pub(crate) async fn index(State(s): State<Shared>, Query(query): Query<PageQuery
             l.search(q)
                 .into_iter()
                 .take(50)
-                .map(|t| {
-                    (
-                        t.event_id.clone(),
-                        t.entity_key.clone().unwrap_or_default(),
-                        t.stages.first().map(|s| s.at.clone()).unwrap_or_default(),
-                        t.stages
-                            .last()
-                            .map(|s| format!("{} {}", s.stage, s.status))
-                            .unwrap_or_default(),
-                    )
-                })
+                .map(|t| Found::of(t, q))
                 .collect::<Vec<_>>(),
         ),
         _ => None,
@@ -75,7 +69,7 @@ pub(crate) async fn index(State(s): State<Shared>, Query(query): Query<PageQuery
             body {
                 h1 { "intops monitor" }
                 form method="get" action="/" {
-                    input type="search" name="q" placeholder="entity key or ticket number (INC0010023)" value=[q.as_deref()];
+                    input type="search" name="q" placeholder="entity key, ticket number or record id (INC0010023, OPS-12)" value=[q.as_deref()];
                     " "
                     button type="submit" { "Search" }
                 }
@@ -85,11 +79,18 @@ pub(crate) async fn index(State(s): State<Shared>, Query(query): Query<PageQuery
                         p.muted { "No event in the monitor's window carries it." }
                     } @else {
                         table id="search" {
-                            tr { th { "event" } th { "entity key" } th { "accepted" } th { "last stage" } }
-                            @for (id, key, at, last) in found {
+                            tr {
+                                th { "event" } th { "entity key" } th { "found by" } th { "accepted" }
+                                th { "last stage" } th { "link (action, record id)" }
+                            }
+                            @for f in found {
                                 tr {
-                                    td { a href={ "/api/v1/events/" (id) } { (id) } }
-                                    td { (key) } td { (at) } td { (last) }
+                                    td {
+                                        a href={ "/events/" (f.event_id) } { (f.event_id) }
+                                        " " a.muted href={ "/api/v1/events/" (f.event_id) } { "json" }
+                                    }
+                                    td { (f.entity_key) } td { (f.matched_by) } td { (f.at) } td { (f.last) }
+                                    td { @for l in &f.links { div { (l) } } }
                                 }
                             }
                         }
@@ -135,9 +136,136 @@ fn flow_row(f: &FlowHealth) -> Markup {
             td { span class={ "status status-" (status) } { (status) } }
             td { (f.reason) }
             td { (f.since) }
-            td { (f.window.delivered) " / " (f.window.dead_lettered) }
+            td {
+                (f.window.delivered) " / " (f.window.dead_lettered)
+                @if f.window.echoes > 0 { " " span.muted { "· " (f.window.echoes) " echo" } }
+                @if f.window.no_link > 0 { " " span.muted { "· " (f.window.no_link) " no link" } }
+            }
             td { @match f.recent.latency_ms.p95 { Some(ms) if ms < i64::MAX => { "≤ " (ms) " ms" }, Some(_) => { "slower than 1 h" }, None => { "-" } } }
             td { @match f.lag { Some(lag) => { (lag) }, None => { "-" } } }
+        }
+    }
+}
+
+/// One search result as the page lists it.
+#[derive(Debug)]
+struct Found {
+    event_id: String,
+    entity_key: String,
+    matched_by: &'static str,
+    at: String,
+    last: String,
+    /// `create OPS-12 (snow-p1-to-jira)` per link result.
+    links: Vec<String>,
+}
+
+impl Found {
+    fn of(t: &Trace, q: &str) -> Self {
+        Self {
+            event_id: t.event_id.clone(),
+            entity_key: t.entity_key.clone().unwrap_or_default(),
+            matched_by: t.matched_by(q),
+            at: t.stages.first().map(|s| s.at.clone()).unwrap_or_default(),
+            last: t
+                .stages
+                .last()
+                .map(|s| format!("{} {}", s.stage, s.status))
+                .unwrap_or_default(),
+            links: t.link_results().map(link_text).collect(),
+        }
+    }
+}
+
+/// `create OPS-12 (snow-p1-to-jira)`; `no_link (jira-to-snow)`.
+fn link_text(s: &StageView) -> String {
+    let mut text = s.link_action.unwrap_or_default().to_string();
+    if let Some(id) = &s.record_id {
+        text.push(' ');
+        text.push_str(id);
+    }
+    if let Some(flow) = &s.flow_id {
+        text.push_str(&format!(" ({flow})"));
+    }
+    text
+}
+
+/// `GET /events/{event_id}`: one event's lineage as a table (the page's
+/// form of `/api/v1/events/{event_id}`).
+pub(crate) async fn event(
+    State(s): State<Shared>,
+    Path(event_id): Path<String>,
+) -> (StatusCode, Markup) {
+    let trace = s
+        .lineage
+        .read()
+        .ok()
+        .and_then(|l| l.get(&event_id).cloned());
+    let status = if trace.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    (status, event_page(&event_id, trace.as_ref()))
+}
+
+fn event_page(event_id: &str, trace: Option<&Trace>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "intops monitor — event " (event_id) }
+                style { (STYLE) }
+            }
+            body {
+                p { a href="/" { "← intops monitor" } }
+                h1 { "Event " (event_id) }
+                @match trace {
+                    None => { p.muted { "No such event in the monitor's window." } }
+                    Some(t) => {
+                        p {
+                            (t.source_id.as_deref().unwrap_or("-")) " · entity key "
+                            strong { (t.entity_key.as_deref().unwrap_or("-")) }
+                            " · " (t.event_type.as_deref().unwrap_or("-")) " · "
+                            a href={ "/api/v1/events/" (t.event_id) } { "json" }
+                        }
+                        table id="lineage" {
+                            tr {
+                                th { "at" } th { "stage" } th { "status" } th { "flow" } th { "target" }
+                                th { "link action" } th { "record id" } th { "http" } th { "attempts" } th { "error" }
+                            }
+                            @for st in &t.stages { (stage_row(st)) }
+                        }
+                        @if !t.dead_letters.is_empty() {
+                            h2 { "Dead letters" }
+                            table id="event-dead-letters" {
+                                tr { th { "failed" } th { "stage" } th { "class" } th { "error" } th { "original" } }
+                                @for d in &t.dead_letters {
+                                    tr {
+                                        td { (d.failed_at) } td { (d.stage) } td { (d.error_class) }
+                                        td { (d.error_message) } td { (d.original) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn stage_row(s: &StageView) -> Markup {
+    html! {
+        tr data-status=(s.status) {
+            td { (s.at) } td { (s.stage) } td { (s.status) }
+            td { (s.flow_id.as_deref().unwrap_or("-")) }
+            td { (s.target_id.as_deref().unwrap_or("-")) }
+            td { (s.link_action.unwrap_or("-")) }
+            td { (s.record_id.as_deref().unwrap_or("-")) }
+            td { @match s.http_status { Some(h) => { (h) }, None => { "-" } } }
+            td { @match s.attempts { Some(a) => { (a) }, None => { "-" } } }
+            td { (s.error.as_deref().unwrap_or("")) }
         }
     }
 }

@@ -20,7 +20,6 @@ use intops_jq::JqProgram;
 
 use crate::model::{Flows, RateLimit};
 use crate::spec::FlowsFile;
-use crate::template::Template;
 
 /// One problem in a flows file, located by a path such as
 /// `flows[snow-p1-to-jira].map`.
@@ -124,12 +123,6 @@ impl Validator {
 
     fn jq(&mut self, at: String, code: &str) -> Option<JqProgram> {
         JqProgram::compile(code)
-            .map_err(|e| self.error(at, e.to_string()))
-            .ok()
-    }
-
-    fn template(&mut self, at: String, text: &str) -> Option<Template> {
-        Template::compile(text)
             .map_err(|e| self.error(at, e.to_string()))
             .ok()
     }

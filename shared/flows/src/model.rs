@@ -292,8 +292,9 @@ pub enum FlowLink {
     Capture {
         /// Finds the record id in the answer (input: the body; `$headers`).
         capture: JqProgram,
-        /// The request once a link exists.
-        update: Update,
+        /// The request once a link exists (boxed: a flow without a link
+        /// stays small).
+        update: Box<Update>,
         /// Links idle this long are removed.
         expire_after: Duration,
     },
@@ -318,6 +319,10 @@ pub struct Update {
     /// Body; `None`: the flow's `map`.
     pub map: Option<JqProgram>,
 }
+
+/// The jq variable (without `$`) holding the link in a flow's programs
+/// and templates (see `route/link.rs`).
+pub(crate) const LINK_VAR: &str = "link";
 
 /// Default `expire_after` of links: 365 days.
 pub const DEFAULT_LINK_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);

@@ -1,5 +1,8 @@
 //! Routing and mapping of one event: which flows match, and what each
 //! asks delivery to send. Pure: no I/O, so every rule is unit-tested.
+//! A flow's link (the update variant, `$link`) is planned in `link.rs`.
+
+mod link;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -87,7 +90,8 @@ pub(crate) fn fields_read(flows: &[Flow]) -> BTreeMap<String, Vec<String>> {
         let direct = flow.when.as_ref().is_none_or(|w| w.input_fields(keys))
             && flow.map.input_fields(keys)
             && flow.path.input_fields(keys)
-            && flow.headers.iter().all(|(_, t)| t.input_fields(keys));
+            && flow.headers.iter().all(|(_, t)| t.input_fields(keys))
+            && link::input_fields(flow, keys);
         if !direct {
             *entry = None;
         }
@@ -107,15 +111,21 @@ pub fn plan_flow(
     evaluate(flow, event, &Jq(&input))
 }
 
-/// How a flow's programs run on an event's payload.
+/// How a flow's programs run on an event's payload; `vars` are the
+/// values of the programs' variables (`$link`).
 trait Run {
     type Error;
     /// The condition's answer.
     fn holds(&self, program: &JqProgram) -> Result<bool, Self::Error>;
     /// The mapping's output as JSON text.
-    fn json(&self, program: &JqProgram) -> Result<String, Self::Error>;
+    fn json(&self, program: &JqProgram, vars: &[Val]) -> Result<String, Self::Error>;
     /// A path or header template, rendered.
-    fn render(&self, template: &Template, encode: bool) -> Result<String, Self::Error>;
+    fn render(
+        &self,
+        template: &Template,
+        vars: &[Val],
+        encode: bool,
+    ) -> Result<String, Self::Error>;
 }
 
 /// jq on the whole payload: every answer and error.
@@ -128,12 +138,12 @@ impl Run for Jq<'_> {
         program.holds(self.0)
     }
 
-    fn json(&self, program: &JqProgram) -> Result<String, JqError> {
-        program.first_json(self.0)
+    fn json(&self, program: &JqProgram, vars: &[Val]) -> Result<String, JqError> {
+        program.first_json_with_vars(self.0, vars)
     }
 
-    fn render(&self, template: &Template, encode: bool) -> Result<String, JqError> {
-        template.render(self.0, encode)
+    fn render(&self, template: &Template, vars: &[Val], encode: bool) -> Result<String, JqError> {
+        template.render(self.0, vars, encode)
     }
 }
 
@@ -145,15 +155,15 @@ impl Run for Directly<'_> {
     type Error = ();
 
     fn holds(&self, program: &JqProgram) -> Result<bool, ()> {
-        program.direct_holds(self.0).ok_or(())
+        program.direct_holds(self.0, &[]).ok_or(())
     }
 
-    fn json(&self, program: &JqProgram) -> Result<String, ()> {
-        program.direct_json(self.0).ok_or(())
+    fn json(&self, program: &JqProgram, vars: &[Val]) -> Result<String, ()> {
+        program.direct_json(self.0, vars).ok_or(())
     }
 
-    fn render(&self, template: &Template, encode: bool) -> Result<String, ()> {
-        template.render_direct(self.0, encode).ok_or(())
+    fn render(&self, template: &Template, vars: &[Val], encode: bool) -> Result<String, ()> {
+        template.render_direct(self.0, vars, encode).ok_or(())
     }
 }
 
@@ -169,15 +179,13 @@ fn evaluate<R: Run>(
     if !matched {
         return Ok(None);
     }
-    let body = run.json(&flow.map)?;
-    let path = run.render(&flow.path, true)?;
-    let headers = flow
-        .headers
-        .iter()
-        .map(|(name, t)| Ok((name.clone(), run.render(t, false)?)))
-        .collect::<Result<HashMap<_, _>, R::Error>>()?;
+    let vars = link::request_vars(flow);
+    let body = run.json(&flow.map, &vars)?;
+    let path = run.render(&flow.path, &vars, true)?;
+    let headers = render_headers(&flow.headers, run, &vars)?;
+    let link = link::plan(flow, run)?;
     Ok(Some(DeliveryRequest {
-        link: None,
+        link,
         event_id: event.event_id.clone(),
         flow_id: flow.id.clone(),
         flow_version: flow.version.clone(),
@@ -190,6 +198,18 @@ fn evaluate<R: Run>(
         created_at: now_micros(),
         ingested_at: event.ingested_at,
     }))
+}
+
+/// Header templates, rendered.
+fn render_headers<R: Run>(
+    headers: &[(String, Template)],
+    run: &R,
+    vars: &[Val],
+) -> Result<HashMap<String, String>, R::Error> {
+    headers
+        .iter()
+        .map(|(name, t)| Ok((name.clone(), run.render(t, vars, false)?)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! path, each value is percent-encoded so it stays one path segment, and
 //! the rendered path must stay under the target's base URL; a rendered
 //! header value must hold no line break (see [`crate::target_url`]).
+//! A template compiled with variables (`$link`) gets their values when it
+//! is rendered.
 
 use intops_jq::{JqError, JqProgram, JqValue as Val};
 
@@ -21,6 +23,12 @@ enum Part {
 impl Template {
     /// Compiles `text`; errors name the expression's position in `text`.
     pub fn compile(text: &str) -> Result<Self, JqError> {
+        Self::compile_with_vars(text, &[])
+    }
+
+    /// [`compile`](Self::compile) with the global variables `names`
+    /// (without `$`; see [`JqProgram::compile_with_vars`]).
+    pub fn compile_with_vars(text: &str, names: &[&str]) -> Result<Self, JqError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(start) = rest.find("{{") {
@@ -31,13 +39,23 @@ impl Template {
             let end = after
                 .find("}}")
                 .ok_or_else(|| JqError::Output(format!("unclosed {{{{ in {text:?}")))?;
-            parts.push(Part::Expr(JqProgram::compile(after[..end].trim())?));
+            parts.push(Part::Expr(JqProgram::compile_with_vars(
+                after[..end].trim(),
+                names,
+            )?));
             rest = &after[end + 2..];
         }
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
         }
         Ok(Self { parts })
+    }
+
+    /// Whether an expression mentions `$name` (see [`JqProgram::mentions_var`]).
+    pub fn mentions_var(&self, name: &str) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Expr(p) if p.mentions_var(name)))
     }
 
     /// Whether the template has no expression.
@@ -51,9 +69,10 @@ impl Template {
     /// value, which must pass
     /// [`check_header_value`](crate::target_url::check_header_value).
     /// A refused result is a [`JqError::Output`] (a mapping error).
-    pub fn render(&self, input: &Val, encode: bool) -> Result<String, JqError> {
+    /// `values` are the variables' values (see [`JqProgram::first_with_vars`]).
+    pub fn render(&self, input: &Val, values: &[Val], encode: bool) -> Result<String, JqError> {
         let out = self.render_with(encode, |p| {
-            p.first_text(input)
+            p.first_text_with_vars(input, values)
                 .map_err(|e| JqError::Output(format!("{{{{ {} }}}}: {e}", p.code())))
         })?;
         check(&out, encode).map_err(|e| JqError::Output(e.to_string()))?;
@@ -63,9 +82,14 @@ impl Template {
     /// [`render`](Self::render) when direct evaluation knows every value
     /// and the result passes its check; `None` means: render it with jq
     /// (which reports any error).
-    pub(crate) fn render_direct(&self, input: &Val, encode: bool) -> Option<String> {
+    pub(crate) fn render_direct(
+        &self,
+        input: &Val,
+        values: &[Val],
+        encode: bool,
+    ) -> Option<String> {
         let out = self
-            .render_with(encode, |p| p.direct_text(input).ok_or(()))
+            .render_with(encode, |p| p.direct_text(input, values).ok_or(()))
             .ok()?;
         check(&out, encode).ok()?;
         Some(out)
@@ -134,16 +158,43 @@ mod tests {
         let t = Template::compile("/rest/api/3/issue/{{ .key }}/comment").expect("compiles");
         let v = parse_json(br#"{"key":"OPS 42/x"}"#).expect("json");
         assert_eq!(
-            t.render(&v, true).expect("renders"),
+            t.render(&v, &[], true).expect("renders"),
             "/rest/api/3/issue/OPS%2042%2Fx/comment"
         );
         let header = Template::compile("{{ .key }} (ticket)").expect("compiles");
         assert_eq!(
-            header.render(&v, false).expect("renders"),
+            header.render(&v, &[], false).expect("renders"),
             "OPS 42/x (ticket)"
         );
         assert!(!t.is_literal());
         assert!(Template::compile("/plain").expect("compiles").is_literal());
+    }
+
+    #[test]
+    fn variables_are_rendered_with_their_values() {
+        let t = Template::compile_with_vars("/issue/{{ $link }}/c{{ .n }}", &["link"])
+            .expect("compiles");
+        assert!(t.mentions_var("link"));
+        assert!(!t.is_literal());
+        let v = parse_json(br#"{"n":1}"#).expect("json");
+        let link = parse_json(br#""OPS 12""#).expect("json");
+        assert_eq!(
+            t.render(&v, std::slice::from_ref(&link), true)
+                .expect("renders"),
+            "/issue/OPS%2012/c1"
+        );
+        assert_eq!(
+            t.render_direct(&v, std::slice::from_ref(&link), true),
+            Some("/issue/OPS%2012/c1".into())
+        );
+        let e = t.render(&v, &[], true).expect_err("null link").to_string();
+        assert!(e.contains("$link") && e.contains("null"), "{e}");
+        assert!(Template::compile("/issue/{{ $link }}").is_err());
+        assert!(
+            !Template::compile_with_vars("/x/{{ .a }}", &["link"])
+                .expect("compiles")
+                .mentions_var("link")
+        );
     }
 
     #[test]
@@ -152,7 +203,7 @@ mod tests {
         assert!(Template::compile("/x/{{ .a | }}").is_err());
         let t = Template::compile("/x/{{ .missing }}").expect("compiles");
         let v = parse_json(b"{}").expect("json");
-        assert!(t.render(&v, true).is_err());
+        assert!(t.render(&v, &[], true).is_err());
     }
 
     /// A value that would climb above the base path, or split a header,
@@ -173,15 +224,15 @@ mod tests {
         ] {
             let v =
                 parse_json(serde_json::json!({ "id": id }).to_string().as_bytes()).expect("json");
-            let e = path.render(&v, true).expect_err(id).to_string();
+            let e = path.render(&v, &[], true).expect_err(id).to_string();
             assert!(e.contains(why), "{id}: {e}");
-            assert_eq!(path.render_direct(&v, true), None);
+            assert_eq!(path.render_direct(&v, &[], true), None);
         }
         // Other values stay inside one segment, encoded.
         for id in ["%2e%2e", "@evil.example", "a/b", "//evil.example"] {
             let v =
                 parse_json(serde_json::json!({ "id": id }).to_string().as_bytes()).expect("json");
-            let rendered = path.render(&v, true).expect(id);
+            let rendered = path.render(&v, &[], true).expect(id);
             assert!(
                 crate::target_url::check_path(&rendered).is_ok(),
                 "{rendered}"
@@ -190,13 +241,13 @@ mod tests {
         // A value right after a literal without a '/' is still one segment
         // with the literal; an empty value makes an empty segment.
         let empty = parse_json(br#"{"id":""}"#).expect("json");
-        assert!(path.render(&empty, true).is_err());
+        assert!(path.render(&empty, &[], true).is_err());
         let v = parse_json(br#"{"id":".."}"#).expect("json");
-        assert_eq!(tail.render(&v, true).expect("one segment"), "/api..");
+        assert_eq!(tail.render(&v, &[], true).expect("one segment"), "/api..");
 
         let v = parse_json(br#"{"id":"1\r\nX-Evil: yes"}"#).expect("json");
-        let e = header.render(&v, false).expect_err("crlf").to_string();
+        let e = header.render(&v, &[], false).expect_err("crlf").to_string();
         assert!(e.contains("header value refused"), "{e}");
-        assert_eq!(header.render_direct(&v, false), None);
+        assert_eq!(header.render_direct(&v, &[], false), None);
     }
 }

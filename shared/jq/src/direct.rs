@@ -54,6 +54,9 @@ pub(crate) enum Direct {
     ValueMap(Box<Direct>, Option<Box<Direct>>),
     /// `reformat_date($in; $out)`
     ReformatDate(Box<Direct>, Box<Direct>),
+    /// A global variable (`$link`), by its index among the program's
+    /// variables.
+    Var(usize),
 }
 
 /// A part of an interpolated string.
@@ -68,34 +71,37 @@ const MAX_INLINE_DEPTH: usize = 8;
 
 impl Direct {
     /// `code` compiled for direct evaluation, or `None` when any part of
-    /// it is outside what this module evaluates.
-    pub(crate) fn compile(code: &str, helpers: &[Def<&str>]) -> Option<Self> {
+    /// it is outside what this module evaluates. `vars` are the program's
+    /// global variables, with `$`.
+    pub(crate) fn compile(code: &str, helpers: &[Def<&str>], vars: &[String]) -> Option<Self> {
         let term = jaq_core::load::parse(code, |p| p.term())?;
-        Compiler { helpers }.term(&term, 0).map(Self::fold)
+        Compiler { helpers, vars }.term(&term, 0).map(Self::fold)
     }
 
-    /// The program's only output for `input`; `None` when it may have
-    /// another answer, several or none, or raise an error.
-    pub(crate) fn eval(&self, input: &Val) -> Option<Val> {
+    /// The program's only output for `input`, with the variables' values
+    /// (`null` for those not given); `None` when it may have another
+    /// answer, several or none, or raise an error.
+    pub(crate) fn eval(&self, input: &Val, vars: &[Val]) -> Option<Val> {
         Some(match self {
             Self::Input => input.clone(),
             Self::Const(v) => v.clone(),
-            Self::Field(of, key) => match of.eval(input)? {
+            Self::Var(i) => vars.get(*i).cloned().unwrap_or(Val::Null),
+            Self::Field(of, key) => match of.eval(input, vars)? {
                 Val::Null => Val::Null,
                 Val::Obj(map) => map.get(key).cloned().unwrap_or(Val::Null),
                 _ => return None,
             },
-            Self::Pipe(l, r) => r.eval(&l.eval(input)?)?,
+            Self::Pipe(l, r) => r.eval(&l.eval(input, vars)?, vars)?,
             Self::Obj(entries) => {
                 let mut map = Map::with_capacity_and_hasher(entries.len(), Default::default());
                 for (key, value) in entries {
-                    map.insert(key.clone(), value.eval(input)?);
+                    map.insert(key.clone(), value.eval(input, vars)?);
                 }
                 Val::obj(map)
             }
             Self::Arr(items) => items
                 .iter()
-                .map(|i| i.eval(input))
+                .map(|i| i.eval(input, vars))
                 .collect::<Option<Vec<_>>>()?
                 .into_iter()
                 .collect(),
@@ -104,7 +110,7 @@ impl Direct {
                 for piece in pieces {
                     match piece {
                         Piece::Text(t) => text.extend_from_slice(t.as_bytes()),
-                        Piece::Value(d) => match d.eval(input)?.into_string() {
+                        Piece::Value(d) => match d.eval(input, vars)?.into_string() {
                             Val::TStr(s) => text.extend_from_slice(&s),
                             _ => return None,
                         },
@@ -112,36 +118,39 @@ impl Direct {
                 }
                 Val::utf8_str(text)
             }
-            Self::Cmp(l, op, r) => Val::Bool(op.run(&l.eval(input)?, &r.eval(input)?)),
+            Self::Cmp(l, op, r) => Val::Bool(op.run(&l.eval(input, vars)?, &r.eval(input, vars)?)),
             Self::Logic(l, stop, r) => {
-                if l.eval(input)?.as_bool() == *stop {
+                if l.eval(input, vars)?.as_bool() == *stop {
                     Val::Bool(*stop)
                 } else {
-                    Val::Bool(r.eval(input)?.as_bool())
+                    Val::Bool(r.eval(input, vars)?.as_bool())
                 }
             }
-            Self::Alt(l, r) => match l.eval(input)? {
+            Self::Alt(l, r) => match l.eval(input, vars)? {
                 v if v.as_bool() => v,
-                _ => r.eval(input)?,
+                _ => r.eval(input, vars)?,
             },
             Self::If(c, then, otherwise) => {
-                if c.eval(input)?.as_bool() {
-                    then.eval(input)?
+                if c.eval(input, vars)?.as_bool() {
+                    then.eval(input, vars)?
                 } else {
-                    otherwise.eval(input)?
+                    otherwise.eval(input, vars)?
                 }
             }
             Self::Not => Val::Bool(!input.as_bool()),
             Self::ValueMap(map, default) => {
                 let default = match default {
-                    Some(d) => Some(d.eval(input)?),
+                    Some(d) => Some(d.eval(input, vars)?),
                     None => None,
                 };
-                crate::natives::value_map(input.clone(), &map.eval(input)?, default).ok()?
+                crate::natives::value_map(input.clone(), &map.eval(input, vars)?, default).ok()?
             }
-            Self::ReformatDate(from, to) => {
-                crate::natives::reformat_date(input, &from.eval(input)?, &to.eval(input)?).ok()?
-            }
+            Self::ReformatDate(from, to) => crate::natives::reformat_date(
+                input,
+                &from.eval(input, vars)?,
+                &to.eval(input, vars)?,
+            )
+            .ok()?,
         })
     }
 
@@ -151,7 +160,7 @@ impl Direct {
     pub(crate) fn input_fields(&self, keys: &mut BTreeSet<String>) -> bool {
         match self {
             Self::Input | Self::Not | Self::ValueMap(..) | Self::ReformatDate(..) => false,
-            Self::Const(_) => true,
+            Self::Const(_) | Self::Var(_) => true,
             Self::Field(of, key) => match (&**of, key) {
                 (Self::Input, Val::TStr(k)) => match std::str::from_utf8(k) {
                     Ok(k) => {
@@ -179,10 +188,14 @@ impl Direct {
         }
     }
 
-    /// Whether the value depends on the input.
+    /// Whether the value depends on the input (or a variable).
     fn reads_input(&self) -> bool {
         match self {
-            Self::Input | Self::Not | Self::ValueMap(..) | Self::ReformatDate(..) => true,
+            Self::Input
+            | Self::Var(_)
+            | Self::Not
+            | Self::ValueMap(..)
+            | Self::ReformatDate(..) => true,
             Self::Const(_) => false,
             Self::Field(of, _) => of.reads_input(),
             // `r` reads only what `l` gives it.
@@ -203,7 +216,7 @@ impl Direct {
     /// map's object literal, instead of building it for every event.
     fn fold(self) -> Self {
         if !self.reads_input()
-            && let Some(v) = self.eval(&Val::Null)
+            && let Some(v) = self.eval(&Val::Null, &[])
         {
             return Self::Const(v);
         }
@@ -239,6 +252,8 @@ struct Compiler<'h, 's> {
     /// intops' helper definitions (`helpers.jq`); those without
     /// parameters are inlined.
     helpers: &'h [Def<&'s str>],
+    /// The program's global variables, with `$`.
+    vars: &'h [String],
 }
 
 impl Compiler<'_, '_> {
@@ -325,6 +340,9 @@ impl Compiler<'_, '_> {
                 d
             }
             Term::Call(name, args) => self.call(name, args, depth)?,
+            // Only the program's own text names the global variables (a
+            // helper's `$x` is its own).
+            Term::Var(name) if depth == 0 => Direct::Var(self.vars.iter().position(|v| v == name)?),
             _ => return None,
         })
     }

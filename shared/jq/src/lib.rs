@@ -18,4 +18,4 @@ mod program;
 
 pub use fields::read as read_fields;
 pub use jaq_json::Val as JqValue;
-pub use program::{JqError, JqProgram, parse_json};
+pub use program::{JqError, JqProgram, parse_json, string_object};

@@ -44,6 +44,9 @@ pub enum JqError {
 pub struct JqProgram {
     code: String,
     filter: Filter,
+    /// The global variables the program was compiled with (without `$`),
+    /// in the order their values are given to the `*_with_vars` methods.
+    vars: Vec<String>,
     /// The keys, when the program is a plain path such as `.sys_id`.
     path: Option<Vec<String>>,
     /// The program for direct evaluation, when it has the common shape.
@@ -59,6 +62,19 @@ impl std::fmt::Debug for JqProgram {
 impl JqProgram {
     /// Compiles `code` with jq's standard library.
     pub fn compile(code: &str) -> Result<Self, JqError> {
+        Self::compile_with_vars(code, &[])
+    }
+
+    /// Compiles `code` with jq's standard library and the global variables
+    /// `names` (given without `$`: `&["link"]` makes `$link` usable). Their
+    /// values are given to [`first_with_vars`](Self::first_with_vars) and
+    /// the other `*_with_vars` methods in the same order; the methods
+    /// without values run the program with every variable `null`. Naming
+    /// any other `$variable` is a compile error, as in [`compile`](Self::compile).
+    ///
+    /// Direct evaluation knows the variables too (`$link` alone, or as a
+    /// part of the common shape).
+    pub fn compile_with_vars(code: &str, names: &[&str]) -> Result<Self, JqError> {
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
             .chain(jaq_json::defs())
@@ -89,8 +105,10 @@ impl JqProgram {
                 };
                 position_error(code, at, message)
             })?;
+        let dollar_names: Vec<String> = names.iter().map(|n| format!("${n}")).collect();
         let filter = Compiler::default()
             .with_funs(funs)
+            .with_global_vars(dollar_names.iter().map(String::as_str))
             .compile(modules)
             .map_err(|errs| {
                 let first = errs
@@ -104,12 +122,26 @@ impl JqProgram {
                     None => position_error(code, "", "invalid program".into()),
                 }
             })?;
+        let uses_vars = names.iter().any(|n| mentions_var(code, n));
         Ok(Self {
             code: code.to_string(),
             filter,
-            path: crate::path::plain_path(code),
-            direct: Direct::compile(code, helper_defs()),
+            vars: names.iter().map(|n| (*n).to_string()).collect(),
+            path: crate::path::plain_path(code).filter(|_| !uses_vars),
+            direct: Direct::compile(code, helper_defs(), &dollar_names),
         })
+    }
+
+    /// Whether the program's text mentions `$name` (one of the variables it
+    /// was compiled with, or not). Conservative: a `"$name"` inside a string
+    /// literal counts too.
+    pub fn mentions_var(&self, name: &str) -> bool {
+        mentions_var(&self.code, name)
+    }
+
+    /// The global variables the program was compiled with, without `$`.
+    pub fn vars(&self) -> &[String] {
+        &self.vars
     }
 
     /// The program compiled for direct evaluation, if it has the shape.
@@ -118,22 +150,25 @@ impl JqProgram {
         self.direct.as_ref()
     }
 
-    /// The first output when direct evaluation knows it (see `direct.rs`);
+    /// The first output when direct evaluation knows it (see `direct.rs`),
+    /// with the variables' `values` (as in [`first_with_vars`](Self::first_with_vars));
     /// `None` means: run the program with jaq.
-    pub fn direct_first(&self, input: &Val) -> Option<Val> {
-        self.direct.as_ref()?.eval(input)
+    pub fn direct_first(&self, input: &Val, values: &[Val]) -> Option<Val> {
+        self.direct.as_ref()?.eval(input, values)
     }
 
     /// [`holds`](Self::holds) when direct evaluation knows the output;
     /// `None` means: run the program.
-    pub fn direct_holds(&self, input: &Val) -> Option<bool> {
-        Some(self.direct_first(input)?.as_bool())
+    pub fn direct_holds(&self, input: &Val, values: &[Val]) -> Option<bool> {
+        Some(self.direct_first(input, values)?.as_bool())
     }
 
-    /// [`first_json`](Self::first_json) when direct evaluation knows the
-    /// output; `None` means: run the program.
-    pub fn direct_json(&self, input: &Val) -> Option<String> {
-        Some(crate::json_text::to_json(&self.direct_first(input)?))
+    /// [`first_json_with_vars`](Self::first_json_with_vars) when direct
+    /// evaluation knows the output; `None` means: run the program.
+    pub fn direct_json(&self, input: &Val, values: &[Val]) -> Option<String> {
+        Some(crate::json_text::to_json(
+            &self.direct_first(input, values)?,
+        ))
     }
 
     /// Adds the top-level fields of the input the program reads to `keys`;
@@ -143,10 +178,11 @@ impl JqProgram {
         self.direct.as_ref().is_some_and(|d| d.input_fields(keys))
     }
 
-    /// [`first_text`](Self::first_text) when direct evaluation knows the
-    /// output and it is a valid text; `None` means: run the program.
-    pub fn direct_text(&self, input: &Val) -> Option<String> {
-        text_of(Some(self.direct_first(input)?)).ok()
+    /// [`first_text_with_vars`](Self::first_text_with_vars) when direct
+    /// evaluation knows the output and it is a valid text; `None` means:
+    /// run the program.
+    pub fn direct_text(&self, input: &Val, values: &[Val]) -> Option<String> {
+        text_of(Some(self.direct_first(input, values)?)).ok()
     }
 
     /// The program's source text.
@@ -157,15 +193,29 @@ impl JqProgram {
     /// Runs the program and returns its first output, `None` when it
     /// produces nothing, or the first error it raises.
     pub fn first(&self, input: &Val) -> Result<Option<Val>, JqError> {
-        if let Some(v) = self.direct_first(input) {
-            return Ok(Some(v));
-        }
-        self.first_with_jaq(input)
+        self.first_with_vars(input, &[])
     }
 
     /// [`first`](Self::first), always through jaq.
+    #[cfg(test)]
     pub(crate) fn first_with_jaq(&self, input: &Val) -> Result<Option<Val>, JqError> {
-        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
+        self.run_first(input, &[])
+    }
+
+    /// Runs the program with the variables' `values` (in the order of the
+    /// names it was compiled with; missing ones are `null`, extra ones are
+    /// ignored) and returns its first output, `None` when it produces
+    /// nothing, or the first error it raises.
+    pub fn first_with_vars(&self, input: &Val, values: &[Val]) -> Result<Option<Val>, JqError> {
+        if let Some(v) = self.direct_first(input, values) {
+            return Ok(Some(v));
+        }
+        self.run_first(input, values)
+    }
+
+    /// The first output through jaq, with the variables' `values`.
+    pub(crate) fn run_first(&self, input: &Val, values: &[Val]) -> Result<Option<Val>, JqError> {
+        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, self.bind(values));
         let mut out = self.filter.id.run((ctx, input.clone())).map(unwrap_valr);
         match out.next() {
             None => Ok(None),
@@ -174,15 +224,36 @@ impl JqProgram {
         }
     }
 
+    /// [`first_json`](Self::first_json) with the variables' `values` (see
+    /// [`first_with_vars`](Self::first_with_vars)).
+    pub fn first_json_with_vars(&self, input: &Val, values: &[Val]) -> Result<String, JqError> {
+        match self.first_with_vars(input, values)? {
+            Some(v) => Ok(crate::json_text::to_json(&v)),
+            None => Err(JqError::Output("program produced no output".into())),
+        }
+    }
+
+    /// [`first_text`](Self::first_text) with the variables' `values` (see
+    /// [`first_with_vars`](Self::first_with_vars)).
+    pub fn first_text_with_vars(&self, input: &Val, values: &[Val]) -> Result<String, JqError> {
+        text_of(self.first_with_vars(input, values)?)
+    }
+
     /// Every output of the program, or the first error it raises.
     pub fn all(&self, input: &Val) -> Result<Vec<Val>, JqError> {
-        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
+        let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, self.bind(&[]));
         self.filter
             .id
             .run((ctx, input.clone()))
             .map(unwrap_valr)
             .map(|r| r.map_err(|e| JqError::Runtime(e.to_string())))
             .collect()
+    }
+
+    /// One value per compiled variable, in their order: `values`, then
+    /// `null` for the ones not given.
+    fn bind(&self, values: &[Val]) -> Vars<Val> {
+        Vars::new((0..self.vars.len()).map(|i| values.get(i).cloned().unwrap_or(Val::Null)))
     }
 
     /// Whether the first output is truthy (neither `false` nor `null`);
@@ -211,6 +282,18 @@ impl JqProgram {
     pub fn first_text(&self, input: &Val) -> Result<String, JqError> {
         text_of(self.first(input)?)
     }
+}
+
+/// Whether `code` mentions the variable `$name` (not a longer name such
+/// as `$linked`).
+fn mentions_var(code: &str, name: &str) -> bool {
+    let var = format!("${name}");
+    code.match_indices(&var).any(|(at, _)| {
+        !code[at + var.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
 }
 
 /// A program's first output as a non-empty plain string.
@@ -246,6 +329,17 @@ fn helper_defs() -> &'static [jaq_core::load::parse::Def<&'static str>] {
     static DEFS: std::sync::OnceLock<Vec<jaq_core::load::parse::Def<&'static str>>> =
         std::sync::OnceLock::new();
     DEFS.get_or_init(|| helpers().collect())
+}
+
+/// A jq object of string values, such as an answer's headers for
+/// `$headers` (a name given twice keeps its last value).
+pub fn string_object<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Val {
+    Val::obj(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Val::from(k.to_string()), Val::from(v.to_string())))
+            .collect(),
+    )
 }
 
 /// Parses one JSON document into a jq value, refusing text nested deeper
@@ -480,6 +574,92 @@ mod tests {
     fn helpers_do_not_shift_error_positions() {
         let e = JqProgram::compile(".a |").expect_err("invalid");
         assert!(matches!(e, JqError::Compile { line: 1, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn global_variables_take_their_values() {
+        let p = JqProgram::compile_with_vars(
+            r#"{key: $link, loc: $headers.location, n: .n}"#,
+            &["link", "headers"],
+        )
+        .expect("compiles");
+        assert_eq!(p.vars(), ["link", "headers"]);
+        let headers = string_object([("location", "/x/0"), ("location", "/x/9")]);
+        assert!(p.direct().is_some(), "variables are evaluated directly");
+        let out = p
+            .first_json_with_vars(&val(r#"{"n": 1}"#), &[val(r#""OPS-12""#), headers])
+            .expect("runs");
+        assert_eq!(out, r#"{"key":"OPS-12","loc":"/x/9","n":1}"#);
+        // Values not given are null, also through the methods without values.
+        assert_eq!(
+            p.first_json_with_vars(&val("{}"), &[val(r#""A""#)])
+                .expect("runs"),
+            r#"{"key":"A","loc":null,"n":null}"#
+        );
+        assert_eq!(
+            p.first_json(&val("{}")).expect("runs"),
+            r#"{"key":null,"loc":null,"n":null}"#
+        );
+        assert_eq!(
+            JqProgram::compile_with_vars(r#""OPS-\($link)""#, &["link"])
+                .expect("compiles")
+                .first_text_with_vars(&val("{}"), &[val(r#""12""#)])
+                .expect("text"),
+            "OPS-12"
+        );
+    }
+
+    #[test]
+    fn undeclared_variable_does_not_compile() {
+        let e = JqProgram::compile("{a: $link}").expect_err("undefined");
+        assert!(
+            matches!(&e, JqError::Compile { message, .. } if message.contains("$link")),
+            "{e:?}"
+        );
+        assert!(JqProgram::compile_with_vars("$other", &["link"]).is_err());
+    }
+
+    #[test]
+    fn variables_and_direct_evaluation() {
+        let p = JqProgram::compile_with_vars("{a: .a}", &["link"]).expect("compiles");
+        assert!(p.direct().is_some());
+        assert!(!p.mentions_var("link"));
+        let interpolated =
+            JqProgram::compile_with_vars(r#"{k: "OPS-\($link)", a}"#, &["link"]).expect("compiles");
+        assert_eq!(
+            interpolated.direct_json(&val(r#"{"a":1}"#), &[val(r#""7""#)]),
+            Some(r#"{"k":"OPS-7","a":1}"#.into())
+        );
+        // Direct evaluation gives no answer where jaq raises an error.
+        let field = JqProgram::compile_with_vars("$link.x", &["link"]).expect("compiles");
+        assert_eq!(field.direct_json(&val("{}"), &[val(r#""s""#)]), None);
+        assert!(
+            field
+                .first_json_with_vars(&val("{}"), &[val(r#""s""#)])
+                .is_err()
+        );
+        assert_eq!(
+            p.first_json_with_vars(&val(r#"{"a":2}"#), &[val(r#""x""#)])
+                .expect("runs"),
+            r#"{"a":2}"#
+        );
+        // A plain path that is really a variable is not read from the text.
+        let v = JqProgram::compile_with_vars("$link", &["link"]).expect("compiles");
+        assert!(v.mentions_var("link"));
+        assert_eq!(v.text_from_json(r#"{"link":"no"}"#), None);
+        assert!(
+            !JqProgram::compile_with_vars("$linked", &["link", "linked"])
+                .expect("compiles")
+                .mentions_var("link")
+        );
+        // A program's own `$link` binding shadows the global one.
+        let own =
+            JqProgram::compile_with_vars(". as $link | $link.a", &["link"]).expect("compiles");
+        assert_eq!(
+            own.first_json_with_vars(&val(r#"{"a":3}"#), &[val(r#""x""#)])
+                .expect("runs"),
+            "3"
+        );
     }
 
     #[test]

@@ -49,12 +49,30 @@ pub const DELIVERY_IN_FLIGHT: &str = "intops_delivery_in_flight";
 /// A target's circuit: 0 closed, 1 open, 2 half-open; label `target`.
 pub const DELIVERY_CIRCUIT_STATE: &str = "intops_delivery_circuit_state";
 /// Final delivery results; labels `target`, `flow`, `status` (delivered,
-/// dead_lettered). Flow ids come from the flows file: a small fixed set.
+/// dead_lettered; for flows with links also echo, and unrouted for a
+/// write-back without a link). Flow ids come from the flows file: a small
+/// fixed set.
 pub const DELIVERY_RESULTS: &str = "intops_delivery_results_total";
 /// Seconds per HTTP attempt; label `target`.
 pub const DELIVERY_REQUEST_SECONDS: &str = "intops_delivery_request_seconds";
 /// Seconds from ingest to delivery; label `target`.
 pub const END_TO_END_SECONDS: &str = "intops_end_to_end_seconds";
+/// Requests of flows with links by what delivery did; labels `flow`,
+/// `action` (create, update, write_back, echo, no_link).
+pub const LINK_REQUESTS: &str = "intops_link_requests_total";
+/// Creates whose 2xx answer gave the capture program no record id; label
+/// `flow`.
+pub const LINK_CAPTURE_MISSING: &str = "intops_link_capture_missing_total";
+/// Creates sent while a pending link said an earlier create may have
+/// reached the target (at most one duplicate each); label `flow`.
+pub const LINK_UNCERTAIN_CREATES: &str = "intops_link_uncertain_creates_total";
+/// Links held in a delivery process's index.
+pub const LINKS: &str = "intops_links";
+/// Seconds a lookup miss waited for the links index to reach the links
+/// topic's end.
+pub const LINK_SYNC_SECONDS: &str = "intops_link_sync_seconds";
+/// Links expired (tombstones written) by the sweeper; label `flow`.
+pub const LINK_EXPIRED: &str = "intops_link_expired_total";
 /// Records the monitor folded; label `kind` (event, delivery_request,
 /// outcome, dead_letter).
 pub const MONITOR_RECORDS: &str = "intops_monitor_records_total";
@@ -190,6 +208,24 @@ fn describe() {
         "seconds per delivery HTTP attempt"
     );
     describe_histogram!(END_TO_END_SECONDS, "seconds from ingest to delivery");
+    describe_counter!(
+        LINK_REQUESTS,
+        "requests of flows with links, by flow and what delivery did"
+    );
+    describe_counter!(
+        LINK_CAPTURE_MISSING,
+        "creates whose answer held no record id for the capture program, by flow"
+    );
+    describe_counter!(
+        LINK_UNCERTAIN_CREATES,
+        "creates sent again after an unconfirmed one (at most one duplicate each), by flow"
+    );
+    describe_gauge!(LINKS, "links held in a delivery process's index");
+    describe_histogram!(
+        LINK_SYNC_SECONDS,
+        "seconds a link lookup miss waited for the index to reach the links topic's end"
+    );
+    describe_counter!(LINK_EXPIRED, "links expired by the sweeper, by flow");
     describe_counter!(MONITOR_RECORDS, "records folded by the monitor, by kind");
     describe_gauge!(
         MONITOR_TRACKED_EVENTS,

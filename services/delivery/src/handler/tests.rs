@@ -147,6 +147,7 @@ path = "/records"
         Arc::new(runtime),
         publisher.clone(),
         offline_codec().expect("codec"),
+        Arc::new(crate::links::Links::offline()),
         CancellationToken::new(),
     );
     (handler, publisher)

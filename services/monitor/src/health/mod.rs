@@ -68,6 +68,12 @@ pub struct Figures {
     pub delivered: u64,
     /// Dead-lettered.
     pub dead_lettered: u64,
+    /// Not sent: the target already had what the request would write
+    /// (neither delivered nor failed).
+    pub echoes: u64,
+    /// Write-backs not sent: no link for their entity (neither delivered
+    /// nor failed).
+    pub no_link: u64,
     /// Attempts beyond the first.
     pub retries: u64,
     /// Delivered share of final results.
@@ -83,6 +89,8 @@ impl Figures {
             routed: c.routed,
             delivered: c.delivered,
             dead_lettered: c.dead_lettered,
+            echoes: c.echoes,
+            no_link: c.no_link,
             retries: c.retries,
             success_ratio: c.success_ratio(),
             latency_ms: Latency {
@@ -165,6 +173,9 @@ struct FlowState {
     slo: Slo,
     series: Series,
     last_success: Option<i64>,
+    /// The last echo: like a delivery, it shows the flow answering its
+    /// events, so it restarts the `max_silence` clock.
+    last_echo: Option<i64>,
     status: Status,
     since: i64,
     reason: String,
@@ -200,6 +211,7 @@ impl Health {
                             slo: f.slo,
                             series: Series::default(),
                             last_success: None,
+                            last_echo: None,
                             status: Status::Healthy,
                             since: now,
                             reason: String::new(),
@@ -228,9 +240,13 @@ impl Health {
         }
     }
 
-    /// Folds an outcome.
+    /// Folds an outcome. An `echo` is a final result that is neither
+    /// delivered nor failed: counted apart, outside the success ratio, and
+    /// restarting the silence clock like a delivery. An `unrouted` outcome
+    /// about a flow (a write-back without a link) is counted as the flow's
+    /// `no_link`, not among the events no flow routed.
     pub fn on_outcome(&mut self, o: &Outcome) {
-        if o.status == OutcomeStatus::Unrouted {
+        if o.status == OutcomeStatus::Unrouted && o.flow_id.is_none() {
             self.unrouted.record(o.at, |c| c.routed += 1);
             return;
         }
@@ -246,7 +262,9 @@ impl Health {
                 c.dead_lettered += 1;
                 c.retries += u64::try_from(o.attempts.saturating_sub(1)).unwrap_or(0);
             }
-            _ => {}
+            OutcomeStatus::Echo => c.echoes += 1,
+            OutcomeStatus::Unrouted => c.no_link += 1,
+            OutcomeStatus::Replayed | OutcomeStatus::Parked => {}
         };
         if !matches!(o.stage, Stage::Delivery | Stage::Transform) {
             return;
@@ -256,8 +274,10 @@ impl Health {
         }
         if let Some(f) = o.flow_id.as_ref().and_then(|id| self.flows.get_mut(id)) {
             f.series.record(o.at, fold);
-            if o.status == OutcomeStatus::Delivered {
-                f.last_success = f.last_success.max(Some(o.at));
+            match o.status {
+                OutcomeStatus::Delivered => f.last_success = f.last_success.max(Some(o.at)),
+                OutcomeStatus::Echo => f.last_echo = f.last_echo.max(Some(o.at)),
+                _ => {}
             }
         }
         if let Some(t) = o.target_id.as_ref().and_then(|id| self.targets.get_mut(id)) {
@@ -306,12 +326,13 @@ impl Health {
             let recent = f
                 .series
                 .since(now / 1_000_000 - f.slo.window.as_secs() as i64);
-            let silence_from = f.last_success.unwrap_or(self.started);
+            let last_answer = f.last_success.max(f.last_echo);
+            let silence_from = last_answer.unwrap_or(self.started);
             let (status, reason) = judge(
                 &f.slo,
                 &recent,
                 Duration::from_micros(u64::try_from(now - silence_from).unwrap_or(0)),
-                f.last_success.is_some(),
+                last_answer.is_some(),
                 self.lag.get(&f.target).copied(),
             );
             if status != f.status {

@@ -35,6 +35,12 @@ pub struct Counts {
     pub delivered: u64,
     /// Requests or events dead-lettered.
     pub dead_lettered: u64,
+    /// Requests not sent because the target already had what they would
+    /// write (`echo`): neither delivered nor failed.
+    pub echoes: u64,
+    /// Write-backs not sent because their entity has no link (`unrouted`,
+    /// `no_link`): neither delivered nor failed.
+    pub no_link: u64,
     /// Attempts beyond the first, over final results.
     pub retries: u64,
     /// Ingested → delivered latencies, by `LATENCY_BOUNDS_MS`.
@@ -46,6 +52,8 @@ impl Counts {
         self.routed += other.routed;
         self.delivered += other.delivered;
         self.dead_lettered += other.dead_lettered;
+        self.echoes += other.echoes;
+        self.no_link += other.no_link;
         self.retries += other.retries;
         for (a, b) in self.latency.iter_mut().zip(other.latency) {
             *a += b;
@@ -56,6 +64,8 @@ impl Counts {
         self.routed -= other.routed;
         self.delivered -= other.delivered;
         self.dead_lettered -= other.dead_lettered;
+        self.echoes -= other.echoes;
+        self.no_link -= other.no_link;
         self.retries -= other.retries;
         for (a, b) in self.latency.iter_mut().zip(other.latency) {
             *a -= b;
@@ -89,7 +99,9 @@ impl Counts {
         LATENCY_BOUNDS_MS.last().copied()
     }
 
-    /// Delivered share of final results; `None` without final results.
+    /// Delivered share of final results that were sent (delivered or
+    /// dead-lettered; echoes and write-backs without a link were not sent
+    /// and count neither way); `None` without such results.
     pub fn success_ratio(&self) -> Option<f64> {
         let finals = self.delivered + self.dead_lettered;
         (finals > 0).then(|| self.delivered as f64 / finals as f64)

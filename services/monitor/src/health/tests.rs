@@ -1,4 +1,4 @@
-use intops_events::{Outcome, OutcomeStatus, Stage};
+use intops_events::{LinkAction, Outcome, OutcomeStatus, Stage};
 
 use super::*;
 
@@ -107,4 +107,65 @@ fn without_objectives_dead_letters_degrade() {
     // Outside the monitor's window, counts are forgotten.
     h.evaluate(start + 3_700 * S);
     assert_eq!(h.buckets(), 0);
+}
+
+#[test]
+fn echoes_and_write_backs_without_a_link_are_neither_delivered_nor_failed() {
+    let start = 1_000_000 * S;
+    let mut h = Health::new(
+        &flows(r#"slo = { success_ratio = 0.9, window = "1m", max_silence = "1m" }"#),
+        Duration::from_secs(86_400),
+        start,
+    );
+    h.on_outcome(&outcome(OutcomeStatus::Delivered, start));
+    for at in [50, 100] {
+        h.on_outcome(&Outcome {
+            link_action: Some(LinkAction::Echo),
+            record_id: Some("OPS-12".into()),
+            ..outcome(OutcomeStatus::Echo, start + at * S)
+        });
+    }
+    h.on_outcome(&Outcome {
+        link_action: Some(LinkAction::NoLink),
+        error: Some("no link".into()),
+        http_status: None,
+        attempts: 0,
+        ..outcome(OutcomeStatus::Unrouted, start + 101 * S)
+    });
+    // 120 s after the last delivery but 20 s after the last echo: an echo
+    // shows the flow answering its events, so it is not silent; the
+    // recent window holds no delivered or failed request, so no ratio.
+    h.evaluate(start + 120 * S);
+    let v = h.flow("app-to-crm", start + 120 * S).expect("flow");
+    assert_eq!(v.status, Status::Healthy, "{}", v.reason);
+    assert_eq!(
+        (
+            v.window.delivered,
+            v.window.dead_lettered,
+            v.window.echoes,
+            v.window.no_link
+        ),
+        (1, 0, 2, 1)
+    );
+    assert_eq!(v.window.success_ratio, Some(1.0));
+    assert_eq!(v.recent.success_ratio, None);
+    assert_eq!(v.window.retries, 1, "an echo made no attempt worth a retry");
+    assert_eq!(
+        h.unrouted(),
+        0,
+        "a flow routed it: not among the unrouted events"
+    );
+    assert_eq!(h.target("crm").map(|t| (t.echoes, t.no_link)), Some((2, 1)));
+    // Silence after the last echo still counts.
+    h.evaluate(start + 161 * S);
+    let v = h.flow("app-to-crm", start + 161 * S).expect("flow");
+    assert_eq!(v.status, Status::Failing, "{}", v.reason);
+    // An event no flow routed is still counted apart.
+    h.on_outcome(&Outcome {
+        stage: Stage::Transform,
+        flow_id: None,
+        target_id: None,
+        ..outcome(OutcomeStatus::Unrouted, start + 162 * S)
+    });
+    assert_eq!(h.unrouted(), 1);
 }

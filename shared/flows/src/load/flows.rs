@@ -1,5 +1,7 @@
 //! Validates the `[[flows]]` tables: references, request shape, programs
-//! and objectives.
+//! and objectives (links: `flows/link.rs`).
+
+mod link;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -9,6 +11,8 @@ use sha2::{Digest, Sha256};
 use super::{Validator, is_header_name};
 use crate::model::{Flow, Slo, Source, Target, TargetAuth};
 use crate::spec::{FlowSpec, SloSpec};
+use crate::template::Template;
+use link::LinkUse;
 
 impl Validator {
     pub(super) fn flows(
@@ -18,6 +22,7 @@ impl Validator {
         targets: &BTreeMap<String, Target>,
     ) -> Vec<Flow> {
         let mut seen = HashSet::new();
+        let captures = link::capture_flows(specs);
         let mut out = Vec::new();
         for (i, f) in specs.iter().enumerate() {
             let at = self.id("flows", i, &f.id, &mut seen);
@@ -27,66 +32,37 @@ impl Validator {
                     format!("unknown source {:?}", f.source),
                 );
             }
-            if !targets.contains_key(&f.target) {
+            let target = targets.get(&f.target);
+            if target.is_none() {
                 self.error(
                     format!("{at}.target"),
                     format!("unknown target {:?}", f.target),
                 );
             }
-            let method = f.method.as_deref().unwrap_or("POST").to_ascii_uppercase();
-            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
-                self.error(
-                    format!("{at}.method"),
-                    format!("{method:?} is not GET, POST, PUT, PATCH or DELETE"),
-                );
-            }
-            if !f.path.starts_with('/') {
-                self.error(
-                    format!("{at}.path"),
-                    format!("{:?} must start with '/'", f.path),
-                );
-            } else if !f.path.contains("{{")
-                && let Err(e) = crate::target_url::check_path(&f.path)
-            {
-                self.error(format!("{at}.path"), e.to_string());
-            }
-            let when = f.when.as_deref().map(|c| self.jq(format!("{at}.when"), c));
-            let map = self.jq(format!("{at}.map"), f.map.as_deref().unwrap_or("."));
-            let path = self.template(format!("{at}.path"), &f.path);
-            let mut headers = Some(Vec::new());
-            for (name, value) in &f.headers {
-                if crate::target_url::is_reserved_header(name) {
-                    self.error(
-                        format!("{at}.headers.{name}"),
-                        "is set by intops or steers where the request goes (credentials come from the target's auth)",
-                    );
-                } else if !is_header_name(name) {
-                    self.error(format!("{at}.headers.{name}"), "is not a header name");
-                } else if targets.get(&f.target).is_some_and(|t| {
-                    matches!(&t.auth, TargetAuth::Header { name: n, .. } if n.eq_ignore_ascii_case(name))
-                }) {
-                    self.error(
-                        format!("{at}.headers.{name}"),
-                        "carries the target's credential (set by its auth)",
-                    );
-                }
-                if let Err(e) = crate::target_url::check_header_value(value) {
-                    self.error(format!("{at}.headers.{name}"), e.to_string());
-                }
-                match (
-                    self.template(format!("{at}.headers.{name}"), value),
-                    headers.as_mut(),
-                ) {
-                    (Some(t), Some(h)) => h.push((name.clone(), t)),
-                    _ => headers = None,
-                }
-            }
-            if let (Some(when), Some(map), Some(path), Some(headers)) =
-                (when.map_or(Some(None), |p| p.map(Some)), map, path, headers)
-            {
+            let method = self.method(&at, f.method.as_deref(), "POST");
+            let uses = LinkUse::of(f);
+            let when = f
+                .when
+                .as_deref()
+                .map(|c| self.link_jq(format!("{at}.when"), c, LinkUse::When));
+            let map = self.link_jq(
+                format!("{at}.map"),
+                f.map.as_deref().unwrap_or("."),
+                uses.map,
+            );
+            let path = self.path(&format!("{at}.path"), &f.path, uses.request);
+            let headers = self.headers(&format!("{at}.headers"), &f.headers, target, uses.request);
+            let link = self.link(&at, f, target, &captures);
+            if let (Some(when), Some(map), Some(path), Some(headers), Some(link)) = (
+                when.map_or(Some(None), |p| p.map(Some)),
+                map,
+                path,
+                headers,
+                link,
+            ) {
                 let slo = self.slo(&at, f.slo.as_ref());
                 out.push(Flow {
-                    link: None,
+                    link,
                     slo,
                     id: f.id.clone(),
                     version: flow_version(f),
@@ -98,6 +74,70 @@ impl Validator {
                     headers,
                     map,
                 });
+            }
+        }
+        out
+    }
+
+    /// A request's method, uppercase (`default` when absent).
+    fn method(&mut self, at: &str, method: Option<&str>, default: &str) -> String {
+        let method = method.unwrap_or(default).to_ascii_uppercase();
+        if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+            self.error(
+                format!("{at}.method"),
+                format!("{method:?} is not GET, POST, PUT, PATCH or DELETE"),
+            );
+        }
+        method
+    }
+
+    /// A request's path template (`at` names it).
+    fn path(&mut self, at: &str, path: &str, link: LinkUse) -> Option<Template> {
+        if !path.starts_with('/') {
+            self.error(at, format!("{path:?} must start with '/'"));
+        } else if !path.contains("{{")
+            && let Err(e) = crate::target_url::check_path(path)
+        {
+            self.error(at, e.to_string());
+        }
+        self.link_template(at.to_string(), path, link)
+    }
+
+    /// A request's extra headers (`at` names the table); `None` when one
+    /// is invalid (the errors are recorded).
+    fn headers(
+        &mut self,
+        at: &str,
+        headers: &BTreeMap<String, String>,
+        target: Option<&Target>,
+        link: LinkUse,
+    ) -> Option<Vec<(String, Template)>> {
+        let mut out = Some(Vec::new());
+        for (name, value) in headers {
+            if crate::target_url::is_reserved_header(name) {
+                self.error(
+                    format!("{at}.{name}"),
+                    "is set by intops or steers where the request goes (credentials come from the target's auth)",
+                );
+            } else if !is_header_name(name) {
+                self.error(format!("{at}.{name}"), "is not a header name");
+            } else if target.is_some_and(|t| {
+                matches!(&t.auth, TargetAuth::Header { name: n, .. } if n.eq_ignore_ascii_case(name))
+            }) {
+                self.error(
+                    format!("{at}.{name}"),
+                    "carries the target's credential (set by its auth)",
+                );
+            }
+            if let Err(e) = crate::target_url::check_header_value(value) {
+                self.error(format!("{at}.{name}"), e.to_string());
+            }
+            match (
+                self.link_template(format!("{at}.{name}"), value, link),
+                out.as_mut(),
+            ) {
+                (Some(t), Some(h)) => h.push((name.clone(), t)),
+                _ => out = None,
             }
         }
         out

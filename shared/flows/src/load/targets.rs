@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use super::{Validator, is_header_name, parse_rate};
-use crate::model::{CircuitBreaker, Retry, StatusSet, Target, TargetAuth};
-use crate::spec::{StatusSpec, TargetAuthSpec, TargetSpec};
+use crate::model::{CircuitBreaker, OAuth2, Retry, StatusSet, Target, TargetAuth};
+use crate::spec::{OAuth2Spec, StatusSpec, TargetAuthSpec, TargetSpec};
 
 /// How long one record may keep its target paused by default.
 const DEFAULT_MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
@@ -115,13 +115,13 @@ impl Validator {
         let Some(a) = spec else {
             return TargetAuth::None;
         };
-        match (&a.bearer, &a.basic, &a.header) {
-            (Some(token), None, None) => TargetAuth::Bearer(token.clone()),
-            (None, Some(b), None) => TargetAuth::Basic {
+        match (&a.bearer, &a.basic, &a.header, &a.oauth2) {
+            (Some(token), None, None, None) => TargetAuth::Bearer(token.clone()),
+            (None, Some(b), None, None) => TargetAuth::Basic {
                 username: b.username.clone(),
                 password: b.password.clone(),
             },
-            (None, None, Some(h)) => {
+            (None, None, Some(h), None) => {
                 let lower = h.name.to_ascii_lowercase();
                 if !is_header_name(&h.name)
                     || ["idempotency-key", "content-type"].contains(&lower.as_str())
@@ -136,18 +136,44 @@ impl Validator {
                     value: h.value.clone(),
                 }
             }
-            (None, None, None) => {
-                self.error(format!("{at}.auth"), "set one of bearer, basic or header");
+            (None, None, None, Some(o)) => self.oauth2(&format!("{at}.auth.oauth2"), o),
+            (None, None, None, None) => {
+                self.error(
+                    format!("{at}.auth"),
+                    "set one of bearer, basic, header or oauth2",
+                );
                 TargetAuth::None
             }
             _ => {
                 self.error(
                     format!("{at}.auth"),
-                    "set one of bearer, basic or header, not several",
+                    "set one of bearer, basic, header or oauth2, not several",
                 );
                 TargetAuth::None
             }
         }
+    }
+
+    /// OAuth2 client credentials: an http(s) token endpoint without user
+    /// information or a fragment (a query is kept: some endpoints select a
+    /// tenant or policy with one), and scopes as RFC 6749 section 3.3
+    /// spells them.
+    fn oauth2(&mut self, at: &str, spec: &OAuth2Spec) -> TargetAuth {
+        if let Err(e) = check_token_url(&spec.token_url) {
+            self.error(format!("{at}.token_url"), e);
+        }
+        let scope = spec.scope.as_deref().map(|s| s.trim().to_string());
+        if let Some(s) = &scope
+            && let Err(e) = check_scope(s)
+        {
+            self.error(format!("{at}.scope"), e);
+        }
+        TargetAuth::OAuth2(OAuth2 {
+            token_url: spec.token_url.clone(),
+            client_id: spec.client_id.clone(),
+            client_secret: spec.client_secret.clone(),
+            scope,
+        })
     }
 
     fn status_set(&mut self, at: &str, list: &[StatusSpec]) -> StatusSet {
@@ -179,3 +205,49 @@ impl Validator {
         StatusSet(ranges)
     }
 }
+
+/// An OAuth2 token endpoint: an absolute http(s) URL with a host, no user
+/// information (the client authenticates with its id and secret, and a
+/// URL is logged) and no fragment.
+fn check_token_url(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not hold user information (set client_id and client_secret)".into());
+    }
+    if url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a fragment"));
+    }
+    Ok(())
+}
+
+/// Space-separated scope tokens of printable ASCII without `"` or `\`
+/// (RFC 6749 section 3.3).
+fn check_scope(scope: &str) -> Result<(), String> {
+    if scope.is_empty() {
+        return Err("must not be empty (leave it out to request no scope)".into());
+    }
+    let bad = |c: char| !c.is_ascii_graphic() || c == '"' || c == '\\';
+    for token in scope.split(' ') {
+        if token.is_empty() {
+            return Err(format!(
+                "{scope:?} has an empty scope (two spaces in a row)"
+            ));
+        }
+        if token.chars().any(bad) {
+            return Err(format!(
+                "{token:?} is not a scope: printable ASCII without '\"' or '\\', separated by single spaces"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "targets_tests.rs"]
+mod tests;

@@ -157,7 +157,7 @@ retryable_statuses = [200, "6xx", "soon"]"#,
     );
     let e = load_str(&bad).expect_err("invalid").to_string();
     for needle in [
-        "targets[jira].auth: set one of bearer, basic or header, not several",
+        "targets[jira].auth: set one of bearer, basic, header or oauth2, not several",
         "200 is not a failure status",
         "\"6xx\" is not 4xx or 5xx",
         "\"soon\" is neither a code nor a class",

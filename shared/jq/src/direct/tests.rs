@@ -83,7 +83,9 @@ fn direct_answers_are_jaqs() {
         let Some(d) = program.direct() else { continue };
         for input in INPUTS {
             let input = parse_json(input.as_bytes()).expect("input");
-            let Some(ours) = d.eval(&input) else { continue };
+            let Some(ours) = d.eval(&input, &[]) else {
+                continue;
+            };
             answered += 1;
             let theirs = program.all(&input).expect("jaq runs");
             assert_eq!(theirs.len(), 1, "{code} on {input}: one output");
@@ -108,10 +110,65 @@ fn errors_and_other_answers_are_left_to_jaq() {
         let program = JqProgram::compile(code).expect(code);
         let input = parse_json(input.as_bytes()).expect("input");
         let d = program.direct().expect(code);
-        assert!(d.eval(&input).is_none(), "{code} on {input}");
+        assert!(d.eval(&input, &[]).is_none(), "{code} on {input}");
         let error = program.first(&input).expect_err(code);
         assert_eq!(Err(error), program.first_with_jaq(&input), "{code}");
     }
+}
+
+/// Programs with the global variables `$link` and `$h`, evaluated with
+/// several values of them.
+const VAR_PROGRAMS: &[(&str, bool)] = &[
+    ("$link", true),
+    ("$h", true),
+    ("$link.x", true),
+    (r#"{key: $link, n: .a, loc: $h.location}"#, true),
+    (r#""OPS-\($link)""#, true),
+    ("$link // .a", true),
+    ("if $link then $link else .b end", true),
+    (".a | $link", true),
+    ("[$link, $h]", true),
+    (r#".a | value_map({"1": $link})"#, true),
+    ("$link | ascii_downcase", false),
+    ("$link as $x | $x", false),
+    ("$link[0]", false),
+];
+
+const VAR_VALUES: &[&[&str]] = &[
+    &[],
+    &[r#""OPS-12""#],
+    &[r#""OPS-12""#, r#"{"location": "/x/9"}"#],
+    &["null", "{}"],
+    &["12", "null"],
+    &[r#"{"x": 1}"#, r#""not an object""#],
+    &["[1]", "[]"],
+    &["false", "true"],
+];
+
+#[test]
+fn direct_answers_with_variables_are_jaqs() {
+    let mut answered = 0;
+    for (code, direct) in VAR_PROGRAMS {
+        let program = JqProgram::compile_with_vars(code, &["link", "h"]).expect(code);
+        assert_eq!(program.direct().is_some(), *direct, "{code}");
+        let Some(d) = program.direct() else { continue };
+        for values in VAR_VALUES {
+            let values: Vec<_> = values
+                .iter()
+                .map(|v| parse_json(v.as_bytes()).expect("value"))
+                .collect();
+            for input in INPUTS {
+                let input = parse_json(input.as_bytes()).expect("input");
+                let jaq = program.run_first(&input, &values);
+                let Some(ours) = d.eval(&input, &values) else {
+                    continue;
+                };
+                answered += 1;
+                assert_eq!(Ok(Some(ours)), jaq, "{code} on {input} with {values:?}");
+            }
+        }
+    }
+    assert!(answered > 300, "only {answered} direct answers");
 }
 
 #[test]
@@ -129,9 +186,15 @@ fn the_example_flows_are_evaluated_directly() {
     let flows = file["flows"].as_array().expect("flows");
     assert!(!flows.is_empty());
     for flow in flows {
-        for key in ["when", "map"] {
-            let code = flow[key].as_str().expect(key);
-            let program = JqProgram::compile(code).expect(code);
+        let flow = flow.as_table().expect("flow table");
+        let update = flow.get("update").and_then(|u| u.as_table());
+        let programs = ["when", "map"]
+            .into_iter()
+            .filter_map(|key| Some((key, flow.get(key)?)))
+            .chain(update.and_then(|u| Some(("update.map", u.get("map")?))));
+        for (key, code) in programs {
+            let code = code.as_str().expect(key);
+            let program = JqProgram::compile_with_vars(code, &["link"]).expect(code);
             assert!(program.direct().is_some(), "{key} = {code}");
         }
     }

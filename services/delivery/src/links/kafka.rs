@@ -1,0 +1,175 @@
+//! The broker side of the links: the topic's watermarks for a sync
+//! ([`super::sync::Watermarks`]) and the sweeper's tombstones
+//! ([`super::sweeper::Tombstones`]).
+//!
+//! Tombstones need a record without a value, which the services' shared
+//! producer (`intops_kafka::Producer`) cannot send; the sweeper has its own
+//! producer, created on its first tombstone.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use intops_kafka::{KafkaError, KafkaSettings, topics};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use super::sweeper::Tombstones;
+use super::sync::{Ends, Watermarks};
+
+/// The links topic's watermarks from the broker.
+pub struct KafkaWatermarks {
+    settings: KafkaSettings,
+    topic: String,
+    client: Mutex<Option<Arc<BaseConsumer>>>,
+}
+
+impl std::fmt::Debug for KafkaWatermarks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaWatermarks")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaWatermarks {
+    /// Watermarks of `topic`; the client is created on the first fetch.
+    pub fn new(settings: &KafkaSettings, topic: &str) -> Self {
+        Self {
+            settings: settings.clone(),
+            topic: topic.to_string(),
+            client: Mutex::new(None),
+        }
+    }
+
+    fn client(&self) -> Result<Arc<BaseConsumer>, KafkaError> {
+        let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = client.as_ref() {
+            return Ok(c.clone());
+        }
+        let created: BaseConsumer = self
+            .settings
+            .scan_config("latest")
+            .create()
+            .map_err(|e| KafkaError::Config(e.to_string()))?;
+        let created = Arc::new(created);
+        *client = Some(created.clone());
+        Ok(created)
+    }
+}
+
+impl Drop for KafkaWatermarks {
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        off_the_workers(client);
+    }
+}
+
+impl Watermarks for KafkaWatermarks {
+    fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Ends, KafkaError>> + Send + '_>> {
+        Box::pin(async move {
+            let client = self.client()?;
+            let topic = self.topic.clone();
+            intops_kafka::blocking(move || {
+                let mut ends = Vec::new();
+                for p in topics::partitions(client.as_ref(), &topic, topics::METADATA_TIMEOUT)? {
+                    let (low, high) = client
+                        .fetch_watermarks(&topic, p, topics::METADATA_TIMEOUT)
+                        .map_err(|e| {
+                            KafkaError::Unavailable(format!("watermarks of {topic}: {e}"))
+                        })?;
+                    ends.push((p, low, high));
+                }
+                Ok(ends)
+            })
+            .await
+        })
+    }
+}
+
+/// Tombstones on the links topic.
+pub struct KafkaTombstones {
+    settings: KafkaSettings,
+    topic: String,
+    producer: Mutex<Option<FutureProducer>>,
+}
+
+impl std::fmt::Debug for KafkaTombstones {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaTombstones")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaTombstones {
+    /// Tombstones on `topic`; the producer is created on the first one.
+    pub fn new(settings: &KafkaSettings, topic: &str) -> Self {
+        Self {
+            settings: settings.clone(),
+            topic: topic.to_string(),
+            producer: Mutex::new(None),
+        }
+    }
+
+    fn producer(&self) -> Result<FutureProducer, KafkaError> {
+        let mut producer = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = producer.as_ref() {
+            return Ok(p.clone());
+        }
+        let created: FutureProducer = self
+            .settings
+            .producer_config()
+            .create()
+            .map_err(|e| KafkaError::Config(e.to_string()))?;
+        *producer = Some(created.clone());
+        Ok(created)
+    }
+}
+
+impl Drop for KafkaTombstones {
+    fn drop(&mut self) {
+        let producer = self
+            .producer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        off_the_workers(producer);
+    }
+}
+
+impl Tombstones for KafkaTombstones {
+    fn write<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), KafkaError>> + Send + 'a>> {
+        Box::pin(async move {
+            let producer = self.producer()?;
+            let record = FutureRecord::<str, [u8]>::to(&self.topic).key(key);
+            producer
+                .send(record, Duration::from_secs(5))
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| KafkaError::Unavailable(e.to_string()))
+        })
+    }
+}
+
+/// Drops a client on tokio's blocking pool when there is a runtime: a
+/// dropped librdkafka client can block for a while (rust-rdkafka #453).
+fn off_the_workers<T: Send + 'static>(client: Option<T>) {
+    let Some(client) = client else {
+        return;
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(move || drop(client));
+        }
+        Err(_) => drop(client),
+    }
+}
