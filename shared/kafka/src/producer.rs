@@ -94,6 +94,19 @@ impl Producer {
         self.acknowledged(&producer, delivery.map_err(|(e, _)| e))
     }
 
+    /// Sends a tombstone (a record with a key and no value: compaction
+    /// removes the key) and waits for the broker's acknowledgement.
+    pub async fn send_tombstone(&self, topic: &str, key: &[u8]) -> Result<(i32, i64), KafkaError> {
+        let producer = self.current()?;
+        let delivery = producer
+            .send(
+                FutureRecord::<[u8], [u8]>::to(topic).key(key),
+                Timeout::After(Duration::from_secs(5)),
+            )
+            .await;
+        self.acknowledged(&producer, delivery.map_err(|(e, _)| e))
+    }
+
     /// Queues one record now and returns the wait for its acknowledgement.
     /// Records queued one after another for one partition are written in
     /// that order (idempotent producer), so a caller keeping per-key order

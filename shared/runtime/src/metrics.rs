@@ -39,6 +39,9 @@ pub const TRANSFORM_UNROUTED: &str = "intops_transform_unrouted_total";
 pub const DEAD_LETTERS: &str = "intops_dead_letters_total";
 /// Delivery HTTP attempts; labels `target`, `status` (2xx, 4xx, 5xx, error).
 pub const DELIVERY_ATTEMPTS: &str = "intops_delivery_attempts_total";
+/// Requests to a target's OAuth2 token endpoint; labels `target`, `result`
+/// (issued, retryable, rejected).
+pub const DELIVERY_TOKEN_REQUESTS: &str = "intops_delivery_token_requests_total";
 /// Delivery attempts that waited for the target's rate limit; label `target`.
 pub const DELIVERY_RATE_LIMITED: &str = "intops_delivery_rate_limited_waits_total";
 /// 1 while a target is paused (misconfiguration status or operator);
@@ -151,6 +154,10 @@ fn describe() {
     describe_gauge!(
         DEAD_LETTER_CAP_HELD,
         "records a stage's dead-letter cap holds now, by stage"
+    );
+    describe_counter!(
+        DELIVERY_TOKEN_REQUESTS,
+        "requests to a target's OAuth2 token endpoint, by target and result"
     );
     describe_counter!(
         DELIVERY_RATE_LIMITED,

@@ -30,10 +30,6 @@ use url::form_urlencoded;
 #[cfg(test)]
 mod tests;
 
-/// Token requests by result (`issued`, `retryable`, `rejected`).
-/// TODO(lead): move to `intops_runtime::metrics` as `DELIVERY_TOKEN_REQUESTS`.
-pub(crate) const DELIVERY_TOKEN_REQUESTS: &str = "intops_delivery_token_requests_total";
-
 /// Least time before expiry a token is refreshed.
 const MIN_MARGIN: Duration = Duration::from_secs(30);
 
@@ -371,7 +367,7 @@ impl TokenSource {
             Err(e) if e.rejected => "rejected",
             Err(_) => "retryable",
         };
-        metrics::counter!(DELIVERY_TOKEN_REQUESTS, "target" => self.settings.target.clone(), "result" => label).increment(1);
+        metrics::counter!(intops_runtime::metrics::DELIVERY_TOKEN_REQUESTS, "target" => self.settings.target.clone(), "result" => label).increment(1);
         if let Err(e) = &result {
             tracing::warn!(target = %self.settings.target, status = e.status, style = style.as_str(), error = %e.reason, "oauth2 token request failed");
         }

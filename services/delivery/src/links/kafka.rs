@@ -1,19 +1,13 @@
 //! The broker side of the links: the topic's watermarks for a sync
 //! ([`super::sync::Watermarks`]) and the sweeper's tombstones
 //! ([`super::sweeper::Tombstones`]).
-//!
-//! Tombstones need a record without a value, which the services' shared
-//! producer (`intops_kafka::Producer`) cannot send; the sweeper has its own
-//! producer, created on its first tombstone.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use intops_kafka::{KafkaError, KafkaSettings, topics};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::sweeper::Tombstones;
 use super::sync::{Ends, Watermarks};
@@ -92,54 +86,20 @@ impl Watermarks for KafkaWatermarks {
     }
 }
 
-/// Tombstones on the links topic.
+/// Tombstones on the links topic, through the service's producer.
+#[derive(Debug)]
 pub struct KafkaTombstones {
-    settings: KafkaSettings,
+    producer: intops_kafka::Producer,
     topic: String,
-    producer: Mutex<Option<FutureProducer>>,
-}
-
-impl std::fmt::Debug for KafkaTombstones {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaTombstones")
-            .field("topic", &self.topic)
-            .finish_non_exhaustive()
-    }
 }
 
 impl KafkaTombstones {
-    /// Tombstones on `topic`; the producer is created on the first one.
-    pub fn new(settings: &KafkaSettings, topic: &str) -> Self {
+    /// Tombstones on `topic`.
+    pub fn new(producer: intops_kafka::Producer, topic: &str) -> Self {
         Self {
-            settings: settings.clone(),
+            producer,
             topic: topic.to_string(),
-            producer: Mutex::new(None),
         }
-    }
-
-    fn producer(&self) -> Result<FutureProducer, KafkaError> {
-        let mut producer = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(p) = producer.as_ref() {
-            return Ok(p.clone());
-        }
-        let created: FutureProducer = self
-            .settings
-            .producer_config()
-            .create()
-            .map_err(|e| KafkaError::Config(e.to_string()))?;
-        *producer = Some(created.clone());
-        Ok(created)
-    }
-}
-
-impl Drop for KafkaTombstones {
-    fn drop(&mut self) {
-        let producer = self
-            .producer
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        off_the_workers(producer);
     }
 }
 
@@ -149,13 +109,10 @@ impl Tombstones for KafkaTombstones {
         key: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<(), KafkaError>> + Send + 'a>> {
         Box::pin(async move {
-            let producer = self.producer()?;
-            let record = FutureRecord::<str, [u8]>::to(&self.topic).key(key);
-            producer
-                .send(record, Duration::from_secs(5))
+            self.producer
+                .send_tombstone(&self.topic, key.as_bytes())
                 .await
                 .map(|_| ())
-                .map_err(|(e, _)| KafkaError::Unavailable(e.to_string()))
         })
     }
 }

@@ -126,7 +126,7 @@ pub async fn start(
         follower,
         expiry: Expiry::from_flows(flows),
         targets: targets.iter().cloned().collect(),
-        tombstones: Arc::new(KafkaTombstones::new(&ctx.kafka, &topic)),
+        tombstones: Arc::new(KafkaTombstones::new(ctx.producer.clone(), &topic)),
     }))
 }
 
