@@ -97,6 +97,14 @@ pub struct LinkPlan {
     /// `capture`: the update's body; `None`: the request's.
     #[serde(default)]
     pub update_body: Option<String>,
+    /// Whether a request repeating the link's last write is skipped as an
+    /// echo (`link.echo`, default true).
+    #[serde(default = "skip_echoes_default")]
+    pub skip_echoes: bool,
+}
+
+fn skip_echoes_default() -> bool {
+    true
 }
 
 /// How a flow uses links, written as a string (`capture`, `from`).

@@ -297,6 +297,8 @@ pub enum FlowLink {
         update: Box<Update>,
         /// Links idle this long are removed.
         expire_after: Duration,
+        /// Whether a request repeating the link's last write is skipped.
+        skip_echoes: bool,
     },
     /// Writes back along another flow's links.
     From {
@@ -304,6 +306,8 @@ pub enum FlowLink {
         flow: String,
         /// Links idle this long are removed.
         expire_after: Duration,
+        /// Whether a request repeating the link's last write is skipped.
+        skip_echoes: bool,
     },
 }
 

@@ -321,6 +321,11 @@ pub struct LinkSpec {
     /// Links idle this long are removed (`365d`); default 365 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expire_after: Option<String>,
+    /// Skip a request that repeats the link's last write (an echo);
+    /// default true. `false` for flows that append (comments, work notes),
+    /// where the same text twice is two changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<bool>,
 }
 
 /// A flow's `update` table: the request once a link exists.

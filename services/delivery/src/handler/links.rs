@@ -125,7 +125,7 @@ impl<P: Publish> Handler<P> {
                 }
             };
             let digest = digest::of(&sent.method, &sent.path, &sent.body);
-            if entry.last_write == Some(digest) {
+            if plan.skip_echoes && entry.last_write == Some(digest) {
                 return Ok(Decision::Skip {
                     action: LinkAction::Echo,
                     record_id: Some(record_id.clone()),
@@ -209,6 +209,7 @@ impl<P: Publish> Handler<P> {
             .index
             .lookup(&request.flow_id, &request.entity_key);
         if let Some(own) = &own
+            && plan.skip_echoes
             && own.last_write == Some(digest)
             && own.record_id.as_deref() == Some(link.as_str())
         {
@@ -287,6 +288,9 @@ impl<P: Publish> Handler<P> {
                         }
                     }
                     Err(why) => {
+                        // The reason may quote the answer, which a target
+                        // may fill with what it was sent.
+                        let why = self.target.credential.redact(&why);
                         metrics::counter!(m::LINK_CAPTURE_MISSING, "flow" => plan.link_flow.clone()).increment(1);
                         tracing::warn!(flow = %plan.link_flow, event_id = %request.event_id, why = %why, "capture found no record id in the answer");
                         Delivered {

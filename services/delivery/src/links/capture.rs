@@ -54,6 +54,14 @@ impl Captures {
                 "the record id is longer than {MAX_RECORD_ID_BYTES} bytes"
             ));
         }
+        // Such an id could not address the record in a path or a header
+        // (every update would be refused), nor print safely.
+        if id.trim() != id || id == "." || id == ".." || id.chars().any(char::is_control) {
+            return Err(format!(
+                "the record id {:?} has control characters or surrounding spaces, or is . or ..",
+                id.chars().take(64).collect::<String>()
+            ));
+        }
         Ok(id)
     }
 
@@ -145,5 +153,10 @@ mod tests {
         let long = format!(r#"{{"key":"{}"}}"#, "x".repeat(MAX_RECORD_ID_BYTES + 1));
         let e = c.record_id(".key", long.as_bytes(), &[]).expect_err("long");
         assert!(e.contains("longer than"), "{e}");
+        for unusable in [r#""OPS-1\n""#, r#""..""#, r#"" OPS-1""#, r#""OPS\u001b[31m""#] {
+            let body = format!(r#"{{"key":{unusable}}}"#);
+            let e = c.record_id(".key", body.as_bytes(), &[]).expect_err(unusable);
+            assert!(e.contains("control characters"), "{unusable}: {e}");
+        }
     }
 }

@@ -53,7 +53,7 @@ pub struct Links {
     /// The index.
     pub index: Arc<LinkIndex>,
     /// Syncs on a miss.
-    pub syncer: Syncer,
+    pub syncer: Arc<Syncer>,
     /// Compiled capture programs.
     pub captures: Captures,
 }
@@ -63,7 +63,7 @@ impl Links {
     pub fn new(index: Arc<LinkIndex>, syncer: Syncer) -> Self {
         Self {
             index,
-            syncer,
+            syncer: Arc::new(syncer),
             captures: Captures::default(),
         }
     }
@@ -149,6 +149,7 @@ impl Started {
             "links sweeper",
             sweeper::run(
                 self.links.index.clone(),
+                self.links.syncer.clone(),
                 self.expiry,
                 self.targets,
                 self.tombstones,

@@ -179,9 +179,13 @@ pub async fn sweep(
     written
 }
 
-/// Sweeps every [`Expiry::interval`] until `shutdown`.
+/// Sweeps every [`Expiry::interval`] until `shutdown`, each time only
+/// after the index read the links topic up to its end: an index that lags
+/// (or a follower that is stuck) would find links idle that another
+/// replica just wrote, and its tombstones would remove them everywhere.
 pub async fn run(
     index: Arc<LinkIndex>,
+    syncer: Arc<super::sync::Syncer>,
     expiry: Expiry,
     targets: HashSet<String>,
     tombstones: Arc<dyn Tombstones>,
@@ -192,6 +196,10 @@ pub async fn run(
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
+        }
+        if !syncer.sync().await {
+            tracing::warn!("links index behind the links topic: not sweeping expired links this time");
+            continue;
         }
         sweep(&index, &expiry, &targets, tombstones.as_ref()).await;
     }

@@ -43,6 +43,8 @@ pub struct Syncer {
     /// The number of the last sync that finished (syncs are numbered from
     /// 1 as they start).
     finished: AtomicU64,
+    /// Whether the last finished sync reached the topic's end.
+    reached: std::sync::atomic::AtomicBool,
 }
 
 impl Syncer {
@@ -55,6 +57,7 @@ impl Syncer {
             running: tokio::sync::Mutex::new(()),
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            reached: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -67,6 +70,7 @@ impl Syncer {
             running: tokio::sync::Mutex::new(()),
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            reached: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -76,15 +80,17 @@ impl Syncer {
     }
 
     /// Returns once the index has read the links topic up to the high
-    /// watermarks it has now (or the bound passed: then it warns).
-    pub async fn sync(&self) {
+    /// watermarks it has now (or the bound passed: then it warns);
+    /// whether it reached them (always, without a broker).
+    pub async fn sync(&self) -> bool {
         let Some(watermarks) = &self.watermarks else {
-            return;
+            return true;
         };
         let asked = self.started.load(Ordering::SeqCst);
         let _running = self.running.lock().await;
         if self.finished.load(Ordering::SeqCst) > asked {
-            return; // a sync that started after this miss has finished
+            // a sync that started after this miss has finished
+            return self.reached.load(Ordering::SeqCst);
         }
         let number = self.started.fetch_add(1, Ordering::SeqCst) + 1;
         let began = Instant::now();
@@ -93,6 +99,7 @@ impl Syncer {
             Ok::<bool, KafkaError>(self.index.reached(&ends, self.within).await)
         })
         .await;
+        let reached = matches!(synced, Ok(Ok(true)));
         match synced {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) | Err(_) => {
@@ -105,8 +112,10 @@ impl Syncer {
                 tracing::warn!(error = %e, "cannot read the links topic's watermarks, going ahead with what the index has");
             }
         }
+        self.reached.store(reached, Ordering::SeqCst);
         self.finished.store(number, Ordering::SeqCst);
         metrics::histogram!(m::LINK_SYNC_SECONDS).record(began.elapsed().as_secs_f64());
+        reached
     }
 }
 
@@ -150,10 +159,11 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!task.is_finished());
         index.read_position(0, 2);
-        tokio::time::timeout(Duration::from_secs(10), task)
+        let reached = tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .expect("sync ends once reached")
             .expect("task");
+        assert!(reached);
         assert_eq!(syncer.syncs(), 1);
     }
 
@@ -165,7 +175,8 @@ mod tests {
         let bound = Duration::from_millis(50);
         let syncer = Syncer::new(index, fixed, bound);
         let began = Instant::now();
-        syncer.sync().await;
+        // Not reached: the sweeper must not trust the index now.
+        assert!(!syncer.sync().await);
         assert!(began.elapsed() >= bound);
         assert_eq!(syncer.syncs(), 1);
     }

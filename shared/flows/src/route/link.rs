@@ -26,7 +26,11 @@ pub(super) fn request_vars(flow: &Flow) -> Vec<Val> {
 pub(super) fn plan<R: Run>(flow: &Flow, run: &R) -> Result<Option<LinkPlan>, R::Error> {
     Ok(match &flow.link {
         None => None,
-        Some(FlowLink::From { flow: via, .. }) => Some(LinkPlan {
+        Some(FlowLink::From {
+            flow: via,
+            skip_echoes,
+            ..
+        }) => Some(LinkPlan {
             mode: LinkMode::From,
             link_flow: via.clone(),
             capture: None,
@@ -34,9 +38,13 @@ pub(super) fn plan<R: Run>(flow: &Flow, run: &R) -> Result<Option<LinkPlan>, R::
             update_path: None,
             update_headers: None,
             update_body: None,
+            skip_echoes: *skip_echoes,
         }),
         Some(FlowLink::Capture {
-            capture, update, ..
+            capture,
+            update,
+            skip_echoes,
+            ..
         }) => {
             let vars = [placeholder()];
             let update_headers = match &update.headers {
@@ -58,6 +66,7 @@ pub(super) fn plan<R: Run>(flow: &Flow, run: &R) -> Result<Option<LinkPlan>, R::
                 update_path: Some(run.render(&update.path, &vars, true)?),
                 update_headers,
                 update_body,
+                skip_echoes: *skip_echoes,
             })
         }
     })

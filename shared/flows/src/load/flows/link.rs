@@ -147,6 +147,7 @@ impl Validator {
             spec.expire_after.as_deref(),
             DEFAULT_LINK_EXPIRY,
         );
+        let skip_echoes = spec.echo.unwrap_or(true);
         match (&spec.capture, &spec.from) {
             (Some(capture), None) => {
                 let capture = JqProgram::compile_with_vars(capture, &[HEADERS_VAR])
@@ -157,6 +158,7 @@ impl Validator {
                     capture: capture?,
                     update: Box::new(update?),
                     expire_after,
+                    skip_echoes,
                 }))
             }
             (None, Some(from)) => {
@@ -177,6 +179,7 @@ impl Validator {
                     Some(FlowLink::From {
                         flow: from.clone(),
                         expire_after,
+                        skip_echoes,
                     })
                 })
             }

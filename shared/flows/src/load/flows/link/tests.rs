@@ -74,17 +74,22 @@ fn the_pinned_example_loads() {
         capture,
         update,
         expire_after,
+        skip_echoes,
     }) = &flows.flows[0].link
     else {
         panic!("capture: {:?}", flows.flows[0].link)
     };
+    assert!(skip_echoes, "echoes are skipped unless link.echo = false");
     assert_eq!(capture.code(), ".key");
     assert_eq!(update.method, "PUT");
     assert!(update.path.mentions_var("link"));
     assert!(update.headers.is_none() && update.map.is_none());
     assert_eq!(*expire_after, DEFAULT_LINK_EXPIRY);
     assert_eq!(DEFAULT_LINK_EXPIRY, Duration::from_secs(365 * 24 * 3600));
-    let Some(FlowLink::From { flow, expire_after }) = &flows.flows[1].link else {
+    let Some(FlowLink::From {
+        flow, expire_after, ..
+    }) = &flows.flows[1].link
+    else {
         panic!("from: {:?}", flows.flows[1].link)
     };
     assert_eq!(
