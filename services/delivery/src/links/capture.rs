@@ -153,9 +153,16 @@ mod tests {
         let long = format!(r#"{{"key":"{}"}}"#, "x".repeat(MAX_RECORD_ID_BYTES + 1));
         let e = c.record_id(".key", long.as_bytes(), &[]).expect_err("long");
         assert!(e.contains("longer than"), "{e}");
-        for unusable in [r#""OPS-1\n""#, r#""..""#, r#"" OPS-1""#, r#""OPS\u001b[31m""#] {
+        for unusable in [
+            r#""OPS-1\n""#,
+            r#""..""#,
+            r#"" OPS-1""#,
+            r#""OPS\u001b[31m""#,
+        ] {
             let body = format!(r#"{{"key":{unusable}}}"#);
-            let e = c.record_id(".key", body.as_bytes(), &[]).expect_err(unusable);
+            let e = c
+                .record_id(".key", body.as_bytes(), &[])
+                .expect_err(unusable);
             assert!(e.contains("control characters"), "{unusable}: {e}");
         }
     }
