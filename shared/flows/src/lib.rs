@@ -5,6 +5,7 @@
 //! reports every problem at once ([`LoadErrors`]). Services then use the
 //! validated [`Flows`].
 
+pub mod link_text;
 mod load;
 mod model;
 pub mod route;

@@ -25,7 +25,7 @@ mod follower;
 mod index;
 mod kafka;
 mod store;
-pub mod substitution;
+pub use intops_flows::link_text as substitution;
 pub mod sweeper;
 mod sync;
 

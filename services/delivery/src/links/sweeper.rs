@@ -198,7 +198,9 @@ pub async fn run(
             () = tokio::time::sleep(every) => {}
         }
         if !syncer.sync().await {
-            tracing::warn!("links index behind the links topic: not sweeping expired links this time");
+            tracing::warn!(
+                "links index behind the links topic: not sweeping expired links this time"
+            );
             continue;
         }
         sweep(&index, &expiry, &targets, tombstones.as_ref()).await;

@@ -2,9 +2,10 @@
 //! in the path (as `{{ $link }}` would have been), as it is in header
 //! values (refused when it could split a header), and JSON-string-escaped
 //! in the body (the placeholder stands inside a JSON string there).
+//! Delivery sends what this makes; `intops flows test` shows it.
 
+use crate::{percent_encode, target_url};
 use intops_events::{DeliveryRequest, LINK_PLACEHOLDER};
-use intops_flows::{percent_encode, target_url};
 
 /// Why the link cannot go into a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
