@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use intops_events::{DeliveryRequest, IntegrationEvent, LINK_PLACEHOLDER, LinkMode};
 use intops_flows::route::{FlowResult, Plan, plan};
-use intops_flows::{Flows, parse_json, percent_encode};
+use intops_flows::{Flows, link_text, parse_json};
 use similar::TextDiff;
 
 use crate::cases::Case;
@@ -206,17 +206,13 @@ struct Sent {
 /// The request a flow makes of the case's payload and, for a capture
 /// flow, the update it sends once the link exists.
 fn sent(request: &DeliveryRequest, link: Option<&str>) -> (Sent, Option<Sent>) {
-    // In the path percent-encoded and in the body JSON-escaped, as
-    // delivery puts it; the text `$link` as it is.
+    // As delivery puts it (percent-encoded in the path, JSON-escaped in
+    // the body); without a link, the text `$link` as it is.
     let path = |p: &str| match link {
-        Some(l) => p.replace(LINK_PLACEHOLDER, &percent_encode(l)),
+        Some(l) => link_text::in_path(p, l),
         None => p.replace(LINK_PLACEHOLDER, "$link"),
     };
-    let body = |b: &str| {
-        let escaped = serde_json::Value::from(link.unwrap_or("$link")).to_string();
-        let inner = escaped.get(1..escaped.len() - 1).unwrap_or_default();
-        b.replace(LINK_PLACEHOLDER, inner)
-    };
+    let body = |b: &str| link_text::in_body(b, link.unwrap_or("$link"));
     let create = Sent {
         method: request.method.clone(),
         path: path(&request.path),
