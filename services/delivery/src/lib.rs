@@ -88,6 +88,9 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     };
     let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
+    // Not ready until the links index is read (registered before any
+    // other check can make the service look ready).
+    readiness.register(links::READINESS);
     let admin_task = admin::spawn_optional(
         args.common.admin_listen,
         readiness.clone(),
