@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod conversation;
 pub mod deliveries;
 pub mod events;
 pub mod fault;
@@ -15,6 +16,7 @@ pub mod poll;
 pub mod process;
 pub mod serial;
 pub mod sign;
+pub mod snow_jira;
 pub mod stack;
 pub mod target;
 pub mod topic;

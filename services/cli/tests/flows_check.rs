@@ -61,3 +61,36 @@ fn a_missing_file_exits_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read"), "{stderr}");
 }
+
+#[test]
+fn a_from_link_naming_no_capture_flow_is_refused_and_named() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/local/flows.toml"
+    ))
+    .expect("example");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A flow that does not exist, and one that exists but keeps no record
+    // id (a from flow itself): neither has links to follow back.
+    for (from, exists) in [("x", false), ("jira-to-snow", true)] {
+        let broken = example.replace(
+            r#"from = "snow-p1-to-jira""#,
+            &format!(r#"from = "{from}""#),
+        );
+        assert_ne!(broken, example, "the example has a from link");
+        let path = dir.path().join(format!("{from}.toml"));
+        std::fs::write(&path, broken).expect("write");
+        let (code, stdout, stderr) = check(&path);
+        assert_eq!(
+            code, 2,
+            "from = {from:?} (exists: {exists}): {stdout}{stderr}"
+        );
+        assert!(stderr.contains("1 problem(s)"), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "flows[jira-to-snow].link.from: \"{from}\" names no flow with link.capture"
+            )),
+            "{stderr}"
+        );
+    }
+}
