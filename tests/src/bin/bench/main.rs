@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod delivery;
 mod ingest;
+mod links;
 mod monitor;
 mod replay;
 mod transform;
@@ -49,7 +50,8 @@ struct Args {
     /// measures latency below saturation.
     #[arg(long, default_value_t = 200)]
     paced_rate: u32,
-    /// Skip the end-to-end phases (raw and ingest only).
+    /// Skip the end-to-end phases (raw and ingest only; with
+    /// `--links-only`: the links index only).
     #[arg(long)]
     skip_end_to_end: bool,
     /// Dead letters of the replay phase.
@@ -80,6 +82,21 @@ struct Args {
     /// Seconds of the paced phase.
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
+    /// Run the raw ceiling and the links phases only: end to end with and
+    /// without links (`--events` each), then the links index over
+    /// `--links` links.
+    #[arg(long)]
+    links_only: bool,
+    /// Links written for the index phase of `--links-only` (0: skip it).
+    #[arg(long, default_value_t = 1_000_000)]
+    links: usize,
+    /// Events per entity key in the repeated-keys runs of `--links-only`.
+    #[arg(long, default_value_t = 20)]
+    links_per_key: usize,
+    /// Internal: read `<prefix>.links` into a links index and print the
+    /// measurement (the child process of the links index phase).
+    #[arg(long, hide = true)]
+    links_catch_up: Option<String>,
 }
 
 const SECRET: &str = "bench-secret";
@@ -89,6 +106,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Logs of the in-process services (RUST_LOG, default warn).
     intops_runtime::telemetry::init(intops_runtime::telemetry::LogFormat::Text);
+    // Before anything else is allocated: this process's resident memory is
+    // part of the measurement.
+    if let Some(prefix) = &args.links_catch_up {
+        return links::catch_up_child(prefix).await;
+    }
     let payload = include_str!("../../../fixtures/servicenow-incident-created.json");
     let events: Vec<String> = (0..args.events)
         .map(|i| payload.replace("9d385017c611228701d22104cc95c371", &format!("bench{i:027}")))
@@ -114,19 +136,21 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let flows_text = example_flows("http://127.0.0.1:1").replace("{secrets}/snow", "/dev/null");
-    let per_core = transform::in_process(
-        &stack::codec(),
-        &stack::random_prefix("benchcore"),
-        &flows_text,
-        payload,
-        100_000,
-    )
-    .await?;
-    println!(
-        "transform in-process, one core (decode, route, map, encode; example flows, 256 distinct events rotated): {per_core:.0} events/s"
-    );
-    if args.transform_only {
-        return Ok(());
+    if !args.links_only {
+        let per_core = transform::in_process(
+            &stack::codec(),
+            &stack::random_prefix("benchcore"),
+            &flows_text,
+            payload,
+            100_000,
+        )
+        .await?;
+        println!(
+            "transform in-process, one core (decode, route, map, encode; example flows, 256 distinct events rotated): {per_core:.0} events/s"
+        );
+        if args.transform_only {
+            return Ok(());
+        }
     }
 
     let raw = raw_ceiling(&events).await?;
@@ -139,6 +163,9 @@ async fn main() -> anyhow::Result<()> {
         "raw broker round trip, one record at a time: p50 {} us, p99 {} us",
         raw.round_trip_us.p50, raw.round_trip_us.p99
     );
+    if args.links_only {
+        return links_phase(&args, payload).await;
+    }
     // The phases that write most (delivery, end to end, replay) run last:
     // on tansu, consuming phases run after the replay phase were ten times
     // slower than on a fresh stack (docs/benchmarks.md).
@@ -235,6 +262,51 @@ async fn delivery_phase(events: usize, raw_consume_rate: f64) -> anyhow::Result<
             delivery_ms.p99
         );
     }
+    Ok(())
+}
+
+/// The links phases (see `links.rs`): end to end with and without links
+/// first, then the index over many links (its million writes slow tansu's
+/// later reads, see above).
+async fn links_phase(args: &Args, payload: &str) -> anyhow::Result<()> {
+    if !args.skip_end_to_end {
+        links::compare(
+            payload,
+            args.events,
+            args.links_per_key,
+            args.batch,
+            args.concurrency,
+        )
+        .await?;
+    }
+    if args.links == 0 {
+        return Ok(());
+    }
+    let i = links::index(args.links).await?;
+    let c = &i.caught_up;
+    println!(
+        "links index: {} links written in {:.1}s ({:.0} records/s) to a links topic of {} partitions ({}), created by the services' topic plan",
+        i.written,
+        i.write_secs,
+        i.written as f64 / i.write_secs,
+        i.partitions,
+        i.configs
+    );
+    println!(
+        "links index catch-up (Follower::open + catch_up, fresh process): {} records, {} links in {:.1}s = {:.0} records/s; index heap {:.0} MB ({:.0} bytes a link); resident memory {:.0} MB before, {:.0} MB after (+{:.0} MB, {:.0} bytes a link); the process used {:.1} CPU seconds for it ({:.0} records per CPU second)",
+        c.records,
+        c.links,
+        c.secs,
+        c.records as f64 / c.secs,
+        c.heap_bytes as f64 / 1e6,
+        c.heap_bytes as f64 / c.links.max(1) as f64,
+        c.rss_before_kb as f64 / 1024.0,
+        c.rss_after_kb as f64 / 1024.0,
+        c.rss_after_kb.saturating_sub(c.rss_before_kb) as f64 / 1024.0,
+        c.rss_after_kb.saturating_sub(c.rss_before_kb) as f64 * 1024.0 / c.links.max(1) as f64,
+        c.cpu_secs,
+        c.records as f64 / c.cpu_secs.max(0.01)
+    );
     Ok(())
 }
 
