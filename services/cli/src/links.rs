@@ -289,6 +289,11 @@ mod tests {
             last_write: Some("00112233aabbccdd".into()),
             created_at: 1_795_860_000_000_000,
             updated_at: 1_795_860_000_000_000 + at,
+            written_at: None,
+            seen_at: None,
+            basis_at: None,
+            earlier_written_at: None,
+            earlier_basis_at: None,
         }
     }
 

@@ -26,7 +26,7 @@ use crate::breaker::Breaker;
 use crate::client::{Attempt, attempt, http_client};
 use crate::credential::Credential;
 use crate::gate::{Gate, State};
-use crate::links::Links;
+use crate::links::{Links, Owned};
 
 mod links;
 mod policy;
@@ -106,6 +106,8 @@ pub(crate) struct Handler<P = ServiceContext> {
     codec: Arc<Codec>,
     /// The process's links (shared by its targets).
     links: Arc<Links>,
+    /// Whether this consumer's misses still need a sync (`None`: always).
+    owned: Option<Arc<Owned>>,
     shutdown: CancellationToken,
 }
 
@@ -136,8 +138,16 @@ impl<P: Publish> Handler<P> {
             publisher,
             codec,
             links,
+            owned: None,
             shutdown,
         }
+    }
+
+    /// Syncs a miss only until the consumer with this assignment has
+    /// synced since its latest rebalance ([`Owned`]).
+    pub(crate) fn with_owned(mut self, owned: Owned) -> Self {
+        self.owned = Some(Arc::new(owned));
+        self
     }
 
     /// Decodes the record (see [`intops_kafka::decode`]) and delivers its
@@ -160,8 +170,13 @@ impl<P: Publish> Handler<P> {
             None => None,
             Some(plan) => match self.decide(&request, plan).await? {
                 Decision::Send(step) => Some(*step),
-                Decision::Skip { action, record_id } => {
-                    return Ok(self.not_sent(&request, key, action, record_id));
+                Decision::Skip {
+                    action,
+                    record_id,
+                    seen,
+                } => {
+                    let seen = seen.map(|link| self.seen_ack(*link));
+                    return Ok(self.not_sent(&request, key, action, record_id, seen));
                 }
                 Decision::Refuse {
                     action,
@@ -200,6 +215,7 @@ impl<P: Publish> Handler<P> {
             last,
             attempts,
             end,
+            sent_at,
         } = last;
         let latency_ms = latency_ms(request);
         let (link_action, record_id) = match (&step, refused) {
@@ -229,7 +245,7 @@ impl<P: Publish> Handler<P> {
         match end {
             End::Delivered => {
                 if let Some(step) = step {
-                    let delivered = self.delivered(request, step, &last);
+                    let delivered = self.delivered(request, step, &last, sent_at);
                     link_ack = delivered.link;
                     outcome.record_id = delivered.record_id;
                     outcome.error = delivered.error.map(|e| {
@@ -286,11 +302,12 @@ impl<P: Publish> Handler<P> {
         key: &[u8],
         action: LinkAction,
         record_id: Option<String>,
+        seen: Option<intops_kafka::Ack>,
     ) -> Handled {
-        let (status, error) = if action == LinkAction::Echo {
-            (OutcomeStatus::Echo, None)
-        } else {
-            (OutcomeStatus::Unrouted, Some("no link".to_string()))
+        let (status, error) = match action {
+            LinkAction::Conflict => (OutcomeStatus::Echo, Some(CONFLICT.to_string())),
+            LinkAction::NoLink => (OutcomeStatus::Unrouted, Some("no link".to_string())),
+            _ => (OutcomeStatus::Echo, None),
         };
         tracing::debug!(target = %self.target.id, event_id = %request.event_id, action = %action, "not sent");
         let outcome = Outcome {
@@ -309,7 +326,7 @@ impl<P: Publish> Handler<P> {
         };
         metrics::counter!(m::DELIVERY_RESULTS, "target" => self.target.id.clone(), "flow" => request.flow_id.clone(), "status" => status.as_str()).increment(1);
         count_link_action(request, Some(action));
-        Handled::Acknowledging(self.write_outcome(key.to_vec(), outcome))
+        Handled::Acknowledging(both(seen, self.write_outcome(key.to_vec(), outcome)))
     }
 
     /// Attempts until the policy says done or give up; an `Err` only when
@@ -324,7 +341,7 @@ impl<P: Publish> Handler<P> {
         let mut backoff = backoff(target.policy.retry);
         let mut progress = Progress::new(Instant::now());
         loop {
-            let last = self
+            let (last, sent_at) = self
                 .attempt_once(request, progress.probing(), keep_answer)
                 .await?;
             let decision = target
@@ -359,6 +376,7 @@ impl<P: Publish> Handler<P> {
                 last,
                 attempts,
                 end,
+                sent_at,
             });
         }
     }
@@ -406,13 +424,14 @@ impl<P: Publish> Handler<P> {
 
     /// One attempt: waits for the gate (unless this lane probes it), the
     /// breaker and the rate limit, then calls the target (keeping a 2xx
-    /// answer with `keep_answer`).
+    /// answer with `keep_answer`); with when the request went out
+    /// (microseconds: a conversation's echo comes after it).
     async fn attempt_once(
         &self,
         request: &DeliveryRequest,
         probing: bool,
         keep_answer: bool,
-    ) -> Result<Attempt, ProcessError> {
+    ) -> Result<(Attempt, i64), ProcessError> {
         let target = &self.target;
         if !probing && !target.gate.wait_open(&self.shutdown).await {
             return Err(shutting_down("while the target is paused"));
@@ -430,6 +449,7 @@ impl<P: Publish> Handler<P> {
         let started = Instant::now();
         let in_flight = metrics::gauge!(m::DELIVERY_IN_FLIGHT, "target" => target.id.clone());
         in_flight.increment(1.0);
+        let sent_at = now_micros();
         let result = attempt(
             &target.http,
             &target.base_url,
@@ -444,7 +464,7 @@ impl<P: Publish> Handler<P> {
         metrics::histogram!(m::DELIVERY_REQUEST_SECONDS, "target" => target.id.clone())
             .record(started.elapsed().as_secs_f64());
         target.breaker.record(permit, policy::verdict(&result));
-        Ok(result)
+        Ok((result, sent_at))
     }
 
     /// Awaits `wait`, or fails retryably when shutdown comes first.
@@ -511,6 +531,8 @@ struct Final {
     attempts: u32,
     /// Delivered or given up.
     end: End,
+    /// When the last attempt went out (microseconds; 0: none did).
+    sent_at: i64,
 }
 
 impl Final {
@@ -528,6 +550,7 @@ impl Final {
                 class: FailureClass::Request,
                 reason,
             },
+            sent_at: 0,
         }
     }
 }
@@ -549,6 +572,10 @@ fn backoff(retry: Retry) -> impl Iterator<Item = Duration> {
 }
 
 /// Both acknowledgements, at the same time: `Ok(true)` when both are.
+/// The outcome's `error` of a conflict's skipped echo.
+const CONFLICT: &str =
+    "conflict: the other side changed too, and its newer change wins (this echo would undo it)";
+
 fn both(first: Option<intops_kafka::Ack>, second: intops_kafka::Ack) -> intops_kafka::Ack {
     let Some(first) = first else {
         return second;

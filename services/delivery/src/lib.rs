@@ -165,12 +165,11 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             concurrency,
         };
         // Shared by the lanes: one reference count per record, no copy.
-        let handler = Arc::new(handler::Handler::new(
-            target,
-            ctx.clone(),
-            shared_links.clone(),
-            shutdown.clone(),
-        ));
+        let owned = links::Owned::new(intops_kafka::assignment_of(&consumer));
+        let handler = Arc::new(
+            handler::Handler::new(target, ctx.clone(), shared_links.clone(), shutdown.clone())
+                .with_owned(owned),
+        );
         tracing::info!(target = %target_id, %topic, "delivery consuming");
         tasks.spawn(format!("consumer {target_id}"), async move {
             let result = consume(&consumer, &options, move |message| {

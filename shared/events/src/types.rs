@@ -132,6 +132,9 @@ pub enum LinkAction {
     Echo,
     /// Not sent: a write-back whose entity has no link.
     NoLink,
+    /// Not sent: the echo of a write intops made into this side that
+    /// crossed a newer write the other way (the newer change wins).
+    Conflict,
 }
 
 /// A conversation's link (`<prefix>.links`, compacted, key
@@ -161,6 +164,23 @@ pub struct Link {
     pub created_at: i64,
     /// Last activity.
     pub updated_at: i64,
+    /// When the last request through it went out to the target (`None`
+    /// in links written before this field: `updated_at` stands in).
+    #[serde(default)]
+    pub written_at: Option<i64>,
+    /// Ingest time of the event behind the request sent at `written_at`.
+    #[serde(default)]
+    pub basis_at: Option<i64>,
+    /// Ingest time of the newest source event answered through it: sent,
+    /// or skipped as a conflict (the conflict rule, docs/flows.md).
+    #[serde(default)]
+    pub seen_at: Option<i64>,
+    /// The request before: when it went out.
+    #[serde(default)]
+    pub earlier_written_at: Option<i64>,
+    /// The request before: the ingest time of its event.
+    #[serde(default)]
+    pub earlier_basis_at: Option<i64>,
 }
 
 impl Link {
@@ -259,6 +279,7 @@ string_enum!(LinkAction {
     WriteBack => "write_back",
     Echo => "echo",
     NoLink => "no_link",
+    Conflict => "conflict",
 });
 string_enum!(Stage { Transform => "transform", Delivery => "delivery", Replay => "replay" });
 string_enum!(OutcomeStatus {

@@ -29,6 +29,11 @@ mod assigned;
 
 pub use assigned::{Assignment, lag, starved, watch};
 
+/// The assignment record of `consumer` (updated by its rebalances).
+pub fn assignment_of(consumer: &GroupConsumer) -> Arc<Assignment> {
+    consumer.context().assignment().clone()
+}
+
 /// The longest a rebalance waits for in-flight records of the partitions it
 /// takes away. Well inside the group's rebalance timeout (librdkafka's
 /// `max.poll.interval.ms`, 5 minutes by default).

@@ -54,7 +54,7 @@ pub use dlq::{
     DeadLetterWriter, Failure, MAX_ERROR_TEXT_BYTES, headers as dlq_headers,
     truncate as truncate_text,
 };
-pub use drain::GroupConsumer;
+pub use drain::{Assignment, GroupConsumer, assignment_of};
 pub use error::KafkaError;
 pub use lanes::{KeyedLanes, LaneClosed};
 pub use producer::{Producer, Record};

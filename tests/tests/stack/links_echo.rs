@@ -12,8 +12,9 @@
 //! same conversation on both sides at once. Between rounds the test waits
 //! until the pipeline is quiet: a round that changes the *same* field on
 //! both sides before the previous change came back is a conflict, not an
-//! echo: `the_same_field_changed_on_both_sides_at_once_settles` (ignored
-//! while it fails) is that case.
+//! echo: `the_same_field_changed_on_both_sides_at_once_settles` is that
+//! case (the newer change wins on both sides, the older one's echo is
+//! skipped as `conflict`).
 
 use std::time::Duration;
 
@@ -352,13 +353,13 @@ async fn real_changes_on_both_sides_travel_once_and_their_echoes_stop() {
     pipeline.stop().await.expect("clean stop");
 }
 
-/// The same field changed on both sides at once: a conflict, which must
-/// still end quiet with both sides agreeing on one of the two values.
-/// Ignored: today the two changes chase each other forever (each
-/// direction's echo rule compares only with its own last write, and the
-/// two values swap sides on every turn).
+/// The same field changed on both sides at once: a conflict. Without the
+/// conflict rule the two values swap sides on every turn, forever (each
+/// direction's echo rule compares only with its own last write). With it
+/// the pipeline goes quiet, both sides hold the newer change (Jira's: its
+/// webhook is sent after ServiceNow's), and the echo that would have
+/// undone it was skipped as `conflict`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "issue 16: a simultaneous change of the same field on both sides ping-pongs forever"]
 async fn the_same_field_changed_on_both_sides_at_once_settles() {
     let _turn = intops_tests::serial::beside_others().await;
     let jira = JiraMock::start().await.expect("jira");
@@ -390,6 +391,10 @@ async fn the_same_field_changed_on_both_sides_at_once_settles() {
         json!({"short_description": "from ServiceNow"}),
     )
     .expect("snow update");
+    // ServiceNow's change is ingested first; Jira's follows before the
+    // pipeline wrote ServiceNow's into Jira (a round trip takes tens of
+    // milliseconds), so the two writes cross.
+    snow.wait_webhooks(WAIT).await.expect("snow webhook sent");
     jira.edit_issue(&key, json!({"summary": "from Jira"}))
         .expect("jira edit");
     wait_quiet(between, QUIET, Duration::from_secs(30)).await;
@@ -400,10 +405,51 @@ async fn the_same_field_changed_on_both_sides_at_once_settles() {
         .expect("incident")
         .field("short_description")
         .to_string();
+    let mut os = delivery_outcomes(&pipeline.prefix).await;
+    os.sort_by_key(|o| o.at);
+    for o in os {
+        println!(
+            "outcome {:?} {:?} at {} ingested {:?}",
+            o.flow_id,
+            o.link_action,
+            o.at % 100_000_000,
+            o.latency_ms.map(|l| (o.at - l * 1000) % 100_000_000)
+        );
+    }
+    for r in jira.requests().iter().chain(snow.requests().iter()) {
+        println!("request {} {}", r.method, r.body);
+    }
+    for w in jira.webhooks().iter().chain(snow.webhooks().iter()) {
+        println!(
+            "webhook {} {} {}",
+            w.event,
+            w.body
+                .pointer("/issue/fields/summary")
+                .or(w.body.get("short_description"))
+                .cloned()
+                .unwrap_or_default(),
+            w.status.map(|s| s.to_string()).unwrap_or_default()
+        );
+    }
     assert_eq!(summary, description.as_str(), "both sides agree");
-    assert!(["from ServiceNow", "from Jira"].contains(&description.as_str()));
+    assert_eq!(description, "from Jira", "the newer change wins");
     // Two real changes: at most two requests each.
     let made = jira.requests().len() + snow.requests().len() - before;
     assert!(made <= 4, "{made} requests for two changes");
+    let conflicts: Vec<_> = delivery_outcomes(&pipeline.prefix)
+        .await
+        .into_iter()
+        .filter(|o| o.link_action == Some(LinkAction::Conflict))
+        .collect();
+    println!("{made} requests; conflicts: {conflicts:?}");
+    for o in &conflicts {
+        assert_eq!(o.status, OutcomeStatus::Echo, "{o:?}");
+        assert!(
+            o.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("conflict")),
+            "{o:?}"
+        );
+    }
     pipeline.stop().await.expect("clean stop");
 }

@@ -24,16 +24,18 @@ use intops_runtime::metrics as m;
 
 use super::{Handler, shutting_down};
 use crate::client::Attempt;
-use crate::links::{Entry, digest, substitution};
+use crate::links::{Entry, Write, conflict, digest, substitution};
 
 /// What to do with a request of a flow with links.
 pub(super) enum Decision {
     /// Send it as the step says.
     Send(Box<Step>),
-    /// Do not send it: an echo, or a write-back without a link.
+    /// Do not send it: an echo, a conflict's losing echo (then `seen`
+    /// is the link that records it), or a write-back without a link.
     Skip {
         action: LinkAction,
         record_id: Option<String>,
+        seen: Option<Box<Link>>,
     },
     /// It cannot be sent (the link cannot go into it): dead-letter it.
     Refuse {
@@ -69,10 +71,18 @@ enum Then {
         code: String,
         created_at: i64,
     },
-    /// Refresh the capture link.
-    Update { flow: String, created_at: i64 },
+    /// Refresh the capture link (`earlier`: its last write until now).
+    Update {
+        flow: String,
+        created_at: i64,
+        earlier: Write,
+    },
     /// Write this flow's own link, following `via`.
-    WriteBack { via: String, created_at: i64 },
+    WriteBack {
+        via: String,
+        created_at: i64,
+        earlier: Write,
+    },
 }
 
 /// What a 2xx through a link left.
@@ -104,7 +114,10 @@ impl<P: Publish> Handler<P> {
         plan: &LinkPlan,
     ) -> Result<Decision, ProcessError> {
         let flow = &plan.link_flow;
-        let existing = self.links.lookup(flow, &request.entity_key).await;
+        let existing = self
+            .links
+            .lookup(flow, &request.entity_key, self.owned.as_deref())
+            .await;
         if let Some(
             entry @ Entry {
                 record_id: Some(record_id),
@@ -129,7 +142,17 @@ impl<P: Publish> Handler<P> {
                 return Ok(Decision::Skip {
                     action: LinkAction::Echo,
                     record_id: Some(record_id.clone()),
+                    seen: None,
                 });
+            }
+            if plan.skip_echoes
+                && conflict::loses(
+                    entry,
+                    &self.links.write_backs_of(flow, record_id),
+                    request.ingested_at,
+                )
+            {
+                return Ok(conflict_skip(entry, request));
             }
             return Ok(Decision::Send(Box::new(Step {
                 request: sent,
@@ -139,6 +162,7 @@ impl<P: Publish> Handler<P> {
                 then: Then::Update {
                     flow: flow.clone(),
                     created_at: entry.created_at,
+                    earlier: entry.written,
                 },
             })));
         }
@@ -162,6 +186,11 @@ impl<P: Publish> Handler<P> {
             last_write: None,
             created_at,
             updated_at: now,
+            written_at: None,
+            basis_at: None,
+            seen_at: None,
+            earlier_written_at: None,
+            earlier_basis_at: None,
         };
         match self.write_link(pending).await {
             Ok(true) => {}
@@ -190,9 +219,10 @@ impl<P: Publish> Handler<P> {
             return Decision::Skip {
                 action: LinkAction::NoLink,
                 record_id: None,
+                seen: None,
             };
         };
-        let link = followed.entity_key;
+        let link = followed.entity_key.clone();
         let sent = match substitution::request(request, &link) {
             Ok(sent) => sent,
             Err(e) => {
@@ -216,7 +246,14 @@ impl<P: Publish> Handler<P> {
             return Decision::Skip {
                 action: LinkAction::Echo,
                 record_id: Some(link),
+                seen: None,
             };
+        }
+        if let Some(own) = &own
+            && plan.skip_echoes
+            && conflict::loses(own, std::slice::from_ref(&followed), request.ingested_at)
+        {
+            return conflict_skip(own, request);
         }
         Decision::Send(Box::new(Step {
             request: sent,
@@ -225,33 +262,45 @@ impl<P: Publish> Handler<P> {
             digest,
             then: Then::WriteBack {
                 via: plan.link_flow.clone(),
-                created_at: own.map_or_else(now_micros, |o| o.created_at),
+                created_at: own.as_ref().map_or_else(now_micros, |o| o.created_at),
+                earlier: own.map_or_else(Write::default, |o| o.written),
             },
         }))
     }
 
-    /// After a 2xx (`last`) of `step` for `request`: the record id and the
-    /// link write.
+    /// After a 2xx (`last`, sent at `sent_at`) of `step` for `request`:
+    /// the record id and the link write.
     pub(super) fn delivered(
         &self,
         request: &DeliveryRequest,
         step: Step,
         last: &Attempt,
+        sent_at: i64,
     ) -> Delivered {
         let now = now_micros();
-        let link =
-            |flow_id: String, mode, via_flow, record_id: String, last_write, created_at| Link {
-                flow_id,
-                mode,
-                via_flow,
-                entity_key: request.entity_key.clone(),
-                target_id: request.target_id.clone(),
-                record_id: Some(record_id),
-                event_id: request.event_id.clone(),
-                last_write: Some(digest::text(last_write)),
-                created_at,
-                updated_at: now,
-            };
+        let link = |flow_id: String,
+                    mode,
+                    via_flow,
+                    record_id: String,
+                    last_write,
+                    created_at,
+                    earlier: Write| Link {
+            flow_id,
+            mode,
+            via_flow,
+            entity_key: request.entity_key.clone(),
+            target_id: request.target_id.clone(),
+            record_id: Some(record_id),
+            event_id: request.event_id.clone(),
+            last_write: Some(digest::text(last_write)),
+            created_at,
+            updated_at: now,
+            written_at: Some(sent_at),
+            basis_at: seen_at(request),
+            seen_at: seen_at(request),
+            earlier_written_at: known(earlier.written_at),
+            earlier_basis_at: known(earlier.basis_at),
+        };
         match step.then {
             Then::Capture {
                 plan,
@@ -280,6 +329,7 @@ impl<P: Publish> Handler<P> {
                             record_id.clone(),
                             last_write,
                             created_at,
+                            Write::default(),
                         );
                         Delivered {
                             link: Some(self.link_ack(written)),
@@ -301,7 +351,11 @@ impl<P: Publish> Handler<P> {
                     }
                 }
             }
-            Then::Update { flow, created_at } => {
+            Then::Update {
+                flow,
+                created_at,
+                earlier,
+            } => {
                 let record_id = step.record_id.unwrap_or_default();
                 let written = link(
                     flow,
@@ -310,6 +364,7 @@ impl<P: Publish> Handler<P> {
                     record_id.clone(),
                     step.digest,
                     created_at,
+                    earlier,
                 );
                 Delivered {
                     link: Some(self.link_ack(written)),
@@ -317,7 +372,11 @@ impl<P: Publish> Handler<P> {
                     error: None,
                 }
             }
-            Then::WriteBack { via, created_at } => {
+            Then::WriteBack {
+                via,
+                created_at,
+                earlier,
+            } => {
                 let record_id = step.record_id.unwrap_or_default();
                 let written = link(
                     request.flow_id.clone(),
@@ -326,6 +385,7 @@ impl<P: Publish> Handler<P> {
                     record_id.clone(),
                     step.digest,
                     created_at,
+                    earlier,
                 );
                 Delivered {
                     link: Some(self.link_ack(written)),
@@ -345,9 +405,53 @@ impl<P: Publish> Handler<P> {
         self.write_record(topic, RecordKind::Link, key, link)
     }
 
+    /// Writes the link that records a conflict's skipped echo.
+    pub(super) fn seen_ack(&self, link: Link) -> Ack {
+        self.link_ack(link)
+    }
+
     /// [`Self::link_ack`], awaited: `Ok(false)` when shutdown came first.
     async fn write_link(&self, link: Link) -> Result<bool, intops_kafka::KafkaError> {
         self.link_ack(link).await
+    }
+}
+
+/// The ingest time a link records for `request` (`None` when unknown).
+fn seen_at(request: &DeliveryRequest) -> Option<i64> {
+    (request.ingested_at > 0).then_some(request.ingested_at)
+}
+
+/// A time recorded on a link, `None` when not known.
+fn known(at: i64) -> Option<i64> {
+    (at != i64::MIN).then_some(at)
+}
+
+/// Not sending `request`, the losing echo of a conflict on `link`: the
+/// link is written again with the event as its newest answered one, so
+/// the next event of that side is taken as a change again.
+fn conflict_skip(link: &Entry, request: &DeliveryRequest) -> Decision {
+    tracing::info!(flow = %request.flow_id, event_id = %request.event_id, entity_key = %request.entity_key, "conflict: the other side's newer change wins, echo not sent");
+    let seen = Link {
+        flow_id: link.flow_id.clone(),
+        mode: link.mode,
+        via_flow: link.via_flow.clone(),
+        entity_key: link.entity_key.clone(),
+        target_id: link.target_id.clone(),
+        record_id: link.record_id.clone(),
+        event_id: request.event_id.clone(),
+        last_write: link.last_write.map(digest::text),
+        created_at: link.created_at,
+        updated_at: now_micros(),
+        written_at: known(link.written.written_at),
+        basis_at: known(link.written.basis_at),
+        seen_at: seen_at(request).or(known(link.seen_at)),
+        earlier_written_at: known(link.earlier.written_at),
+        earlier_basis_at: known(link.earlier.basis_at),
+    };
+    Decision::Skip {
+        action: LinkAction::Conflict,
+        record_id: link.record_id.clone(),
+        seen: Some(Box::new(seen)),
     }
 }
 

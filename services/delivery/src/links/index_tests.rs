@@ -1,6 +1,7 @@
 //! The index's rules without a broker: order by `updated_at`, local writes
 //! first, tombstones, the backward map, and its size.
 
+use crate::links::Write;
 use intops_events::{Link, LinkMode};
 
 use super::*;
@@ -17,6 +18,11 @@ fn link(flow: &str, key: &str, record_id: Option<&str>, updated_at: i64) -> Link
         last_write: Some("00000000000000ff".into()),
         created_at: 1,
         updated_at,
+        written_at: None,
+        seen_at: None,
+        basis_at: None,
+        earlier_written_at: None,
+        earlier_basis_at: None,
     }
 }
 
@@ -36,7 +42,14 @@ fn key(l: &Link) -> String {
 #[test]
 fn a_link_reads_back_as_written() {
     let index = LinkIndex::new();
-    let l = link("snow-to-jira", "inc-1", Some("OPS-1"), 10);
+    let l = Link {
+        written_at: Some(9),
+        basis_at: Some(7),
+        seen_at: Some(8),
+        earlier_written_at: Some(5),
+        earlier_basis_at: Some(4),
+        ..link("snow-to-jira", "inc-1", Some("OPS-1"), 10)
+    };
     assert_eq!(index.apply_read(&key(&l), Some(&l), None), Applied::Stored);
     let e = index.lookup("snow-to-jira", "inc-1").expect("found");
     assert_eq!(
@@ -51,9 +64,25 @@ fn a_link_reads_back_as_written() {
             last_write: Some(0xff),
             created_at: 1,
             updated_at: 10,
+            written: Write {
+                written_at: 9,
+                basis_at: 7,
+            },
+            earlier: Write {
+                written_at: 5,
+                basis_at: 4,
+            },
+            seen_at: 8,
         }
     );
     assert!(e.is_linked());
+    // Written before the times were recorded: none known.
+    let old = link("snow-to-jira", "inc-3", Some("OPS-3"), 10);
+    index.apply_read(&key(&old), Some(&old), None);
+    let e = index.lookup("snow-to-jira", "inc-3").expect("found");
+    assert!(!e.written.is_known() && !e.earlier.is_known());
+    assert_eq!(e.seen_at, i64::MIN);
+    index.apply_read(&key(&old), None, None);
     assert_eq!(index.lookup("snow-to-jira", "inc-2"), None);
     assert_eq!(index.lookup("other-flow", "inc-1"), None);
     assert_eq!(index.len(), 1);

@@ -7,7 +7,10 @@
 //! - [`Follower`]: reads the topic from the beginning at start, then
 //!   follows it;
 //! - [`Syncer`]: a lookup miss first waits until the follower reached the
-//!   topic's high watermarks (one shared sync for concurrent misses);
+//!   topic's high watermarks (one shared sync for concurrent misses), once
+//!   per assignment of the consumer's partitions ([`Owned`]); write-backs'
+//!   misses always;
+//! - [`conflict`]: which echo loses when both sides changed at once;
 //! - [`sweeper`]: tombstones for links idle past their flow's
 //!   `expire_after`;
 //! - [`capture`], [`substitution`], [`digest`]: the record id from a
@@ -20,6 +23,7 @@
 //! [`LinkIndex::len`] and [`LinkIndex::heap_bytes`].
 
 pub mod capture;
+pub mod conflict;
 pub mod digest;
 mod follower;
 mod index;
@@ -29,10 +33,10 @@ pub use intops_flows::link_text as substitution;
 pub mod sweeper;
 mod sync;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use intops_flows::Flows;
+use intops_flows::{FlowLink, Flows};
 use intops_kafka::ServiceContext;
 use intops_runtime::{CancellationToken, Readiness, Supervisor};
 
@@ -40,9 +44,9 @@ pub use capture::Captures;
 pub use follower::{CatchUp, Follower};
 pub use index::{Applied, LinkIndex};
 pub use kafka::{KafkaTombstones, KafkaWatermarks};
-pub use store::Entry;
+pub use store::{Entry, Write};
 pub use sweeper::{Expiry, Tombstones};
-pub use sync::{Ends, SYNC_WITHIN, Syncer, Watermarks};
+pub use sync::{Ends, Owned, SYNC_WITHIN, Syncer, Watermarks};
 
 /// The readiness check that is false until the index caught up.
 pub const READINESS: &str = "links";
@@ -56,6 +60,8 @@ pub struct Links {
     pub syncer: Arc<Syncer>,
     /// Compiled capture programs.
     pub captures: Captures,
+    /// Per capture flow, the flows that write back along its links.
+    write_backs: HashMap<String, Vec<String>>,
 }
 
 impl Links {
@@ -65,7 +71,33 @@ impl Links {
             index,
             syncer: Arc::new(syncer),
             captures: Captures::default(),
+            write_backs: HashMap::new(),
         }
+    }
+
+    /// Knows which flows write back along which capture flow's links.
+    pub fn with_write_backs(mut self, flows: &Flows) -> Self {
+        self.write_backs.clear();
+        for f in &flows.flows {
+            if let Some(FlowLink::From { flow, .. }) = &f.link {
+                self.write_backs
+                    .entry(flow.clone())
+                    .or_default()
+                    .push(f.id.clone());
+            }
+        }
+        self
+    }
+
+    /// The conversation's write-back links into the source of capture
+    /// flow `flow`, whose record `record_id` they follow.
+    pub fn write_backs_of(&self, flow: &str, record_id: &str) -> Vec<Entry> {
+        self.write_backs.get(flow).map_or_else(Vec::new, |backs| {
+            backs
+                .iter()
+                .filter_map(|back| self.index.lookup(back, record_id))
+                .collect()
+        })
     }
 
     /// Links over an empty index that never syncs (handler tests, tools).
@@ -75,14 +107,25 @@ impl Links {
     }
 
     /// `flow`'s link for `entity_key`; on a miss (none, or pending) after
-    /// a sync.
-    pub async fn lookup(&self, flow: &str, entity_key: &str) -> Option<Entry> {
+    /// a sync, unless `owned` says the index has every link of the
+    /// consumer's entities already.
+    pub async fn lookup(
+        &self,
+        flow: &str,
+        entity_key: &str,
+        owned: Option<&Owned>,
+    ) -> Option<Entry> {
         if let Some(e) = self.index.lookup(flow, entity_key)
             && e.is_linked()
         {
             return Some(e);
         }
-        self.syncer.sync().await;
+        match owned {
+            Some(owned) => owned.sync(&self.syncer).await,
+            None => {
+                self.syncer.sync().await;
+            }
+        }
         self.index.lookup(flow, entity_key)
     }
 
@@ -122,7 +165,7 @@ pub async fn start(
         SYNC_WITHIN,
     );
     Ok(Some(Started {
-        links: Arc::new(Links::new(index, syncer)),
+        links: Arc::new(Links::new(index, syncer).with_write_backs(flows)),
         follower,
         expiry: Expiry::from_flows(flows),
         targets: targets.iter().cloned().collect(),

@@ -1,9 +1,9 @@
-//! The links' compact in-memory form: one 64-byte slot per link in a
+//! The links' compact in-memory form: one 104-byte slot per link in a
 //! vector, and two hash tables of slot numbers (4 bytes a bucket) over it:
 //! forward `(flow, entity key)` and backward `(flow, record id)` (capture
 //! links only). A slot keeps its entity key and record id in one boxed
 //! string and its flow, followed flow and target as numbers of an interner,
-//! so a million links take about 130 MB (docs: "Links").
+//! so a million links take about 170 MB (docs: "Links").
 //!
 //! No locking and no ordering rules here: [`crate::links::LinkIndex`] owns
 //! both.
@@ -40,7 +40,48 @@ struct Slot {
     last_write: u64,
     created_at: i64,
     updated_at: i64,
+    /// The last request to the target: when it went out, and its
+    /// event's ingest time; then the request before ([`NEVER`]: not
+    /// recorded).
+    written: Write,
+    earlier: Write,
+    /// The newest source event answered ([`NEVER`] when not recorded).
+    seen_at: i64,
 }
+
+/// One request written through a link: when it went out (`written_at`)
+/// and when its event was ingested (`basis_at`), microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Write {
+    pub written_at: i64,
+    pub basis_at: i64,
+}
+
+impl Default for Write {
+    fn default() -> Self {
+        Self {
+            written_at: NEVER,
+            basis_at: NEVER,
+        }
+    }
+}
+
+impl Write {
+    fn of(written_at: Option<i64>, basis_at: Option<i64>) -> Self {
+        Self {
+            written_at: written_at.unwrap_or(NEVER),
+            basis_at: basis_at.unwrap_or(NEVER),
+        }
+    }
+
+    /// Whether both times are recorded.
+    pub fn is_known(&self) -> bool {
+        self.written_at != NEVER && self.basis_at != NEVER
+    }
+}
+
+/// `seen_at` not recorded.
+pub(crate) const NEVER: i64 = i64::MIN;
 
 impl Slot {
     fn entity_key(&self) -> &str {
@@ -77,6 +118,13 @@ pub struct Entry {
     pub created_at: i64,
     /// Last activity (microseconds).
     pub updated_at: i64,
+    /// The last request written through it (see [`Write`]).
+    pub written: Write,
+    /// The request before.
+    pub earlier: Write,
+    /// Ingest time of the newest source event answered through it
+    /// (microseconds; `i64::MIN` when not recorded).
+    pub seen_at: i64,
 }
 
 impl Entry {
@@ -221,6 +269,9 @@ impl Store {
             last_write: last_write.unwrap_or_default(),
             created_at: link.created_at,
             updated_at: link.updated_at,
+            written: Write::of(link.written_at, link.basis_at),
+            earlier: Write::of(link.earlier_written_at, link.earlier_basis_at),
+            seen_at: link.seen_at.unwrap_or(NEVER),
         };
         let n = match self.find(flow, &link.entity_key) {
             Some(n) => {
@@ -298,6 +349,9 @@ impl Store {
             last_write: s.is(WRITTEN).then_some(s.last_write),
             created_at: s.created_at,
             updated_at: s.updated_at,
+            written: s.written,
+            earlier: s.earlier,
+            seen_at: s.seen_at,
         }
     }
 

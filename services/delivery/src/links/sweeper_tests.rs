@@ -21,6 +21,11 @@ fn link(flow: &str, key: &str, record_id: &str, target: &str, updated_at: i64) -
         last_write: None,
         created_at: 0,
         updated_at,
+        written_at: None,
+        seen_at: None,
+        basis_at: None,
+        earlier_written_at: None,
+        earlier_basis_at: None,
     }
 }
 

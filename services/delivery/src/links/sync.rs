@@ -5,6 +5,13 @@
 //! Misses at the same time share one sync: a miss waits for a sync that
 //! started after it missed, never for one that may have read the
 //! watermarks before. Hits never sync.
+//!
+//! A capture flow's link for an entity is written only by the member
+//! that holds the entity's deliveries partition, and this process's own
+//! writes are in its index at once. So a consumer's misses sync only until
+//! one sync has reached the topic's end since its partitions were last
+//! assigned ([`Owned`]): on a stable assignment a create costs no broker
+//! round trip for the lookup.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use intops_kafka::KafkaError;
+use intops_kafka::{Assignment, KafkaError};
 use intops_runtime::metrics as m;
 
 use super::LinkIndex;
@@ -24,6 +31,42 @@ pub type Ends = Vec<(i32, i64, i64)>;
 pub trait Watermarks: std::fmt::Debug + Send + Sync + 'static {
     /// The links topic's watermarks now.
     fn fetch(&self) -> Pin<Box<dyn Future<Output = Result<Ends, KafkaError>> + Send + '_>>;
+}
+
+/// Whether one consumer's lookups still need a sync: true until a sync
+/// that started after its latest rebalance reached the links topic's end.
+#[derive(Debug)]
+pub struct Owned {
+    assignment: Arc<Assignment>,
+    /// The assignment generation a reached sync started in (`u64::MAX`:
+    /// none yet).
+    synced: AtomicU64,
+}
+
+impl Owned {
+    /// For the consumer whose assignment is `assignment`.
+    pub fn new(assignment: Arc<Assignment>) -> Self {
+        Self {
+            assignment,
+            synced: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Whether the links of this consumer's entities are all in the index.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::SeqCst) == self.assignment.generation()
+    }
+
+    /// Syncs with `syncer` unless [`Self::is_synced`].
+    pub async fn sync(&self, syncer: &Syncer) {
+        if self.is_synced() {
+            return;
+        }
+        let generation = self.assignment.generation();
+        if syncer.sync().await {
+            self.synced.store(generation, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Longest a sync waits (the watermarks and the follower) before the
@@ -179,6 +222,41 @@ mod tests {
         assert!(!syncer.sync().await);
         assert!(began.elapsed() >= bound);
         assert_eq!(syncer.syncs(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_consumer_syncs_once_per_assignment() {
+        let index = Arc::new(LinkIndex::new());
+        let fixed = Arc::new(Fixed::default());
+        *fixed.ends.lock().expect("ends") = vec![(0, 0, 1)];
+        index.read_position(0, 0);
+        let syncer = Syncer::new(index, fixed.clone(), Duration::from_secs(30));
+        let assignment = Arc::new(Assignment::default());
+        let owned = Owned::new(assignment.clone());
+        // Before the first assignment, and after it: one sync each.
+        owned.sync(&syncer).await;
+        assert_eq!(fixed.fetches.load(Ordering::SeqCst), 1);
+        owned.sync(&syncer).await;
+        assert_eq!(fixed.fetches.load(Ordering::SeqCst), 1, "synced already");
+        assignment.set(3);
+        assert!(!owned.is_synced());
+        owned.sync(&syncer).await;
+        owned.sync(&syncer).await;
+        assert_eq!(fixed.fetches.load(Ordering::SeqCst), 2);
+        assert!(owned.is_synced());
+    }
+
+    #[tokio::test]
+    async fn a_sync_that_did_not_reach_the_end_is_tried_again() {
+        let index = Arc::new(LinkIndex::new());
+        let fixed = Arc::new(Fixed::default());
+        *fixed.ends.lock().expect("ends") = vec![(0, 0, 5)];
+        let syncer = Syncer::new(index, fixed.clone(), Duration::from_millis(20));
+        let owned = Owned::new(Arc::new(Assignment::default()));
+        owned.sync(&syncer).await;
+        owned.sync(&syncer).await;
+        assert_eq!(fixed.fetches.load(Ordering::SeqCst), 2);
+        assert!(!owned.is_synced());
     }
 
     #[tokio::test]

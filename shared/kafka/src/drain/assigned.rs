@@ -13,7 +13,7 @@
 //! [`INSTANCE_ID_ENV`]: crate::config::INSTANCE_ID_ENV
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use intops_runtime::Readiness;
@@ -28,6 +28,8 @@ use crate::{KafkaError, KafkaSettings};
 #[derive(Debug)]
 pub struct Assignment {
     held: AtomicUsize,
+    /// Rebalances seen (assignments and revocations).
+    generation: AtomicU64,
     /// When `held` last went to or from zero (creation at first).
     since: std::sync::Mutex<Instant>,
 }
@@ -36,20 +38,30 @@ impl Default for Assignment {
     fn default() -> Self {
         Self {
             held: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
             since: std::sync::Mutex::new(Instant::now()),
         }
     }
 }
 
 impl Assignment {
-    /// Records the member's assignment after a rebalance.
-    pub(crate) fn set(&self, held: usize) {
+    /// Records the member's assignment after a rebalance (the rebalance
+    /// callback does; public for tests of what depends on it).
+    pub fn set(&self, held: usize) {
         let before = self.held.swap(held, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if (before == 0) != (held == 0)
             && let Ok(mut since) = self.since.lock()
         {
             *since = Instant::now();
         }
+    }
+
+    /// How many rebalances changed the member's assignment so far: a
+    /// record of a partition assigned after `generation()` returned `g`
+    /// is handled only once it returns more than `g`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Partitions held now.

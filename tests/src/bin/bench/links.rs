@@ -148,6 +148,11 @@ pub async fn index(count: usize) -> anyhow::Result<Index> {
                 last_write: Some(format!("{:016x}", rng.random::<u64>())),
                 created_at: now,
                 updated_at: now,
+                written_at: Some(now),
+                seen_at: Some(now),
+                basis_at: Some(now),
+                earlier_written_at: None,
+                earlier_basis_at: None,
             };
             let value = ctx.codec.encode(&topic, RecordKind::Link, &link).await?;
             records.push((Link::key_of(FLOW, &entity_key), value));

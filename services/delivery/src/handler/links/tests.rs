@@ -139,6 +139,22 @@ id = "snow-to-jira"
 source = "snow"
 target = "jira"
 path = "/rest/api/3/issue"
+link = {{ capture = ".key" }}
+update = {{ method = "PUT", path = "/rest/api/3/issue/{{{{ $link }}}}" }}
+
+[[sources]]
+id = "jira"
+kind = "webhook"
+auth = "none"
+entity_key = ".issue.key"
+
+[[flows]]
+id = "jira-to-snow"
+source = "jira"
+target = "jira"
+link = {{ from = "snow-to-jira" }}
+method = "PATCH"
+path = "/api/now/table/incident/{{{{ $link }}}}"
 "#
         ))
         .expect("flows");
@@ -149,7 +165,7 @@ path = "/rest/api/3/issue"
             Arc::new(intops_kafka::DeadLetterCap::disabled("delivery")),
         )
         .expect("target");
-        let links = Arc::new(Links::offline());
+        let links = Arc::new(Links::offline().with_write_backs(&flows));
         let handler = Handler::with_publisher(
             Arc::new(runtime),
             publisher.clone(),
@@ -527,6 +543,11 @@ async fn a_pending_link_is_written_before_a_create() {
         last_write: None,
         created_at: 7,
         updated_at: 7,
+        written_at: None,
+        seen_at: None,
+        basis_at: None,
+        earlier_written_at: None,
+        earlier_basis_at: None,
     };
     s.links.index.write_local(&mut pending);
     let before = counter("intops_link_uncertain_creates_total", "pending-first");
@@ -598,4 +619,66 @@ async fn a_link_that_cannot_go_into_a_header_is_refused() {
         failures[0].message
     );
     assert_eq!(s.seen().len(), 1, "only the create");
+}
+
+/// A request ingested at `at`.
+fn at(mut request: DeliveryRequest, at: i64) -> DeliveryRequest {
+    request.ingested_at = at;
+    request
+}
+
+/// The same field changed on both sides at once: the two writes cross.
+/// The echo that would carry the older change back is not sent
+/// (`conflict`), the newer change's goes through, and the conflict is
+/// over for the next real change.
+#[tokio::test]
+async fn crossed_writes_skip_the_older_changes_echo_only() {
+    let s = Setup::start().await;
+    let now = intops_events::now_micros;
+    s.run(at(capture_request("e1", "inc-1", "opened"), now()))
+        .await;
+    // ServiceNow changes (A1), then Jira (B1), before either was written.
+    let a1 = now();
+    let b1 = now();
+    let sent = s
+        .run(at(capture_request("a1", "inc-1", "from snow"), a1))
+        .await;
+    assert_eq!(sent.link_action, Some(LinkAction::Update));
+    let sent = s
+        .run(at(write_back_request("b1", "OPS-1", "from jira"), b1))
+        .await;
+    assert_eq!(sent.link_action, Some(LinkAction::WriteBack));
+    let requests = s.seen().len();
+
+    // Jira's webhook about intops's write of A1 carries the older change.
+    let echo = s
+        .run(at(write_back_request("b2", "OPS-1", "from snow"), now()))
+        .await;
+    assert_eq!(echo.status, OutcomeStatus::Echo);
+    assert_eq!(echo.link_action, Some(LinkAction::Conflict));
+    assert!(
+        echo.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("conflict"))
+    );
+    assert_eq!(s.seen().len(), requests, "not sent");
+    let recorded = s.links_published().pop().expect("the link records it");
+    assert_eq!(recorded.flow_id, "jira-to-snow");
+    assert_eq!(recorded.event_id, "b2");
+
+    // A real change in Jira after that is sent.
+    let real = s
+        .run(at(
+            write_back_request("b3", "OPS-1", "later in jira"),
+            now(),
+        ))
+        .await;
+    assert_eq!(real.link_action, Some(LinkAction::WriteBack));
+    // ServiceNow's webhook about intops's write of B1 carries the newer
+    // change to Jira.
+    let newer = s
+        .run(at(capture_request("a2", "inc-1", "from jira"), now()))
+        .await;
+    assert_eq!(newer.link_action, Some(LinkAction::Update));
+    assert_eq!(s.seen().len(), requests + 2);
 }
