@@ -251,6 +251,7 @@ impl<P: Publish> Handler<P> {
         }
         if let Some(own) = &own
             && plan.skip_echoes
+            && own.record_id.as_deref() == Some(link.as_str())
             && conflict::loses(own, std::slice::from_ref(&followed), request.ingested_at)
         {
             return conflict_skip(own, request);
