@@ -571,11 +571,11 @@ fn backoff(retry: Retry) -> impl Iterator<Item = Duration> {
     intops_kafka::backoff::retry_delays(retry.initial_backoff, retry.max_backoff)
 }
 
-/// Both acknowledgements, at the same time: `Ok(true)` when both are.
 /// The outcome's `error` of a conflict's skipped echo.
 const CONFLICT: &str =
     "conflict: the other side changed too, and its newer change wins (this echo would undo it)";
 
+/// Both acknowledgements, at the same time: `Ok(true)` when both are.
 fn both(first: Option<intops_kafka::Ack>, second: intops_kafka::Ack) -> intops_kafka::Ack {
     let Some(first) = first else {
         return second;

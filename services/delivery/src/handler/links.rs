@@ -24,7 +24,8 @@ use intops_runtime::metrics as m;
 
 use super::{Handler, shutting_down};
 use crate::client::Attempt;
-use crate::links::{Entry, Write, conflict, digest, substitution};
+use crate::links::conflict::{self, Verdict, known};
+use crate::links::{Entry, Write, digest, substitution};
 
 /// What to do with a request of a flow with links.
 pub(super) enum Decision {
@@ -71,17 +72,20 @@ enum Then {
         code: String,
         created_at: i64,
     },
-    /// Refresh the capture link (`earlier`: its last write until now).
+    /// Refresh the capture link (`earlier`: its last write until now;
+    /// `prior_seen`: its `seen_at`).
     Update {
         flow: String,
         created_at: i64,
         earlier: Write,
+        prior_seen: i64,
     },
     /// Write this flow's own link, following `via`.
     WriteBack {
         via: String,
         created_at: i64,
         earlier: Write,
+        prior_seen: i64,
     },
 }
 
@@ -114,57 +118,30 @@ impl<P: Publish> Handler<P> {
         plan: &LinkPlan,
     ) -> Result<Decision, ProcessError> {
         let flow = &plan.link_flow;
-        let existing = self
+        let mut existing = self
             .links
             .lookup(flow, &request.entity_key, self.owned.as_deref())
             .await;
-        if let Some(
+        let mut synced = false;
+        while let Some(
             entry @ Entry {
                 record_id: Some(record_id),
                 ..
             },
         ) = &existing
         {
-            let sent = match update_variant(request, plan)
-                .and_then(|u| substitution::request(&u, record_id).map_err(|e| e.to_string()))
-            {
-                Ok(sent) => sent,
-                Err(reason) => {
-                    return Ok(Decision::Refuse {
-                        action: LinkAction::Update,
-                        record_id: Some(record_id.clone()),
-                        reason,
-                    });
+            match self.decide_update(request, plan, entry, record_id) {
+                Judged::Final(decision) => return Ok(decision),
+                Judged::WritesLink(decision) if synced => return Ok(decision),
+                Judged::WritesLink(_) => {
+                    // Not sent, but the link is written: with the latest
+                    // of it (another member may have written it just
+                    // before a rebalance), or a stale copy would win.
+                    self.links.syncer.sync().await;
+                    synced = true;
+                    existing = self.links.index.lookup(flow, &request.entity_key);
                 }
-            };
-            let digest = digest::of(&sent.method, &sent.path, &sent.body);
-            if plan.skip_echoes && entry.last_write == Some(digest) {
-                return Ok(Decision::Skip {
-                    action: LinkAction::Echo,
-                    record_id: Some(record_id.clone()),
-                    seen: None,
-                });
             }
-            if plan.skip_echoes
-                && conflict::loses(
-                    entry,
-                    &self.links.write_backs_of(flow, record_id),
-                    request.ingested_at,
-                )
-            {
-                return Ok(conflict_skip(entry, request));
-            }
-            return Ok(Decision::Send(Box::new(Step {
-                request: sent,
-                action: LinkAction::Update,
-                record_id: Some(record_id.clone()),
-                digest,
-                then: Then::Update {
-                    flow: flow.clone(),
-                    created_at: entry.created_at,
-                    earlier: entry.written,
-                },
-            })));
         }
         if existing.is_some() {
             // An earlier create was sent and never confirmed: it may have
@@ -210,63 +187,144 @@ impl<P: Publish> Handler<P> {
         })))
     }
 
+    /// A capture flow's request whose entity is linked to `record_id`:
+    /// the update, an echo, or a conflict's losing echo.
+    fn decide_update(
+        &self,
+        request: &DeliveryRequest,
+        plan: &LinkPlan,
+        entry: &Entry,
+        record_id: &str,
+    ) -> Judged {
+        let sent = match update_variant(request, plan)
+            .and_then(|u| substitution::request(&u, record_id).map_err(|e| e.to_string()))
+        {
+            Ok(sent) => sent,
+            Err(reason) => {
+                return Judged::Final(Decision::Refuse {
+                    action: LinkAction::Update,
+                    record_id: Some(record_id.to_string()),
+                    reason,
+                });
+            }
+        };
+        let digest = digest::of(&sent.method, &sent.path, &sent.body);
+        let verdict = if plan.skip_echoes {
+            let into = self.links.write_backs_of(&plan.link_flow, record_id);
+            conflict::judge(entry, &into, request.ingested_at)
+        } else {
+            Verdict::Clear
+        };
+        if plan.skip_echoes && entry.last_write == Some(digest) {
+            return echo(entry, request, record_id, verdict);
+        }
+        if verdict.loses() {
+            return Judged::WritesLink(conflict_skip(entry, request));
+        }
+        Judged::Final(Decision::Send(Box::new(Step {
+            request: sent,
+            action: LinkAction::Update,
+            record_id: Some(record_id.to_string()),
+            digest,
+            then: Then::Update {
+                flow: plan.link_flow.clone(),
+                created_at: entry.created_at,
+                earlier: entry.written,
+                prior_seen: entry.seen_at,
+            },
+        })))
+    }
+
     async fn decide_write_back(&self, request: &DeliveryRequest, plan: &LinkPlan) -> Decision {
-        let Some(followed) = self
+        let mut followed = self
             .links
             .find_record(&plan.link_flow, &request.entity_key)
-            .await
-        else {
-            return Decision::Skip {
-                action: LinkAction::NoLink,
-                record_id: None,
-                seen: None,
+            .await;
+        let mut own = self
+            .links
+            .index
+            .lookup(&request.flow_id, &request.entity_key);
+        let mut synced = false;
+        loop {
+            let Some(capture) = &followed else {
+                return Decision::Skip {
+                    action: LinkAction::NoLink,
+                    record_id: None,
+                    seen: None,
+                };
             };
-        };
+            match self.decide_back(request, plan, capture, own.as_ref()) {
+                Judged::Final(decision) => return decision,
+                Judged::WritesLink(decision) if synced => return decision,
+                Judged::WritesLink(_) => {
+                    self.links.syncer.sync().await;
+                    synced = true;
+                    followed = self
+                        .links
+                        .index
+                        .find_record(&plan.link_flow, &request.entity_key);
+                    own = self
+                        .links
+                        .index
+                        .lookup(&request.flow_id, &request.entity_key);
+                }
+            }
+        }
+    }
+
+    /// A write-back along `followed` (the capture link whose record this
+    /// event's entity is), with this flow's own link `own`.
+    fn decide_back(
+        &self,
+        request: &DeliveryRequest,
+        plan: &LinkPlan,
+        followed: &Entry,
+        own: Option<&Entry>,
+    ) -> Judged {
         let link = followed.entity_key.clone();
         let sent = match substitution::request(request, &link) {
             Ok(sent) => sent,
             Err(e) => {
-                return Decision::Refuse {
+                return Judged::Final(Decision::Refuse {
                     action: LinkAction::WriteBack,
                     record_id: Some(link),
                     reason: e.to_string(),
-                };
+                });
             }
         };
         let digest = digest::of(&sent.method, &sent.path, &sent.body);
-        let own = self
-            .links
-            .index
-            .lookup(&request.flow_id, &request.entity_key);
-        if let Some(own) = &own
+        // This flow's link to the same record (not one left from a record
+        // the issue was linked to before).
+        let own = own.filter(|o| o.record_id.as_deref() == Some(link.as_str()));
+        let verdict = match own {
+            Some(own) if plan.skip_echoes && !self.links.appends(&plan.link_flow) => {
+                conflict::judge(own, std::slice::from_ref(followed), request.ingested_at)
+            }
+            _ => Verdict::Clear,
+        };
+        if let Some(own) = own
             && plan.skip_echoes
             && own.last_write == Some(digest)
-            && own.record_id.as_deref() == Some(link.as_str())
         {
-            return Decision::Skip {
-                action: LinkAction::Echo,
-                record_id: Some(link),
-                seen: None,
-            };
+            return echo(own, request, &link, verdict);
         }
-        if let Some(own) = &own
-            && plan.skip_echoes
-            && own.record_id.as_deref() == Some(link.as_str())
-            && conflict::loses(own, std::slice::from_ref(&followed), request.ingested_at)
+        if let Some(own) = own
+            && verdict.loses()
         {
-            return conflict_skip(own, request);
+            return Judged::WritesLink(conflict_skip(own, request));
         }
-        Decision::Send(Box::new(Step {
+        Judged::Final(Decision::Send(Box::new(Step {
             request: sent,
             action: LinkAction::WriteBack,
             record_id: Some(link),
             digest,
             then: Then::WriteBack {
                 via: plan.link_flow.clone(),
-                created_at: own.as_ref().map_or_else(now_micros, |o| o.created_at),
+                created_at: own.map_or_else(now_micros, |o| o.created_at),
                 earlier: own.map_or_else(Write::default, |o| o.written),
+                prior_seen: own.map_or(i64::MIN, |o| o.seen_at),
             },
-        }))
+        })))
     }
 
     /// After a 2xx (`last`, sent at `sent_at`) of `step` for `request`:
@@ -285,7 +343,7 @@ impl<P: Publish> Handler<P> {
                     record_id: String,
                     last_write,
                     created_at,
-                    earlier: Write| Link {
+                    (earlier, prior_seen): (Write, i64)| Link {
             flow_id,
             mode,
             via_flow,
@@ -298,7 +356,7 @@ impl<P: Publish> Handler<P> {
             updated_at: now,
             written_at: Some(sent_at),
             basis_at: seen_at(request),
-            seen_at: seen_at(request),
+            seen_at: conflict::later_seen(prior_seen, request),
             earlier_written_at: known(earlier.written_at),
             earlier_basis_at: known(earlier.basis_at),
         };
@@ -330,7 +388,7 @@ impl<P: Publish> Handler<P> {
                             record_id.clone(),
                             last_write,
                             created_at,
-                            Write::default(),
+                            (Write::default(), i64::MIN),
                         );
                         Delivered {
                             link: Some(self.link_ack(written)),
@@ -356,6 +414,7 @@ impl<P: Publish> Handler<P> {
                 flow,
                 created_at,
                 earlier,
+                prior_seen,
             } => {
                 let record_id = step.record_id.unwrap_or_default();
                 let written = link(
@@ -365,7 +424,7 @@ impl<P: Publish> Handler<P> {
                     record_id.clone(),
                     step.digest,
                     created_at,
-                    earlier,
+                    (earlier, prior_seen),
                 );
                 Delivered {
                     link: Some(self.link_ack(written)),
@@ -377,6 +436,7 @@ impl<P: Publish> Handler<P> {
                 via,
                 created_at,
                 earlier,
+                prior_seen,
             } => {
                 let record_id = step.record_id.unwrap_or_default();
                 let written = link(
@@ -386,7 +446,7 @@ impl<P: Publish> Handler<P> {
                     record_id.clone(),
                     step.digest,
                     created_at,
-                    earlier,
+                    (earlier, prior_seen),
                 );
                 Delivered {
                     link: Some(self.link_ack(written)),
@@ -422,9 +482,31 @@ fn seen_at(request: &DeliveryRequest) -> Option<i64> {
     (request.ingested_at > 0).then_some(request.ingested_at)
 }
 
-/// A time recorded on a link, `None` when not known.
-fn known(at: i64) -> Option<i64> {
-    (at != i64::MIN).then_some(at)
+/// What a linked request's decision needs.
+enum Judged {
+    /// Decided.
+    Final(Decision),
+    /// Decided, writing the link without sending: made again with the
+    /// index synced first.
+    WritesLink(Decision),
+}
+
+/// `request` repeats what was last written through `link` (to record
+/// `record_id`): an echo, not sent; after a crossing it records the event
+/// as answered.
+fn echo(link: &Entry, request: &DeliveryRequest, record_id: &str, verdict: Verdict) -> Judged {
+    let decision = Decision::Skip {
+        action: LinkAction::Echo,
+        record_id: Some(record_id.to_string()),
+        seen: verdict
+            .crossed()
+            .then(|| Box::new(conflict::answered(link, request))),
+    };
+    if verdict.crossed() {
+        Judged::WritesLink(decision)
+    } else {
+        Judged::Final(decision)
+    }
 }
 
 /// Not sending `request`, the losing echo of a conflict on `link`: the
@@ -432,27 +514,10 @@ fn known(at: i64) -> Option<i64> {
 /// the next event of that side is taken as a change again.
 fn conflict_skip(link: &Entry, request: &DeliveryRequest) -> Decision {
     tracing::info!(flow = %request.flow_id, event_id = %request.event_id, entity_key = %request.entity_key, "conflict: the other side's newer change wins, echo not sent");
-    let seen = Link {
-        flow_id: link.flow_id.clone(),
-        mode: link.mode,
-        via_flow: link.via_flow.clone(),
-        entity_key: link.entity_key.clone(),
-        target_id: link.target_id.clone(),
-        record_id: link.record_id.clone(),
-        event_id: request.event_id.clone(),
-        last_write: link.last_write.map(digest::text),
-        created_at: link.created_at,
-        updated_at: now_micros(),
-        written_at: known(link.written.written_at),
-        basis_at: known(link.written.basis_at),
-        seen_at: seen_at(request).or(known(link.seen_at)),
-        earlier_written_at: known(link.earlier.written_at),
-        earlier_basis_at: known(link.earlier.basis_at),
-    };
     Decision::Skip {
         action: LinkAction::Conflict,
         record_id: link.record_id.clone(),
-        seen: Some(Box::new(seen)),
+        seen: Some(Box::new(conflict::answered(link, request))),
     }
 }
 

@@ -11,16 +11,42 @@
 //! flow's last write to the other side crossed when each went out after
 //! the newest event of its source the other had answered.
 
-use super::{Entry, Write};
+use intops_events::{DeliveryRequest, Link, now_micros};
 
-/// Whether a source event ingested at `ingested_at`, about to be written
-/// to the other side through `out` (this flow's link), is the losing echo
-/// of a crossing with a write of `into` (the conversation's links that
-/// write *into* the event's source).
-pub fn loses(out: &Entry, into: &[Entry], ingested_at: i64) -> bool {
-    if !out.written.is_known() || out.seen_at == super::store::NEVER {
+use super::store::NEVER;
+use super::{Entry, Write, digest};
+
+/// What the rule says about one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No crossing: the event is judged as usual.
+    Clear,
+    /// The event is the first of its side after a crossing; `loses`: it
+    /// echoes the write that carried the older change.
+    Crossed { loses: bool },
+}
+
+impl Verdict {
+    /// Whether the event follows a crossing (it must then be recorded as
+    /// answered, whatever is done with it).
+    pub fn crossed(self) -> bool {
+        matches!(self, Verdict::Crossed { .. })
+    }
+
+    /// Whether the event is the losing echo: not sent.
+    pub fn loses(self) -> bool {
+        self == Verdict::Crossed { loses: true }
+    }
+}
+
+/// The rule for a source event ingested at `ingested_at`, about to be
+/// written to the other side through `out` (this flow's link), against
+/// `into` (the conversation's links that write *into* the event's
+/// source, appending flows left out).
+pub fn judge(out: &Entry, into: &[Entry], ingested_at: i64) -> Verdict {
+    if !out.written.is_known() || out.seen_at == NEVER {
         // Links written before these times existed: no conflict decided.
-        return false;
+        return Verdict::Clear;
     }
     let Some(echoed) = into
         .iter()
@@ -28,9 +54,19 @@ pub fn loses(out: &Entry, into: &[Entry], ingested_at: i64) -> bool {
         .filter(|w| w.is_known() && w.written_at < ingested_at)
         .max_by_key(|w| w.written_at)
     else {
-        return false;
+        return Verdict::Clear;
     };
-    crossed(out, &echoed) && echoed.basis_at <= out.seen_at
+    if !crossed(out, &echoed) {
+        return Verdict::Clear;
+    }
+    Verdict::Crossed {
+        loses: echoed.basis_at <= out.seen_at,
+    }
+}
+
+/// [`judge`]'s `loses`.
+pub fn loses(out: &Entry, into: &[Entry], ingested_at: i64) -> bool {
+    judge(out, into, ingested_at).loses()
 }
 
 /// `out` had answered no event of its source since `echoed` went out into
@@ -39,11 +75,91 @@ fn crossed(out: &Entry, echoed: &Write) -> bool {
     out.seen_at < echoed.written_at && echoed.basis_at < out.written.written_at
 }
 
+/// `link` as it is, with `request`'s event recorded as answered (its
+/// `seen_at`; never earlier than before), to write when an event after a
+/// crossing is not sent: the next event of that side is then a change
+/// again.
+pub fn answered(link: &Entry, request: &DeliveryRequest) -> Link {
+    Link {
+        flow_id: link.flow_id.clone(),
+        mode: link.mode,
+        via_flow: link.via_flow.clone(),
+        entity_key: link.entity_key.clone(),
+        target_id: link.target_id.clone(),
+        record_id: link.record_id.clone(),
+        event_id: request.event_id.clone(),
+        last_write: link.last_write.map(digest::text),
+        created_at: link.created_at,
+        updated_at: now_micros(),
+        written_at: known(link.written.written_at),
+        basis_at: known(link.written.basis_at),
+        seen_at: later_seen(link.seen_at, request),
+        earlier_written_at: known(link.earlier.written_at),
+        earlier_basis_at: known(link.earlier.basis_at),
+    }
+}
+
+/// The later of `before` and `request`'s ingest time, as a link records it
+/// (`None`: neither known): a replayed old event never moves it back.
+pub fn later_seen(before: i64, request: &DeliveryRequest) -> Option<i64> {
+    let now = (request.ingested_at > 0).then_some(request.ingested_at);
+    match (known(before), now) {
+        (Some(b), Some(n)) => Some(b.max(n)),
+        (b, n) => b.or(n),
+    }
+}
+
+/// A time recorded on a link, `None` when not known.
+pub fn known(at: i64) -> Option<i64> {
+    (at != NEVER).then_some(at)
+}
+
 #[cfg(test)]
 mod tests {
     use intops_events::LinkMode;
 
     use super::*;
+
+    #[test]
+    fn a_plain_echo_after_a_crossing_of_different_fields_is_recorded() {
+        // SNOW's description (100) and Jira's status (95) cross: written
+        // into Jira at 110, into SNOW at 115. The echoes map to what was
+        // last written (different fields): plain echoes, but crossed, so
+        // they must be recorded; a recorded one ends the crossing.
+        let into_jira = link(100, 100, 110);
+        let into_snow = link(95, 95, 115);
+        let verdict = judge(&into_jira, std::slice::from_ref(&into_snow), 120);
+        assert!(verdict.crossed());
+        let recorded = link(120, 100, 110);
+        assert_eq!(
+            judge(&recorded, std::slice::from_ref(&into_snow), 1000),
+            Verdict::Clear,
+            "a real change later is a change"
+        );
+    }
+
+    #[test]
+    fn seen_never_moves_back() {
+        let mut request = DeliveryRequest {
+            event_id: "e".into(),
+            flow_id: "f".into(),
+            flow_version: "v".into(),
+            target_id: "t".into(),
+            entity_key: "k".into(),
+            method: "PUT".into(),
+            path: "/".into(),
+            headers: Default::default(),
+            body: String::new(),
+            created_at: 0,
+            ingested_at: 50,
+            link: None,
+        };
+        assert_eq!(later_seen(80, &request), Some(80), "a replayed old event");
+        assert_eq!(later_seen(NEVER, &request), Some(50));
+        request.ingested_at = 0;
+        assert_eq!(later_seen(80, &request), Some(80));
+        assert_eq!(later_seen(NEVER, &request), None);
+    }
 
     /// A link that last answered a source event ingested at `seen` and
     /// wrote the request of an event ingested at `basis` at `written`.

@@ -60,8 +60,11 @@ pub struct Links {
     pub syncer: Arc<Syncer>,
     /// Compiled capture programs.
     pub captures: Captures,
-    /// Per capture flow, the flows that write back along its links.
+    /// Per capture flow, the flows that write back along its links and
+    /// skip echoes (appending ones, `echo = false`, never conflict).
     write_backs: HashMap<String, Vec<String>>,
+    /// Capture flows that append (`echo = false`).
+    appending: HashSet<String>,
 }
 
 impl Links {
@@ -72,21 +75,40 @@ impl Links {
             syncer: Arc::new(syncer),
             captures: Captures::default(),
             write_backs: HashMap::new(),
+            appending: HashSet::new(),
         }
     }
 
     /// Knows which flows write back along which capture flow's links.
     pub fn with_write_backs(mut self, flows: &Flows) -> Self {
         self.write_backs.clear();
+        self.appending.clear();
         for f in &flows.flows {
-            if let Some(FlowLink::From { flow, .. }) = &f.link {
-                self.write_backs
+            match &f.link {
+                Some(FlowLink::From {
+                    flow,
+                    skip_echoes: true,
+                    ..
+                }) => self
+                    .write_backs
                     .entry(flow.clone())
                     .or_default()
-                    .push(f.id.clone());
+                    .push(f.id.clone()),
+                Some(FlowLink::Capture {
+                    skip_echoes: false, ..
+                }) => {
+                    self.appending.insert(f.id.clone());
+                }
+                _ => {}
             }
         }
         self
+    }
+
+    /// Whether capture flow `flow` appends (`echo = false`): its writes
+    /// never conflict.
+    pub fn appends(&self, flow: &str) -> bool {
+        self.appending.contains(flow)
     }
 
     /// The conversation's write-back links into the source of capture
@@ -107,22 +129,23 @@ impl Links {
     }
 
     /// `flow`'s link for `entity_key`; on a miss (none, or pending) after
-    /// a sync, unless `owned` says the index has every link of the
-    /// consumer's entities already.
+    /// a sync, unless there is none and `owned` says the index has every
+    /// link of the consumer's entities already.
     pub async fn lookup(
         &self,
         flow: &str,
         entity_key: &str,
         owned: Option<&Owned>,
     ) -> Option<Entry> {
-        if let Some(e) = self.index.lookup(flow, entity_key)
-            && e.is_linked()
-        {
-            return Some(e);
-        }
-        match owned {
-            Some(owned) => owned.sync(&self.syncer).await,
-            None => {
+        let found = self.index.lookup(flow, entity_key);
+        match (&found, owned) {
+            (Some(e), _) if e.is_linked() => return found,
+            // None: a link would be this member's own write, unless the
+            // partition came from another member since the last sync.
+            (None, Some(owned)) => owned.sync(&self.syncer).await,
+            // Pending: a member that lost the partition without draining
+            // may still write the captured link; always synced.
+            _ => {
                 self.syncer.sync().await;
             }
         }

@@ -682,3 +682,37 @@ async fn crossed_writes_skip_the_older_changes_echo_only() {
     assert_eq!(newer.link_action, Some(LinkAction::Update));
     assert_eq!(s.seen().len(), requests + 2);
 }
+
+/// Changes to different fields cross (Jira's older, ServiceNow's newer):
+/// the echoes repeat the last writes and are plain echoes, but the first
+/// after the crossing is recorded as answered, so a later real change is
+/// sent, not taken for a conflict's losing echo.
+#[tokio::test]
+async fn a_plain_echo_after_a_crossing_ends_it() {
+    let s = Setup::start().await;
+    let now = intops_events::now_micros;
+    s.run(at(capture_request("e1", "inc-1", "opened"), now()))
+        .await;
+    let b1 = now();
+    let a1 = now();
+    s.run(at(capture_request("a1", "inc-1", "description"), a1))
+        .await;
+    s.run(at(write_back_request("b1", "OPS-1", "status"), b1))
+        .await;
+    let requests = s.seen().len();
+
+    // ServiceNow's webhook about intops's write: the description as
+    // already written to Jira.
+    let echo = s
+        .run(at(capture_request("a2", "inc-1", "description"), now()))
+        .await;
+    assert_eq!(echo.link_action, Some(LinkAction::Echo));
+    let recorded = s.links_published().pop().expect("the echo is recorded");
+    assert_eq!(recorded.event_id, "a2");
+
+    let real = s
+        .run(at(capture_request("a3", "inc-1", "a real change"), now()))
+        .await;
+    assert_eq!(real.link_action, Some(LinkAction::Update));
+    assert_eq!(s.seen().len(), requests + 1);
+}
