@@ -212,6 +212,113 @@ pub async fn start_monitor(pipeline: &Pipeline) -> anyhow::Result<Monitor> {
 /// figure.
 pub const TRANSFORM_LANES: usize = 32;
 
+/// How a [`Pipeline`] configures its services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// The tests' settings: topics of 3 partitions, [`TRANSFORM_LANES`]
+    /// transform lanes, a transform dead-letter window of 20, ingest's
+    /// default request limits.
+    Test,
+    /// Every setting as the binaries parse it when given only the flows
+    /// file, the topic prefix and the stack's addresses (and ephemeral
+    /// listen ports); `INTOPS_*` variables in the environment count, as
+    /// they do for the binaries.
+    Defaults,
+}
+
+/// The four services' settings.
+struct ServiceArgs {
+    ingest: intops_ingest::IngestArgs,
+    requests: intops_ingest::RequestLimits,
+    transform: intops_transform::Args,
+    delivery: intops_delivery::Args,
+    monitor: intops_monitor::Args,
+}
+
+impl Profile {
+    fn args(
+        self,
+        flows: &std::path::Path,
+        prefix: &str,
+        ingest: SocketAddr,
+        monitor: SocketAddr,
+    ) -> anyhow::Result<ServiceArgs> {
+        match self {
+            Profile::Test => {
+                let mut common = CommonArgs::local(flows.to_path_buf(), prefix);
+                common.connect.kafka_bootstrap = stack::bootstrap();
+                common.connect.schema_registry_url = stack::registry_url();
+                Ok(ServiceArgs {
+                    ingest: intops_ingest::IngestArgs {
+                        common: common.clone(),
+                        listen: ingest,
+                        ack_timeout: Duration::from_secs(10),
+                    },
+                    requests: intops_ingest::RequestLimits::default(),
+                    transform: intops_transform::Args {
+                        common: common.clone(),
+                        concurrency: TRANSFORM_LANES,
+                        dlq_cap_window: 20,
+                        dlq_cap_ratio: 0.5,
+                        dlq_cap_consecutive: 0,
+                    },
+                    delivery: intops_delivery::Args {
+                        common: common.clone(),
+                        targets: vec![],
+                        dlq_cap_window: 100,
+                        dlq_cap_ratio: 0.5,
+                        dlq_cap_consecutive: 50,
+                    },
+                    monitor: intops_monitor::Args {
+                        common,
+                        listen: monitor,
+                        max_events: 100_000,
+                        api_token_file: None,
+                        window: Duration::from_secs(86_400),
+                    },
+                })
+            }
+            Profile::Defaults => {
+                use clap::Parser as _;
+                let flows = flows.display().to_string();
+                let (bootstrap, registry) = (stack::bootstrap(), stack::registry_url());
+                let argv = |binary: &'static str, listen: Option<SocketAddr>| {
+                    let mut argv = vec![
+                        binary.to_string(),
+                        "--flows".into(),
+                        flows.clone(),
+                        "--topic-prefix".into(),
+                        prefix.to_string(),
+                        "--kafka-bootstrap".into(),
+                        bootstrap.clone(),
+                        "--schema-registry-url".into(),
+                        registry.clone(),
+                    ];
+                    if let Some(listen) = listen {
+                        argv.extend(["--listen".into(), listen.to_string()]);
+                    }
+                    argv
+                };
+                let ingest =
+                    intops_ingest::IngestCli::try_parse_from(argv("intops-ingest", Some(ingest)))?;
+                Ok(ServiceArgs {
+                    ingest: ingest.args,
+                    requests: ingest.requests,
+                    transform: intops_transform::Args::try_parse_from(argv(
+                        "intops-transform",
+                        None,
+                    ))?,
+                    delivery: intops_delivery::Args::try_parse_from(argv("intops-delivery", None))?,
+                    monitor: intops_monitor::Args::try_parse_from(argv(
+                        "intops-monitor",
+                        Some(monitor),
+                    ))?,
+                })
+            }
+        }
+    }
+}
+
 /// A running pipeline; [`Pipeline::stop`] shuts it down gracefully.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -232,6 +339,16 @@ impl Pipeline {
     /// delivery and monitor, and waits until ingest and the monitor are
     /// ready. In `flows`, `{secrets}` stands for that directory.
     pub async fn start(name: &str, flows: &str, secrets: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_as(name, flows, secrets, Profile::Test).await
+    }
+
+    /// [`Pipeline::start`] with the services configured by `profile`.
+    pub async fn start_as(
+        name: &str,
+        flows: &str,
+        secrets: &[(&str, &str)],
+        profile: Profile,
+    ) -> anyhow::Result<Self> {
         intops_runtime::telemetry::init(intops_runtime::telemetry::LogFormat::Text);
         let dir = tempfile::tempdir()?;
         for (file, content) in secrets {
@@ -243,59 +360,34 @@ impl Pipeline {
             flows.replace("{secrets}", &dir.path().display().to_string()),
         )?;
         let prefix = stack::random_prefix(name);
-        let mut common = CommonArgs::local(flows_path, &prefix);
-        common.connect.kafka_bootstrap = stack::bootstrap();
-        common.connect.schema_registry_url = stack::registry_url();
-
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let ingest_listener = admin::bind("127.0.0.1:0".parse()?).await?;
         let monitor_listener = admin::bind("127.0.0.1:0".parse()?).await?;
         let ingest = ingest_listener.local_addr()?;
         let monitor = monitor_listener.local_addr()?;
+        let args = profile.args(&flows_path, &prefix, ingest, monitor)?;
 
-        let ingest_args = intops_ingest::IngestArgs {
-            common: common.clone(),
-            listen: ingest,
-            ack_timeout: Duration::from_secs(10),
-        };
         let s = shutdown.clone();
+        let (ingest_args, requests) = (args.ingest, args.requests);
         tasks.spawn(async move {
             (
                 "ingest",
-                intops_ingest::run(ingest_args, ingest_listener, s).await,
+                intops_ingest::run_with(ingest_args, requests, ingest_listener, s).await,
             )
         });
         let s = shutdown.clone();
-        let args = intops_transform::Args {
-            common: common.clone(),
-            concurrency: TRANSFORM_LANES,
-            dlq_cap_window: 20,
-            dlq_cap_ratio: 0.5,
-            dlq_cap_consecutive: 0,
-        };
-        tasks.spawn(async move { ("transform", intops_transform::run(args, s).await) });
+        let transform = args.transform;
+        tasks.spawn(async move { ("transform", intops_transform::run(transform, s).await) });
         let s = shutdown.clone();
-        let args = intops_delivery::Args {
-            common: common.clone(),
-            targets: vec![],
-            dlq_cap_window: 100,
-            dlq_cap_ratio: 0.5,
-            dlq_cap_consecutive: 50,
-        };
-        tasks.spawn(async move { ("delivery", intops_delivery::run(args, s).await) });
+        let delivery = args.delivery;
+        tasks.spawn(async move { ("delivery", intops_delivery::run(delivery, s).await) });
         let s = shutdown.clone();
-        let args = intops_monitor::Args {
-            common,
-            listen: monitor,
-            max_events: 100_000,
-            api_token_file: None,
-            window: Duration::from_secs(86_400),
-        };
+        let monitor_args = args.monitor;
         tasks.spawn(async move {
             (
                 "monitor",
-                intops_monitor::run(args, monitor_listener, s).await,
+                intops_monitor::run(monitor_args, monitor_listener, s).await,
             )
         });
 

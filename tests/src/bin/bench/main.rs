@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt as _;
 use intops_events::Outcome;
-use intops_tests::pipeline::example_flows;
+use intops_tests::pipeline::{Profile, example_flows};
 use intops_tests::sign::intops_signature;
 use intops_tests::{MockTarget, Pipeline, poll_until, stack, topic};
 use rdkafka::ClientConfig;
@@ -40,12 +40,18 @@ struct Args {
     /// Events (and raw records) to send.
     #[arg(long, default_value_t = 20_000)]
     events: usize,
-    /// Events per ingest request (JSON array).
-    #[arg(long, default_value_t = 50)]
+    /// Events per ingest request (NDJSON in the end-to-end phase, a JSON
+    /// array in the links phase).
+    #[arg(long, default_value_t = 200)]
     batch: usize,
-    /// Ingest requests in flight at once.
-    #[arg(long, default_value_t = 8)]
+    /// Ingest requests in flight at once (concurrent senders).
+    #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// How the end-to-end phase configures the services: `defaults` (as
+    /// the binaries start them) or `test` (the test harness's settings:
+    /// 32 transform lanes, 3 partitions), for comparison.
+    #[arg(long, default_value = "defaults")]
+    e2e_profile: String,
     /// Events per second of the paced phase (one event per request), which
     /// measures latency below saturation.
     #[arg(long, default_value_t = 200)]
@@ -208,18 +214,10 @@ async fn main() -> anyhow::Result<()> {
     delivery_phase(args.events, raw.consume_rate).await?;
     let e2e = end_to_end(&args, &events).await?;
     println!(
-        "end to end: {:.0} events/s ({} events in {:.2}s; ingest accepted all in {:.2}s)",
-        e2e.rate, args.events, e2e.secs, e2e.ingest_secs
+        "end to end: {:.0} events/s ({} events in {:.2}s; ingest accepted all in {:.2}s; NDJSON batches of {} from {} senders)",
+        e2e.rate, args.events, e2e.secs, e2e.ingest_secs, args.batch, args.concurrency
     );
-    let defaults =
-        intops_transform::Args::try_parse_from(["intops-transform", "--flows", "flows.toml"])?;
-    println!(
-        "  end-to-end deviations from the binaries' defaults: the services share the benchmark's process; transform {} lanes (default {}); topics of {} partitions (default {})",
-        intops_tests::pipeline::TRANSFORM_LANES,
-        defaults.concurrency,
-        intops_runtime::ConnectArgs::local("bench").topic_partitions,
-        defaults.common.connect.topic_partitions
-    );
+    println!("  end-to-end deviations: {}", e2e.deviations);
     println!(
         "end-to-end latency at saturation (ingested -> delivered): p50 {} ms, p99 {} ms, max {} ms",
         e2e.saturated.p50, e2e.saturated.p99, e2e.saturated.max
@@ -467,6 +465,8 @@ struct EndToEnd {
     ingest_secs: f64,
     saturated: Percentiles,
     paced: Percentiles,
+    /// What differs from a deployment, printed beside the figures.
+    deviations: String,
 }
 
 pub(crate) struct Percentiles {
@@ -491,9 +491,23 @@ impl Percentiles {
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<Vec<String>> {
+    post_as(http, url, body, "application/json").await
+}
+
+/// [`post`] of NDJSON (one event per line).
+async fn post_ndjson(http: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<Vec<String>> {
+    post_as(http, url, body, "application/x-ndjson").await
+}
+
+async fn post_as(
+    http: &reqwest::Client,
+    url: &str,
+    body: &str,
+    content_type: &str,
+) -> anyhow::Result<Vec<String>> {
     let r = http
         .post(url)
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .header(
             "x-intops-signature",
             intops_signature(SECRET, body.as_bytes()),
@@ -513,21 +527,37 @@ async fn post(http: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<V
 
 async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> {
     let target = MockTarget::start().await?;
-    let pipeline = Pipeline::start(
-        "bench",
-        &example_flows(&target.base_url()),
-        &[("snow", SECRET)],
-    )
-    .await?;
+    let profile = match args.e2e_profile.as_str() {
+        "defaults" => Profile::Defaults,
+        "test" => Profile::Test,
+        other => anyhow::bail!("--e2e-profile {other:?}: expected defaults or test"),
+    };
+    // Without the example's links: every distinct incident would be a
+    // create against a target that answers with no record id.
+    let flows = links::unlinked(&example_flows(&target.base_url()))?;
+    let pipeline = Pipeline::start_as("bench", &flows, &[("snow", SECRET)], profile).await?;
+    let deviations = match profile {
+        Profile::Defaults => "the four services share the benchmark's process (each with its own producer and consumers, as the binaries); every setting the binaries' default (INTOPS_* variables in the environment count); the example flows without snow-p1-to-jira's link/update and without jira-to-snow; the target a local mock answering 201 at once".to_string(),
+        Profile::Test => format!(
+            "the test harness's settings: transform {} lanes (default 1024), topics of 3 partitions (default 6, the raw ceiling's 6), transform dead-letter window 20 (default 100); the services share the benchmark's process; the example flows without links; the target a local mock answering 201 at once",
+            intops_tests::pipeline::TRANSFORM_LANES
+        ),
+    };
     let http = reqwest::Client::new();
     let url = pipeline.ingest_url("servicenow");
+    // NDJSON: one event per line (payloads are single-line JSON).
     let bodies: Vec<String> = events
         .chunks(args.batch.max(1))
-        .map(|c| format!("[{}]", c.join(",")))
+        .map(|c| {
+            c.iter()
+                .map(|e| e.replace('\n', " "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
         .collect();
 
     let started = Instant::now();
-    let answers = futures::stream::iter(bodies.iter().map(|body| post(&http, &url, body)))
+    let answers = futures::stream::iter(bodies.iter().map(|body| post_ndjson(&http, &url, body)))
         .buffer_unordered(args.concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
@@ -592,5 +622,6 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
         ingest_secs,
         saturated: Percentiles::of(saturated),
         paced: Percentiles::of(paced),
+        deviations,
     })
 }
