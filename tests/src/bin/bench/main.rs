@@ -81,6 +81,10 @@ struct Args {
     /// Run the raw ceiling and the ingest phases only.
     #[arg(long)]
     ingest_only: bool,
+    /// Run the raw ceiling and the end-to-end phases (saturated, paced)
+    /// only.
+    #[arg(long)]
+    end_to_end_only: bool,
     /// 100-event ingest requests in flight at once (32 saturates ingest on
     /// the local stack; docs/benchmarks.md has the sweep).
     #[arg(long, default_value_t = 32)]
@@ -172,6 +176,9 @@ async fn main() -> anyhow::Result<()> {
     if args.links_only {
         return links_phase(&args, payload).await;
     }
+    if args.end_to_end_only {
+        return end_to_end_phase(&args, &events, &raw).await;
+    }
     // The phases that write most (delivery, end to end, replay) run last:
     // on tansu, consuming phases run after the replay phase were ten times
     // slower than on a fresh stack (docs/benchmarks.md).
@@ -212,7 +219,14 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     delivery_phase(args.events, raw.consume_rate).await?;
-    let e2e = end_to_end(&args, &events).await?;
+    end_to_end_phase(&args, &events, &raw).await?;
+    replay_phase(&args, raw.produce_rate).await
+}
+
+/// End to end, saturated then paced, and the figures a peer can be
+/// compared on, in one block.
+async fn end_to_end_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::Result<()> {
+    let e2e = end_to_end(args, events).await?;
     println!(
         "end to end: {:.0} events/s ({} events in {:.2}s; ingest accepted all in {:.2}s; NDJSON batches of {} from {} senders)",
         e2e.rate, args.events, e2e.secs, e2e.ingest_secs, args.batch, args.concurrency
@@ -230,7 +244,19 @@ async fn main() -> anyhow::Result<()> {
         "ratio end-to-end / raw produce: {:.3} (design ceiling about 0.333: three records per delivered event)",
         e2e.rate / raw.produce_rate
     );
-    replay_phase(&args, raw.produce_rate).await
+    println!("comparable figures (end to end; peers: docs/benchmarks.md):");
+    println!(
+        "  ratio to raw produce {:.3} ({:.0} / {:.0} msg/s, the same partitions); latency ingested -> delivered paced at {}/s: p50 {} ms, p99 {} ms; at saturation p50 {} ms, p99 {} ms",
+        e2e.rate / raw.produce_rate,
+        e2e.rate,
+        raw.produce_rate,
+        args.paced_rate,
+        e2e.paced.p50,
+        e2e.paced.p99,
+        e2e.saturated.p50,
+        e2e.saturated.p99
+    );
+    Ok(())
 }
 
 /// Delivery alone, against a target answering at once and after 20 ms
