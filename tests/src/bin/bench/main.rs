@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt as _;
-use intops_events::Outcome;
+use intops_events::{DeliveryRequest, Outcome};
 use intops_tests::pipeline::{Profile, example_flows};
 use intops_tests::sign::intops_signature;
 use intops_tests::{MockTarget, Pipeline, poll_until, stack, topic};
@@ -239,6 +239,13 @@ async fn end_to_end_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::
     println!(
         "end-to-end latency paced at {}/s for {}s (ingested -> delivered): p50 {} ms, p99 {} ms, max {} ms",
         args.paced_rate, args.paced_seconds, e2e.paced.p50, e2e.paced.p99, e2e.paced.max
+    );
+    println!(
+        "  paced, where the time goes: ingested -> delivery request produced by transform p50 {} ms, p99 {} ms; -> delivered p50 {} ms, p99 {} ms",
+        e2e.paced_to_transform.p50,
+        e2e.paced_to_transform.p99,
+        e2e.paced_from_transform.p50,
+        e2e.paced_from_transform.p99
     );
     println!(
         "ratio end-to-end / raw produce: {:.3} (design ceiling about 0.333: three records per delivered event)",
@@ -493,6 +500,10 @@ struct EndToEnd {
     paced: Percentiles,
     /// What differs from a deployment, printed beside the figures.
     deviations: String,
+    /// Paced events: ingested -> delivery request produced by transform.
+    paced_to_transform: Percentiles,
+    /// Paced events: delivery request produced -> delivered.
+    paced_from_transform: Percentiles,
 }
 
 pub(crate) struct Percentiles {
@@ -641,8 +652,31 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
             saturated.push(latency)
         }
     }
+    // Where a paced event's time goes: ingested -> its delivery request
+    // produced by transform (`created_at`), and from there to delivered.
+    let mut to_transform = std::collections::HashMap::new();
+    for m in &topic::read(
+        &format!("{}.deliveries.jira", pipeline.prefix),
+        n + paced_n,
+        Duration::from_secs(120),
+    ) {
+        let r: DeliveryRequest = codec.decode(m.payload().context("request value")?).await?;
+        if paced_ids.contains(&r.event_id) {
+            to_transform.insert(r.event_id.clone(), (r.created_at - r.ingested_at) / 1000);
+        }
+    }
+    let (mut hop1, mut hop2) = (Vec::new(), Vec::new());
+    for m in &outcomes {
+        let o: Outcome = codec.decode(m.payload().context("outcome value")?).await?;
+        if let (Some(first), Some(total)) = (to_transform.get(&o.event_id), o.latency_ms) {
+            hop1.push(*first);
+            hop2.push(total - first);
+        }
+    }
     pipeline.stop().await?;
     Ok(EndToEnd {
+        paced_to_transform: Percentiles::of(hop1),
+        paced_from_transform: Percentiles::of(hop2),
         rate: n as f64 / secs,
         secs,
         ingest_secs,
