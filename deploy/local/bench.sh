@@ -7,6 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/../.."
 "$here/install.sh"
 cargo build --release --locked -p intops-tests --bin intops-bench -p intops-cli --bin intops
+cargo build --release --locked -p intops-ingest -p intops-transform -p intops-delivery -p intops-monitor --bins
 "$here/start.sh"
 trap '"$here/stop.sh"' EXIT
 # Under the delivery phase's load tansu can leave a heartbeat unanswered

@@ -104,6 +104,15 @@ impl MockTarget {
         format!("http://{}", self.addr)
     }
 
+    /// How many requests so far (without copying them).
+    pub fn request_count(&self) -> usize {
+        self.shared
+            .requests
+            .lock()
+            .map(|r| r.len())
+            .unwrap_or_default()
+    }
+
     /// Every request so far.
     pub fn requests(&self) -> Vec<Captured> {
         self.shared

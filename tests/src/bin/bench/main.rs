@@ -13,6 +13,7 @@ mod delivery;
 mod ingest;
 mod links;
 mod monitor;
+mod processes;
 mod replay;
 mod transform;
 
@@ -85,6 +86,14 @@ struct Args {
     /// only.
     #[arg(long)]
     end_to_end_only: bool,
+    /// With `--end-to-end-only`: also end to end with the four release
+    /// binaries as separate processes (from `--bin-dir`), with each
+    /// service's resident memory and CPU.
+    #[arg(long)]
+    processes: bool,
+    /// Where the service binaries are (`--processes`).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: std::path::PathBuf,
     /// 100-event ingest requests in flight at once (32 saturates ingest on
     /// the local stack; docs/benchmarks.md has the sweep).
     #[arg(long, default_value_t = 32)]
@@ -109,7 +118,7 @@ struct Args {
     links_catch_up: Option<String>,
 }
 
-const SECRET: &str = "bench-secret";
+pub(crate) const SECRET: &str = "bench-secret";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -177,7 +186,11 @@ async fn main() -> anyhow::Result<()> {
         return links_phase(&args, payload).await;
     }
     if args.end_to_end_only {
-        return end_to_end_phase(&args, &events, &raw).await;
+        end_to_end_phase(&args, &events, &raw).await?;
+        if args.processes {
+            processes_phase(&args, &events, &raw).await?;
+        }
+        return Ok(());
     }
     // The phases that write most (delivery, end to end, replay) run last:
     // on tansu, consuming phases run after the replay phase were ten times
@@ -262,6 +275,43 @@ async fn end_to_end_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::
         e2e.paced.p99,
         e2e.saturated.p50,
         e2e.saturated.p99
+    );
+    Ok(())
+}
+
+/// End to end with the binaries as processes (see `processes.rs`).
+async fn processes_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::Result<()> {
+    let m = processes::measure(
+        &args.bin_dir,
+        events,
+        args.batch,
+        args.concurrency,
+        args.paced_rate,
+        args.paced_seconds,
+    )
+    .await?;
+    println!(
+        "end to end, four processes (the binaries with their defaults, from {}): {:.0} events/s ({} events in {:.2}s) = {:.3} of raw produce; paced at {}/s p50 {} ms, p99 {} ms",
+        args.bin_dir.display(),
+        m.rate,
+        events.len(),
+        m.secs,
+        m.rate / raw.produce_rate,
+        args.paced_rate,
+        m.paced.p50,
+        m.paced.p99
+    );
+    for s in &m.services {
+        println!(
+            "  {}: resident memory {:.0} MB after the paced phase; {:.1} CPU seconds in the saturated phase = {:.2} CPU seconds per 1,000 events",
+            s.name,
+            s.rss_kb as f64 / 1024.0,
+            s.cpu_saturated,
+            s.cpu_saturated * 1000.0 / events.len() as f64
+        );
+    }
+    println!(
+        "  deviations: the target a local mock answering 201 at once, in the benchmark's process; the example flows without links; INTOPS_* variables in the environment count"
     );
     Ok(())
 }
@@ -387,7 +437,7 @@ async fn produce_all(
     Ok(())
 }
 
-struct Raw {
+pub(crate) struct Raw {
     round_trip_us: Percentiles,
     produce_rate: f64,
     produce_secs: f64,
@@ -527,12 +577,20 @@ impl Percentiles {
     }
 }
 
-async fn post(http: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: &str,
+) -> anyhow::Result<Vec<String>> {
     post_as(http, url, body, "application/json").await
 }
 
 /// [`post`] of NDJSON (one event per line).
-async fn post_ndjson(http: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn post_ndjson(
+    http: &reqwest::Client,
+    url: &str,
+    body: &str,
+) -> anyhow::Result<Vec<String>> {
     post_as(http, url, body, "application/x-ndjson").await
 }
 

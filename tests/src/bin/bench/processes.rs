@@ -1,0 +1,212 @@
+//! End to end with the four release binaries as separate processes, the
+//! way a cluster runs them (`--processes`): the rate, the paced latency,
+//! and each service's resident memory and CPU, read from /proc.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use intops_events::Outcome;
+use intops_tests::pipeline::example_flows;
+use intops_tests::{MockTarget, poll_until, stack, topic};
+use rdkafka::message::Message;
+
+use crate::{Percentiles, SECRET, links, post, post_ndjson};
+
+const SERVICES: [&str; 4] = [
+    "intops-ingest",
+    "intops-transform",
+    "intops-delivery",
+    "intops-monitor",
+];
+
+/// One service process and what /proc said of it.
+pub struct Service {
+    pub name: &'static str,
+    child: Child,
+    /// Resident memory (KiB) when the paced phase ended.
+    pub rss_kb: u64,
+    /// CPU seconds (user and system) during the saturated phase.
+    pub cpu_saturated: f64,
+}
+
+/// The figures of the run.
+pub struct Measured {
+    pub rate: f64,
+    pub secs: f64,
+    pub paced: Percentiles,
+    pub services: Vec<Service>,
+}
+
+/// A free local port.
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+/// Resident memory (KiB) and CPU seconds of process `pid`.
+fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS")?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the whole line.
+    let rest = stat.rsplit_once(')').context("stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> f64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+    // The kernel's USER_HZ is 100 on Linux.
+    Ok((rss, (ticks(11) + ticks(12)) / 100.0))
+}
+
+fn spawn(binary: &str, dir: &Path, env: &[(&str, String)]) -> anyhow::Result<Child> {
+    let mut c = Command::new(dir.join(binary));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c.spawn()
+        .with_context(|| format!("{binary} in {}", dir.display()))
+}
+
+/// Runs `events` (saturated) and `paced_rate` × `paced_seconds` single
+/// events through the binaries in `bin_dir`.
+pub async fn measure(
+    bin_dir: &Path,
+    events: &[String],
+    batch: usize,
+    senders: usize,
+    paced_rate: u32,
+    paced_seconds: u32,
+) -> anyhow::Result<Measured> {
+    let target = MockTarget::start().await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("snow"), SECRET)?;
+    let flows = links::unlinked(&example_flows(&target.base_url()))?
+        .replace("{secrets}", &dir.path().display().to_string());
+    let flows_path = dir.path().join("flows.toml");
+    std::fs::write(&flows_path, flows)?;
+    let prefix = stack::random_prefix("benchproc");
+    let (ingest, monitor) = (free_port()?, free_port()?);
+    let env = vec![
+        ("INTOPS_FLOWS", flows_path.display().to_string()),
+        ("INTOPS_TOPIC_PREFIX", prefix.clone()),
+        ("INTOPS_KAFKA_BOOTSTRAP", stack::bootstrap()),
+        ("INTOPS_SCHEMA_REGISTRY_URL", stack::registry_url()),
+        ("INTOPS_INGEST_LISTEN", ingest.to_string()),
+        ("INTOPS_MONITOR_LISTEN", monitor.to_string()),
+    ];
+    let mut services = Vec::new();
+    for name in SERVICES {
+        services.push(Service {
+            name,
+            child: spawn(name, bin_dir, &env)?,
+            rss_kb: 0,
+            cpu_saturated: 0.0,
+        });
+    }
+    let http = reqwest::Client::new();
+    for addr in [ingest, monitor] {
+        let url = format!("http://{addr}/readyz");
+        poll_until("the service is ready", Duration::from_secs(120), || {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                let ok = http.get(&url).send().await.ok()?.status().is_success();
+                ok.then_some(())
+            }
+        })
+        .await;
+    }
+    let url = format!("http://{ingest}/v1/sources/servicenow/events");
+    let bodies: Vec<String> = events
+        .chunks(batch.max(1))
+        .map(|c| {
+            c.iter()
+                .map(|e| e.replace('\n', " "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    let cpu_before: Vec<f64> = services
+        .iter()
+        .map(|s| usage(s.child.id()).map(|u| u.1).unwrap_or_default())
+        .collect();
+    let started = Instant::now();
+    let answers = futures::stream::iter(bodies.iter().map(|b| post_ndjson(&http, &url, b)))
+        .buffer_unordered(senders.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    for a in answers {
+        a?;
+    }
+    let n = events.len();
+    poll_until(
+        "every event delivered",
+        Duration::from_secs(1800),
+        || async { (target.request_count() >= n).then_some(()) },
+    )
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    for (s, before) in services.iter_mut().zip(cpu_before) {
+        s.cpu_saturated = usage(s.child.id()).map(|u| u.1).unwrap_or_default() - before;
+    }
+
+    let paced_n = (paced_rate * paced_seconds) as usize;
+    let mut paced_ids = std::collections::HashSet::new();
+    let mut tick =
+        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(paced_rate.max(1))));
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    for event in events.iter().cycle().take(paced_n) {
+        tick.tick().await;
+        in_flight.push(post(&http, &url, event));
+        while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
+            paced_ids.extend(r?);
+        }
+    }
+    while let Some(r) = in_flight.next().await {
+        paced_ids.extend(r?);
+    }
+    poll_until(
+        "every paced event delivered",
+        Duration::from_secs(600),
+        || async { (target.request_count() >= n + paced_n).then_some(()) },
+    )
+    .await;
+    for s in &mut services {
+        s.rss_kb = usage(s.child.id()).map(|u| u.0).unwrap_or_default();
+    }
+    let codec = stack::codec();
+    let mut paced = Vec::new();
+    for m in &topic::read(
+        &format!("{prefix}.outcomes"),
+        n + paced_n,
+        Duration::from_secs(120),
+    ) {
+        let o: Outcome = codec.decode(m.payload().context("outcome value")?).await?;
+        if paced_ids.contains(&o.event_id) {
+            paced.push(o.latency_ms.unwrap_or(0));
+        }
+    }
+    for s in &mut services {
+        let _ = Command::new("kill")
+            .args(["-TERM", &s.child.id().to_string()])
+            .status();
+        let _ = s.child.wait();
+    }
+    Ok(Measured {
+        rate: n as f64 / secs,
+        secs,
+        paced: Percentiles::of(paced),
+        services,
+    })
+}
