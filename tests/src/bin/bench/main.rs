@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod delivery;
 mod ingest;
 mod links;
+mod load;
 mod monitor;
 mod processes;
 mod replay;
@@ -640,56 +641,25 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
     };
     let http = reqwest::Client::new();
     let url = pipeline.ingest_url("servicenow");
-    // NDJSON: one event per line (payloads are single-line JSON).
-    let bodies: Vec<String> = events
-        .chunks(args.batch.max(1))
-        .map(|c| {
-            c.iter()
-                .map(|e| e.replace('\n', " "))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .collect();
-
+    let bodies = load::ndjson_batches(events, args.batch);
     let started = Instant::now();
-    let answers = futures::stream::iter(bodies.iter().map(|body| post_ndjson(&http, &url, body)))
-        .buffer_unordered(args.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
-    let ingest_secs = started.elapsed().as_secs_f64();
-    for a in answers {
-        a?;
-    }
+    let ingest_secs = load::saturate(&http, &url, &bodies, args.concurrency).await?;
     let n = events.len();
     poll_until(
         "every event delivered",
         Duration::from_secs(1800),
-        || async { (target.requests().len() >= n).then_some(()) },
+        || async { (target.request_count() >= n).then_some(()) },
     )
     .await;
     let secs = started.elapsed().as_secs_f64();
 
     // Paced phase: one event per request at a fixed rate.
     let paced_n = (args.paced_rate * args.paced_seconds) as usize;
-    let mut paced_ids = std::collections::HashSet::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(
-        1.0 / f64::from(args.paced_rate.max(1)),
-    ));
-    let mut in_flight = futures::stream::FuturesUnordered::new();
-    for event in events.iter().cycle().take(paced_n) {
-        tick.tick().await;
-        in_flight.push(post(&http, &url, event));
-        while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
-            paced_ids.extend(r?);
-        }
-    }
-    while let Some(r) = in_flight.next().await {
-        paced_ids.extend(r?);
-    }
+    let paced_ids = load::paced(&http, &url, events, args.paced_rate, args.paced_seconds).await?;
     poll_until(
         "every paced event delivered",
         Duration::from_secs(600),
-        || async { (target.requests().len() >= n + paced_n).then_some(()) },
+        || async { (target.request_count() >= n + paced_n).then_some(()) },
     )
     .await;
 
@@ -700,9 +670,13 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
         n + paced_n,
         Duration::from_secs(120),
     );
-    let (mut saturated, mut paced) = (Vec::new(), Vec::new());
+    let mut decoded = Vec::with_capacity(outcomes.len());
     for m in &outcomes {
         let o: Outcome = codec.decode(m.payload().context("outcome value")?).await?;
+        decoded.push(o);
+    }
+    let (mut saturated, mut paced) = (Vec::new(), Vec::new());
+    for o in &decoded {
         let latency = o.latency_ms.unwrap_or(0);
         if paced_ids.contains(&o.event_id) {
             paced.push(latency)
@@ -724,8 +698,7 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
         }
     }
     let (mut hop1, mut hop2) = (Vec::new(), Vec::new());
-    for m in &outcomes {
-        let o: Outcome = codec.decode(m.payload().context("outcome value")?).await?;
+    for o in &decoded {
         if let (Some(first), Some(total)) = (to_transform.get(&o.event_id), o.latency_ms) {
             hop1.push(*first);
             hop2.push(total - first);

@@ -8,13 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::StreamExt as _;
 use intops_events::Outcome;
 use intops_tests::pipeline::example_flows;
 use intops_tests::{MockTarget, poll_until, stack, topic};
 use rdkafka::message::Message;
 
-use crate::{Percentiles, SECRET, links, post, post_ndjson};
+use crate::{Percentiles, SECRET, links, load};
 
 const SERVICES: [&str; 4] = [
     "intops-ingest",
@@ -128,27 +127,13 @@ pub async fn measure(
         .await;
     }
     let url = format!("http://{ingest}/v1/sources/servicenow/events");
-    let bodies: Vec<String> = events
-        .chunks(batch.max(1))
-        .map(|c| {
-            c.iter()
-                .map(|e| e.replace('\n', " "))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .collect();
+    let bodies = load::ndjson_batches(events, batch);
     let cpu_before: Vec<f64> = services
         .iter()
         .map(|s| usage(s.child.id()).map(|u| u.1).unwrap_or_default())
         .collect();
     let started = Instant::now();
-    let answers = futures::stream::iter(bodies.iter().map(|b| post_ndjson(&http, &url, b)))
-        .buffer_unordered(senders.max(1))
-        .collect::<Vec<_>>()
-        .await;
-    for a in answers {
-        a?;
-    }
+    load::saturate(&http, &url, &bodies, senders).await?;
     let n = events.len();
     poll_until(
         "every event delivered",
@@ -162,20 +147,7 @@ pub async fn measure(
     }
 
     let paced_n = (paced_rate * paced_seconds) as usize;
-    let mut paced_ids = std::collections::HashSet::new();
-    let mut tick =
-        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(paced_rate.max(1))));
-    let mut in_flight = futures::stream::FuturesUnordered::new();
-    for event in events.iter().cycle().take(paced_n) {
-        tick.tick().await;
-        in_flight.push(post(&http, &url, event));
-        while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
-            paced_ids.extend(r?);
-        }
-    }
-    while let Some(r) = in_flight.next().await {
-        paced_ids.extend(r?);
-    }
+    let paced_ids = load::paced(&http, &url, events, paced_rate, paced_seconds).await?;
     poll_until(
         "every paced event delivered",
         Duration::from_secs(600),
