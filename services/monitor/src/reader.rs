@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use intops_events::{Codec, CodecError, DeadLetter, DeliveryRequest, IntegrationEvent, Outcome};
 use intops_kafka::backoff::retry_delays;
-use intops_kafka::{KafkaError, KafkaSettings, Message, Scan, Scanned, Start};
+use intops_kafka::{KafkaError, KafkaSettings, Message, Pace, Scan, Scanned, Start};
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, Readiness};
 
@@ -43,7 +43,17 @@ impl Reader {
         let names: Vec<String> = self.topics.iter().map(|(t, _)| t.clone()).collect();
         let kinds: HashMap<String, TopicKind> = self.topics.iter().cloned().collect();
         self.readiness.set("caught_up", false);
-        let mut scan = Scan::open(&self.kafka, &names, Start::Beginning, true).await?;
+        // The monitor's view may lag by about a second: its fetches read
+        // every partition of every topic it follows, and at the prompt
+        // pace they would cost the broker more than the pipeline does.
+        let mut scan = Scan::open_paced(
+            &self.kafka,
+            &names,
+            Start::Beginning,
+            true,
+            Pace::Background,
+        )
+        .await?;
         tracing::info!(
             partitions = scan.assigned(),
             behind = scan.behind(),

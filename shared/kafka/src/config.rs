@@ -177,11 +177,11 @@ impl KafkaSettings {
         c.set("session.timeout.ms", "10000");
         c.set("heartbeat.interval.ms", "1000");
         c.set("auto.commit.interval.ms", "1000");
-        // librdkafka waits up to 500 ms for a fetch to fill; each pipeline
-        // hop would add that much latency at low rates where the broker does not
-        // answer a waiting fetch early (tansu does not). Measured in
-        // docs/benchmarks.md.
-        c.set("fetch.wait.max.ms", "50");
+        // On the pipeline's path: see [`Pace::Prompt`].
+        c.set(
+            "fetch.wait.max.ms",
+            Pace::Prompt.fetch_wait_ms().to_string(),
+        );
         merge(&mut c, self.base());
         c.set("group.id", group);
         if let Some(id) = &self.instance_id {
@@ -200,19 +200,48 @@ impl KafkaSettings {
     }
 
     /// Settings of a group-less reader ([`crate::scan::Scan`]): a fresh
-    /// group id it never joins, nothing committed, the same fetch wait as
-    /// the services' consumers; a reset (records gone to retention) moves
-    /// to `auto_offset_reset` (`earliest` or `latest`). Pass-through options
-    /// override the defaults, as for every other client.
-    pub fn scan_config(&self, auto_offset_reset: &str) -> ClientConfig {
+    /// group id it never joins, nothing committed, a fetch wait by `pace`;
+    /// a reset (records gone to retention) moves to `auto_offset_reset`
+    /// (`earliest` or `latest`). Pass-through options override the
+    /// defaults, as for every other client.
+    pub fn scan_config(&self, auto_offset_reset: &str, pace: Pace) -> ClientConfig {
         let mut c = ClientConfig::new();
-        c.set("fetch.wait.max.ms", "50");
+        c.set("fetch.wait.max.ms", pace.fetch_wait_ms().to_string());
         c.set("auto.offset.reset", auto_offset_reset);
         merge(&mut c, self.base());
         c.set("group.id", format!("intops-scan-{}", uuid::Uuid::now_v7()));
         c.set("enable.auto.commit", "false");
         c.set("enable.auto.offset.store", "false");
         c
+    }
+}
+
+/// How long a consumer's fetch may wait at the broker for records
+/// (`fetch.wait.max.ms`). Kafka answers a waiting fetch as soon as records
+/// arrive, so there this is only how often an idle consumer asks again.
+/// tansu 0.6 holds every fetch for the whole wait, records or not, and
+/// reads every assigned partition twice per fetch: the wait is each hop's
+/// latency (between one and two waits), and what an idle reader costs the
+/// broker grows with its partitions over the wait (measured in
+/// docs/benchmarks.md, trade-off in docs/operations.md). A pass-through
+/// option (`INTOPS_KAFKA_OPTION_FETCH_WAIT_MAX_MS`) overrides both paces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// On the path of an event (transform's and delivery's consumers) or
+    /// an operator waiting for an answer: 10 ms.
+    Prompt,
+    /// A reader that may lag by a second (the monitor, delivery's links
+    /// follower and control commands): 500 ms, librdkafka's default.
+    Background,
+}
+
+impl Pace {
+    /// `fetch.wait.max.ms` of this pace.
+    pub fn fetch_wait_ms(self) -> u32 {
+        match self {
+            Pace::Prompt => 10,
+            Pace::Background => 500,
+        }
     }
 }
 
@@ -236,7 +265,7 @@ mod tests {
             )],
         )
         .expect("settings");
-        let c = s.scan_config("earliest");
+        let c = s.scan_config("earliest", Pace::Background);
         assert_eq!(c.get("fetch.wait.max.ms"), Some("400"));
         assert_eq!(c.get("auto.offset.reset"), Some("earliest"));
         assert_eq!(c.get("enable.auto.commit"), Some("false"));
@@ -246,8 +275,16 @@ mod tests {
         );
         let defaults = KafkaSettings::new("b:9092", Default::default()).expect("settings");
         assert_eq!(
-            defaults.scan_config("latest").get("fetch.wait.max.ms"),
-            Some("50")
+            defaults
+                .scan_config("latest", Pace::Prompt)
+                .get("fetch.wait.max.ms"),
+            Some("10")
+        );
+        assert_eq!(
+            defaults
+                .scan_config("latest", Pace::Background)
+                .get("fetch.wait.max.ms"),
+            Some("500")
         );
     }
 

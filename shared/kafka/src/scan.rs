@@ -18,7 +18,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{KafkaError, KafkaSettings, topics};
+use crate::{KafkaError, KafkaSettings, Pace, topics};
 
 /// Where a scan starts in every partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,18 +63,30 @@ impl std::fmt::Debug for Scan {
 }
 
 impl Scan {
-    /// Opens a scan of `topics` from `start`. Without `follow`, the scan
-    /// ends once every partition was read up to the end it had now. The
-    /// metadata and watermark look-ups run off the async workers.
+    /// Opens a scan of `topics` from `start`, at [`Pace::Prompt`]. Without
+    /// `follow`, the scan ends once every partition was read up to the end
+    /// it had now. The metadata and watermark look-ups run off the async
+    /// workers.
     pub async fn open(
         settings: &KafkaSettings,
         topic_names: &[String],
         start: Start,
         follow: bool,
     ) -> Result<Self, KafkaError> {
+        Self::open_paced(settings, topic_names, start, follow, Pace::Prompt).await
+    }
+
+    /// [`Scan::open`] with the fetch wait of `pace`.
+    pub async fn open_paced(
+        settings: &KafkaSettings,
+        topic_names: &[String],
+        start: Start,
+        follow: bool,
+        pace: Pace,
+    ) -> Result<Self, KafkaError> {
         let settings = settings.clone();
         let topic_names = topic_names.to_vec();
-        crate::blocking(move || Self::assign(&settings, &topic_names, start, follow)).await
+        crate::blocking(move || Self::assign(&settings, &topic_names, start, follow, pace)).await
     }
 
     fn assign(
@@ -82,13 +94,15 @@ impl Scan {
         topic_names: &[String],
         start: Start,
         follow: bool,
+        pace: Pace,
     ) -> Result<Self, KafkaError> {
         // Records the broker no longer has (retention) are skipped
         // forwards, never past what a scan from the beginning can read.
-        let config = settings.scan_config(match start {
+        let reset = match start {
             Start::Beginning => "earliest",
             Start::End => "latest",
-        });
+        };
+        let config = settings.scan_config(reset, pace);
         let consumer: StreamConsumer = config
             .create()
             .map_err(|e| KafkaError::Config(e.to_string()))?;

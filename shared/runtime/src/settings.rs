@@ -65,7 +65,7 @@ pub struct ConnectArgs {
     /// Partitions of topics the service creates when they are missing.
     #[cfg_attr(
         feature = "cli",
-        arg(long, env = "INTOPS_TOPIC_PARTITIONS", default_value_t = 6)
+        arg(long, env = "INTOPS_TOPIC_PARTITIONS", default_value_t = 1)
     )]
     pub topic_partitions: i32,
 

@@ -56,7 +56,18 @@ impl Follower {
         topic: &str,
         index: Arc<LinkIndex>,
     ) -> Result<Self, KafkaError> {
-        let scan = Scan::open(settings, &[topic.to_string()], Start::Beginning, true).await?;
+        // Its own writes are applied as they are made; another process's
+        // may come a second later, and a lookup that must not miss one
+        // syncs first (sync.rs). A prompt fetch over every partition of
+        // the links topic would cost the broker more than the pipeline.
+        let scan = Scan::open_paced(
+            settings,
+            &[topic.to_string()],
+            Start::Beginning,
+            true,
+            intops_kafka::Pace::Background,
+        )
+        .await?;
         Ok(Self {
             scan,
             index,

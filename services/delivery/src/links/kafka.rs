@@ -44,7 +44,7 @@ impl KafkaWatermarks {
         }
         let created: BaseConsumer = self
             .settings
-            .scan_config("latest")
+            .scan_config("latest", intops_kafka::Pace::Prompt)
             .create()
             .map_err(|e| KafkaError::Config(e.to_string()))?;
         let created = Arc::new(created);

@@ -1,12 +1,13 @@
 //! The end-to-end phases' load: NDJSON batches from concurrent senders
-//! (saturated), and single-event requests at a fixed rate (paced).
+//! (saturated), and events at a fixed rate (paced: single-event requests,
+//! or small NDJSON batches for the soak).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 
-use crate::{post, post_ndjson};
+use crate::{Refused, post, post_ndjson};
 
 /// `events` as NDJSON bodies of `batch` events (one event per line).
 pub fn ndjson_batches(events: &[String], batch: usize) -> Vec<String> {
@@ -50,19 +51,100 @@ pub async fn paced(
     rate: u32,
     seconds: u32,
 ) -> anyhow::Result<HashSet<String>> {
+    Ok(paced_retrying(http, url, events, rate, seconds, 1)
+        .await?
+        .ids)
+}
+
+/// What a paced run sent.
+pub struct Sent {
+    /// The event ids ingest gave.
+    pub ids: HashSet<String>,
+    /// Requests ingest refused with 503 and that were sent again.
+    pub refused: usize,
+    /// The last refusal's answer.
+    pub last_refusal: Option<String>,
+}
+
+/// Seconds a refused request waits before it is sent again (ingest's
+/// Retry-After).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// `rate` × `seconds` events of `events` (cycled) at `rate` per second,
+/// in requests of `batch` events (NDJSON when more than one). A request
+/// ingest refused with 503 is sent again after [`RETRY_AFTER`], as a
+/// sender honouring Retry-After would; the refusals are counted.
+pub async fn paced_retrying(
+    http: &reqwest::Client,
+    url: &str,
+    events: &[String],
+    rate: u32,
+    seconds: u32,
+    batch: usize,
+) -> anyhow::Result<Sent> {
+    let batch = batch.max(1);
     let n = (rate * seconds) as usize;
-    let mut ids = HashSet::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    let bodies: Vec<String> = if batch == 1 {
+        events.iter().cycle().take(n).cloned().collect()
+    } else {
+        let cycled: Vec<String> = events.iter().cycle().take(n).cloned().collect();
+        ndjson_batches(&cycled, batch)
+    };
+    let per_second = f64::from(rate.max(1)) / batch as f64;
+    let mut sent = Sent {
+        ids: HashSet::new(),
+        refused: 0,
+        last_refusal: None,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
     let mut in_flight = futures::stream::FuturesUnordered::new();
-    for event in events.iter().cycle().take(n) {
+    for body in &bodies {
         tick.tick().await;
-        in_flight.push(post(http, url, event));
+        in_flight.push(send(http, url, body, batch));
         while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
-            ids.extend(r?);
+            sent.add(r?);
         }
     }
     while let Some(r) = in_flight.next().await {
-        ids.extend(r?);
+        sent.add(r?);
     }
-    Ok(ids)
+    Ok(sent)
+}
+
+/// Times one request is sent again after a refusal before the run fails.
+const MAX_REFUSALS: usize = 30;
+
+/// Sends `body` until ingest accepts it (or refused it [`MAX_REFUSALS`]
+/// times): the ids it gave, and the refusals.
+async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    body: &str,
+    batch: usize,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let mut refusals = Vec::new();
+    loop {
+        let answer = if batch == 1 {
+            post(http, url, body).await
+        } else {
+            post_ndjson(http, url, body).await
+        };
+        match answer {
+            Err(e) if e.is::<Refused>() && refusals.len() < MAX_REFUSALS => {
+                refusals.push(e.to_string());
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+            other => return other.map(|ids| (ids, refusals)),
+        }
+    }
+}
+
+impl Sent {
+    fn add(&mut self, (ids, refusals): (Vec<String>, Vec<String>)) {
+        self.ids.extend(ids);
+        self.refused += refusals.len();
+        if let Some(last) = refusals.into_iter().last() {
+            self.last_refusal = Some(last);
+        }
+    }
 }

@@ -9,6 +9,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod broker;
 mod delivery;
 mod ingest;
 mod links;
@@ -102,6 +103,11 @@ struct Args {
     /// Seconds of the paced phase.
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
+    /// With `--processes`: seconds of a soak at half the measured rate
+    /// (single-event requests), its first window against its last
+    /// (docs/benchmarks.md ran 600).
+    #[arg(long, default_value_t = 0)]
+    soak_seconds: u32,
     /// Run the raw ceiling and the links phases only: end to end with and
     /// without links (`--events` each), then the links index over
     /// `--links` links.
@@ -173,9 +179,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    let raw = raw_ceiling(&events).await?;
+    let partitions = services_partitions(&args)?;
+    let raw = raw_ceiling(&events, partitions).await?;
     println!(
-        "raw broker: produce {:.0} msg/s ({:.2}s), consume {:.0} msg/s ({:.2}s)",
+        "raw broker ({partitions} partitions, as the end-to-end topics): produce {:.0} msg/s ({:.2}s), consume {:.0} msg/s ({:.2}s)",
         raw.produce_rate, raw.produce_secs, raw.consume_rate, raw.consume_secs
     );
 
@@ -187,10 +194,13 @@ async fn main() -> anyhow::Result<()> {
         return links_phase(&args, payload).await;
     }
     if args.end_to_end_only {
-        end_to_end_phase(&args, &events, &raw).await?;
-        if args.processes {
-            processes_phase(&args, &events, &raw).await?;
-        }
+        let e2e = end_to_end_phase(&args, &events, &raw).await?;
+        let processes = if args.processes {
+            Some(processes_phase(&args, &events, &raw).await?)
+        } else {
+            None
+        };
+        comparable(&args, &raw, &e2e, processes.as_ref());
         return Ok(());
     }
     // The phases that write most (delivery, end to end, replay) run last:
@@ -233,13 +243,71 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     delivery_phase(args.events, raw.consume_rate).await?;
-    end_to_end_phase(&args, &events, &raw).await?;
-    replay_phase(&args, raw.produce_rate).await
+    let e2e = end_to_end_phase(&args, &events, &raw).await?;
+    replay_phase(&args, raw.produce_rate).await?;
+    comparable(&args, &raw, &e2e, None);
+    Ok(())
+}
+
+/// Partitions of the topics the end-to-end phase's services create: the
+/// test harness's 3, or what the binaries parse (`INTOPS_TOPIC_PARTITIONS`
+/// or their default). The raw ceiling writes to as many.
+fn services_partitions(args: &Args) -> anyhow::Result<i32> {
+    if args.e2e_profile == "test" {
+        return Ok(3);
+    }
+    let parsed = intops_transform::Args::try_parse_from(["intops-transform", "--flows", "-"])?;
+    Ok(parsed.common.connect.topic_partitions)
+}
+
+/// The figures a peer can be compared on, in one block at the end.
+fn comparable(args: &Args, raw: &Raw, e2e: &EndToEnd, processes: Option<&processes::Measured>) {
+    let bound = broker::record_bound(raw.produce_rate, raw.consume_rate);
+    println!("comparable figures (end to end; peers: docs/benchmarks.md):");
+    println!(
+        "  ratio to raw produce {:.3} ({:.0} / {:.0} msg/s, the same partitions); latency ingested -> delivered paced at {}/s: p50 {} ms, p99 {} ms; at saturation p50 {} ms, p99 {} ms",
+        e2e.rate / raw.produce_rate,
+        e2e.rate,
+        raw.produce_rate,
+        args.paced_rate,
+        e2e.paced.p50,
+        e2e.paced.p99,
+        e2e.saturated.p50,
+        e2e.saturated.p99
+    );
+    println!(
+        "  the broker's record operations per delivered event: {} writes at {:.0} msg/s + {} reads at {:.0} msg/s = {:.0} events/s one after the other ({:.3} of raw produce); end to end reached {:.2} of that",
+        broker::WRITES_PER_EVENT,
+        raw.produce_rate,
+        broker::READS_PER_EVENT,
+        raw.consume_rate,
+        bound,
+        bound / raw.produce_rate,
+        e2e.rate / bound
+    );
+    if let Some(m) = processes {
+        println!(
+            "  four processes: ratio {:.3} ({:.0} events/s); paced at {}/s p50 {} ms, p99 {} ms",
+            m.rate / raw.produce_rate,
+            m.rate,
+            args.paced_rate,
+            m.paced.p50,
+            m.paced.p99
+        );
+        if let Some(soak) = &m.soak {
+            println!(
+                "  at half saturation ({}/s for {} s): {}",
+                soak.rate,
+                soak.seconds,
+                soak.first_and_last()
+            );
+        }
+    }
 }
 
 /// End to end, saturated then paced, and the figures a peer can be
 /// compared on, in one block.
-async fn end_to_end_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::Result<()> {
+async fn end_to_end_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::Result<EndToEnd> {
     let e2e = end_to_end(args, events).await?;
     println!(
         "end to end: {:.0} events/s ({} events in {:.2}s; ingest accepted all in {:.2}s; NDJSON batches of {} from {} senders)",
@@ -262,26 +330,21 @@ async fn end_to_end_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::
         e2e.paced_from_transform.p99
     );
     println!(
-        "ratio end-to-end / raw produce: {:.3} (design ceiling about 0.333: three records per delivered event)",
+        "ratio end-to-end / raw produce: {:.3} (three records written per delivered event: at most about 0.333 if writes were the broker's only work)",
         e2e.rate / raw.produce_rate
     );
-    println!("comparable figures (end to end; peers: docs/benchmarks.md):");
-    println!(
-        "  ratio to raw produce {:.3} ({:.0} / {:.0} msg/s, the same partitions); latency ingested -> delivered paced at {}/s: p50 {} ms, p99 {} ms; at saturation p50 {} ms, p99 {} ms",
-        e2e.rate / raw.produce_rate,
-        e2e.rate,
-        raw.produce_rate,
-        args.paced_rate,
-        e2e.paced.p50,
-        e2e.paced.p99,
-        e2e.saturated.p50,
-        e2e.saturated.p99
-    );
-    Ok(())
+    Ok(e2e)
 }
 
 /// End to end with the binaries as processes (see `processes.rs`).
-async fn processes_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::Result<()> {
+async fn processes_phase(
+    args: &Args,
+    events: &[String],
+    raw: &Raw,
+) -> anyhow::Result<processes::Measured> {
+    let soak = processes::SoakPlan {
+        seconds: args.soak_seconds,
+    };
     let m = processes::measure(
         &args.bin_dir,
         events,
@@ -289,6 +352,7 @@ async fn processes_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::R
         args.concurrency,
         args.paced_rate,
         args.paced_seconds,
+        &soak,
     )
     .await?;
     println!(
@@ -311,10 +375,48 @@ async fn processes_phase(args: &Args, events: &[String], raw: &Raw) -> anyhow::R
             s.cpu_saturated * 1000.0 / events.len() as f64
         );
     }
+    match m.broker_cpu {
+        Some((idle, saturated, paced)) => println!(
+            "  the broker (tansu): {idle:.0}% of a core idle with the four services waiting, {saturated:.0}% saturated, {paced:.0}% paced at {}/s",
+            args.paced_rate
+        ),
+        None => println!("  the broker's CPU: no tansu PID file in INTOPS_STACK_DIR"),
+    }
+    if let Some(soak) = &m.soak {
+        println!(
+            "soak, four processes, {}/s (half the rate above, NDJSON requests of 10 events) for {} s: latency {}; {} requests refused with 503 and sent again{}",
+            soak.rate,
+            soak.seconds,
+            soak.first_and_last(),
+            soak.refused,
+            soak.last_refusal
+                .as_ref()
+                .map(|r| format!(" (last: {r})"))
+                .unwrap_or_default()
+        );
+        let windows: Vec<String> = soak
+            .windows
+            .iter()
+            .map(|p| format!("{}/{}/{}", p.p50, p.p99, p.max))
+            .collect();
+        println!(
+            "  per {} s window, p50/p99/max ms: {}",
+            soak.window_seconds,
+            windows.join(", ")
+        );
+        for s in &m.services {
+            println!(
+                "  {}: resident memory {:.0} MB after the first window, {:.0} MB at the end",
+                s.name,
+                s.soak_rss_kb.0 as f64 / 1024.0,
+                s.soak_rss_kb.1 as f64 / 1024.0
+            );
+        }
+    }
     println!(
         "  deviations: the target a local mock answering 201 at once, in the benchmark's process; the example flows without links; INTOPS_* variables in the environment count"
     );
-    Ok(())
+    Ok(m)
 }
 
 /// Delivery alone, against a target answering at once and after 20 ms
@@ -448,13 +550,13 @@ pub(crate) struct Raw {
 
 /// Produces every record with the services' producer settings (acks=all,
 /// idempotent, linger 5 ms) and reads them back.
-async fn raw_ceiling(values: &[String]) -> anyhow::Result<Raw> {
+async fn raw_ceiling(values: &[String], partitions: i32) -> anyhow::Result<Raw> {
     let prefix = stack::random_prefix("rawbench");
     let settings = intops_kafka::KafkaSettings::new(stack::bootstrap(), Default::default())?;
     let topic = format!("{prefix}.raw");
     intops_kafka::topics::ensure(
         &settings,
-        &[intops_kafka::topics::TopicSpec::new(&topic, 6, 1)],
+        &[intops_kafka::topics::TopicSpec::new(&topic, partitions, 1)],
     )
     .await?;
     let producer: FutureProducer = settings.producer_config().create()?;
@@ -517,7 +619,7 @@ async fn raw_ceiling(values: &[String]) -> anyhow::Result<Raw> {
         .set("enable.auto.commit", "false")
         .create()?;
     let mut tpl = TopicPartitionList::new();
-    for p in 0..6 {
+    for p in 0..partitions {
         tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
     }
     consumer.assign(&tpl)?;
@@ -595,6 +697,19 @@ pub(crate) async fn post_ndjson(
     post_as(http, url, body, "application/x-ndjson").await
 }
 
+/// Ingest answered 503 (overloaded, or the broker did not acknowledge in
+/// time): a sender tries again after its Retry-After.
+#[derive(Debug)]
+pub(crate) struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ingest answered 503: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 async fn post_as(
     http: &reqwest::Client,
     url: &str,
@@ -611,6 +726,9 @@ async fn post_as(
         .body(body.to_string())
         .send()
         .await?;
+    if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        return Err(Refused(r.text().await.unwrap_or_default()).into());
+    }
     anyhow::ensure!(r.status() == 202, "ingest answered {}", r.status());
     let v: serde_json::Value = r.json().await?;
     Ok(v["event_ids"]
@@ -633,9 +751,9 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
     let flows = links::unlinked(&example_flows(&target.base_url()))?;
     let pipeline = Pipeline::start_as("bench", &flows, &[("snow", SECRET)], profile).await?;
     let deviations = match profile {
-        Profile::Defaults => "the four services share the benchmark's process (each with its own producer and consumers, as the binaries); every setting the binaries' default (INTOPS_* variables in the environment count); the example flows without snow-p1-to-jira's link/update and without jira-to-snow; the target a local mock answering 201 at once".to_string(),
+        Profile::Defaults => "the four services share the benchmark's process (each with its own producer and consumers, as the binaries); every setting the binaries' default (INTOPS_* variables in the environment count: INTOPS_KAFKA_OPTION_SESSION_TIMEOUT_MS from bench.sh); the example flows without snow-p1-to-jira's link/update and without jira-to-snow; the target a local mock answering 201 at once".to_string(),
         Profile::Test => format!(
-            "the test harness's settings: transform {} lanes (default 1024), topics of 3 partitions (default 6, the raw ceiling's 6), transform dead-letter window 20 (default 100); the services share the benchmark's process; the example flows without links; the target a local mock answering 201 at once",
+            "the test harness's settings: transform {} lanes (default 1024), topics of 3 partitions (default 1; the raw ceiling's 3 too), transform dead-letter window 20 (default 100); the services share the benchmark's process; the example flows without links; the target a local mock answering 201 at once",
             intops_tests::pipeline::TRANSFORM_LANES
         ),
     };

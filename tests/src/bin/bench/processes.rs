@@ -1,6 +1,8 @@
 //! End to end with the four release binaries as separate processes, the
 //! way a cluster runs them (`--processes`): the rate, the paced latency,
-//! and each service's resident memory and CPU, read from /proc.
+//! each service's resident memory and CPU and the broker's CPU, read from
+//! /proc; then, with `--soak-seconds`, a soak at half the measured rate,
+//! its first window against its last.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +15,7 @@ use intops_tests::pipeline::example_flows;
 use intops_tests::{MockTarget, poll_until, stack, topic};
 use rdkafka::message::Message;
 
-use crate::{Percentiles, SECRET, links, load};
+use crate::{Percentiles, SECRET, broker, links, load};
 
 const SERVICES: [&str; 4] = [
     "intops-ingest",
@@ -30,6 +32,9 @@ pub struct Service {
     pub rss_kb: u64,
     /// CPU seconds (user and system) during the saturated phase.
     pub cpu_saturated: f64,
+    /// Resident memory (KiB) at the end of the soak's first and last
+    /// window (0: no soak).
+    pub soak_rss_kb: (u64, u64),
 }
 
 /// The figures of the run.
@@ -38,7 +43,51 @@ pub struct Measured {
     pub secs: f64,
     pub paced: Percentiles,
     pub services: Vec<Service>,
+    /// The broker's CPU (% of a core) idle with the four services
+    /// running, saturated, paced (`None`: no broker PID found).
+    pub broker_cpu: Option<(f64, f64, f64)>,
+    pub soak: Option<Soak>,
 }
+
+/// The soak: `rate` events/s for `seconds`, latency per window.
+pub struct Soak {
+    pub rate: u32,
+    pub seconds: u32,
+    pub window_seconds: u32,
+    /// Latency of the events sent in each window.
+    pub windows: Vec<Percentiles>,
+    /// Requests ingest refused (503) and that were sent again.
+    pub refused: usize,
+    pub last_refusal: Option<String>,
+}
+
+impl Soak {
+    /// The first and the last window's latency, as printed.
+    pub fn first_and_last(&self) -> String {
+        let (first, last) = (self.windows.first(), self.windows.last());
+        format!(
+            "p50 {} ms, p99 {} ms in the first {} s; p50 {} ms, p99 {} ms in the last",
+            first.map_or(0, |p| p.p50),
+            first.map_or(0, |p| p.p99),
+            self.window_seconds,
+            last.map_or(0, |p| p.p50),
+            last.map_or(0, |p| p.p99)
+        )
+    }
+}
+
+/// What the soak phase runs (`--soak-seconds`; 0: none).
+pub struct SoakPlan {
+    pub seconds: u32,
+}
+
+/// Events per request of the soak: at half the saturated rate, single-event
+/// requests would cost ingest and the broker a produce request each, more
+/// than the saturated phase's batches of 200 did.
+const SOAK_BATCH: usize = 10;
+
+/// Seconds of the broker's idle CPU measurement.
+const IDLE_SECONDS: u64 = 10;
 
 /// A free local port.
 fn free_port() -> anyhow::Result<SocketAddr> {
@@ -47,7 +96,7 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 }
 
 /// Resident memory (KiB) and CPU seconds of process `pid`.
-fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
+pub(crate) fn usage(pid: u32) -> anyhow::Result<(u64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss = status
         .lines()
@@ -86,6 +135,7 @@ pub async fn measure(
     senders: usize,
     paced_rate: u32,
     paced_seconds: u32,
+    soak: &SoakPlan,
 ) -> anyhow::Result<Measured> {
     let target = MockTarget::start().await?;
     let dir = tempfile::tempdir()?;
@@ -111,6 +161,7 @@ pub async fn measure(
             child: spawn(name, bin_dir, &env)?,
             rss_kb: 0,
             cpu_saturated: 0.0,
+            soak_rss_kb: (0, 0),
         });
     }
     let http = reqwest::Client::new();
@@ -128,6 +179,13 @@ pub async fn measure(
     }
     let url = format!("http://{ingest}/v1/sources/servicenow/events");
     let bodies = load::ndjson_batches(events, batch);
+    // The broker with every consumer of the four services waiting: a
+    // measurement window, not a wait for a condition.
+    let broker_pid = broker::pid();
+    let idle = broker::CpuMeter::start(broker_pid);
+    tokio::time::sleep(Duration::from_secs(IDLE_SECONDS)).await;
+    let broker_idle = idle.percent();
+    let saturated_meter = broker::CpuMeter::start(broker_pid);
     let cpu_before: Vec<f64> = services
         .iter()
         .map(|s| usage(s.child.id()).map(|u| u.1).unwrap_or_default())
@@ -146,8 +204,12 @@ pub async fn measure(
         s.cpu_saturated = usage(s.child.id()).map(|u| u.1).unwrap_or_default() - before;
     }
 
+    let broker_saturated = saturated_meter.percent();
+
     let paced_n = (paced_rate * paced_seconds) as usize;
+    let paced_meter = broker::CpuMeter::start(broker_pid);
     let paced_ids = load::paced(&http, &url, events, paced_rate, paced_seconds).await?;
+    let broker_paced = paced_meter.percent();
     poll_until(
         "every paced event delivered",
         Duration::from_secs(600),
@@ -157,28 +219,83 @@ pub async fn measure(
     for s in &mut services {
         s.rss_kb = usage(s.child.id()).map(|u| u.0).unwrap_or_default();
     }
+
+    // The soak: half the saturated rate, in windows; memory after the
+    // first and the last window, latency of each.
+    let mut windows: Vec<std::collections::HashSet<String>> = Vec::new();
+    let soak_rate = (n as f64 / secs / 2.0).round().max(1.0) as u32;
+    let window_seconds = soak.seconds.clamp(1, 60);
+    let mut sent = n + paced_n;
+    let (mut refused, mut last_refusal) = (0, None);
+    if soak.seconds > 0 {
+        for w in 0..soak.seconds.div_ceil(window_seconds) {
+            let window =
+                load::paced_retrying(&http, &url, events, soak_rate, window_seconds, SOAK_BATCH)
+                    .await?;
+            refused += window.refused;
+            if window.last_refusal.is_some() {
+                last_refusal = window.last_refusal;
+            }
+            let ids = window.ids;
+            sent += (soak_rate * window_seconds) as usize;
+            for s in &mut services {
+                let rss = usage(s.child.id()).map(|u| u.0).unwrap_or_default();
+                if w == 0 {
+                    s.soak_rss_kb.0 = rss;
+                }
+                s.soak_rss_kb.1 = rss;
+            }
+            windows.push(ids);
+        }
+        poll_until(
+            "every soak event delivered",
+            Duration::from_secs(600),
+            || async { (target.request_count() >= sent).then_some(()) },
+        )
+        .await;
+    }
+
     let codec = stack::codec();
     let mut paced = Vec::new();
+    let mut per_window: Vec<Vec<i64>> = vec![Vec::new(); windows.len()];
     for m in &topic::read(
         &format!("{prefix}.outcomes"),
-        n + paced_n,
-        Duration::from_secs(120),
+        sent,
+        Duration::from_secs(300),
     ) {
         let o: Outcome = codec.decode(m.payload().context("outcome value")?).await?;
+        let latency = o.latency_ms.unwrap_or(0);
         if paced_ids.contains(&o.event_id) {
-            paced.push(o.latency_ms.unwrap_or(0));
+            paced.push(latency);
+        }
+        if let Some(w) = windows.iter().position(|w| w.contains(&o.event_id)) {
+            per_window[w].push(latency);
         }
     }
+    let per_window: Vec<Percentiles> = per_window.into_iter().map(Percentiles::of).collect();
     for s in &mut services {
         let _ = Command::new("kill")
             .args(["-TERM", &s.child.id().to_string()])
             .status();
         let _ = s.child.wait();
     }
+    let broker_cpu = match (broker_idle, broker_saturated, broker_paced) {
+        (Some(i), Some(s), Some(p)) => Some((i, s, p)),
+        _ => None,
+    };
     Ok(Measured {
         rate: n as f64 / secs,
         secs,
         paced: Percentiles::of(paced),
         services,
+        broker_cpu,
+        soak: (soak.seconds > 0).then_some(Soak {
+            rate: soak_rate,
+            seconds: soak.seconds,
+            window_seconds,
+            windows: per_window,
+            refused,
+            last_refusal,
+        }),
     })
 }
