@@ -51,7 +51,16 @@ pub struct KafkaSettings {
     bootstrap: String,
     options: BTreeMap<String, String>,
     instance_id: Option<String>,
+    /// `fetch.wait.max.ms` of [`Pace::Prompt`] consumers, when set
+    /// ([`PROMPT_FETCH_WAIT_ENV`]).
+    prompt_wait_ms: Option<u32>,
 }
+
+/// Environment variable of the prompt consumers' fetch wait in
+/// milliseconds ([`Pace::Prompt`], default 10): what a hop may wait at a
+/// broker that holds fetches (tansu), against what idle consumers cost
+/// it. Background readers keep theirs.
+pub const PROMPT_FETCH_WAIT_ENV: &str = "INTOPS_KAFKA_PROMPT_FETCH_WAIT_MS";
 
 impl std::fmt::Debug for KafkaSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +69,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("bootstrap", &self.bootstrap)
             .field("options", &self.options.keys().collect::<Vec<_>>())
             .field("instance_id", &self.instance_id)
+            .field("prompt_wait_ms", &self.prompt_wait_ms)
             .finish()
     }
 }
@@ -91,7 +101,23 @@ impl KafkaSettings {
             bootstrap: bootstrap.into(),
             options,
             instance_id: None,
+            prompt_wait_ms: None,
         })
+    }
+
+    /// The prompt consumers' fetch wait in milliseconds instead of
+    /// [`Pace::Prompt`]'s default.
+    pub fn with_prompt_wait_ms(mut self, ms: u32) -> Self {
+        self.prompt_wait_ms = Some(ms);
+        self
+    }
+
+    /// `fetch.wait.max.ms` of a consumer at `pace`.
+    pub fn fetch_wait_ms(&self, pace: Pace) -> u32 {
+        match pace {
+            Pace::Prompt => self.prompt_wait_ms.unwrap_or(pace.fetch_wait_ms()),
+            Pace::Background => pace.fetch_wait_ms(),
+        }
     }
 
     /// Makes every consumer group member built from these settings a
@@ -120,20 +146,31 @@ impl KafkaSettings {
         self.instance_id.as_deref()
     }
 
-    /// Settings with the pass-through options found in `vars` (usually
+    /// Settings with the pass-through options and the prompt fetch wait
+    /// ([`PROMPT_FETCH_WAIT_ENV`]) found in `vars` (usually
     /// `std::env::vars()`).
     pub fn from_env(
         bootstrap: impl Into<String>,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, KafkaError> {
-        let options = vars
-            .into_iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix(OPTION_ENV_PREFIX)
-                    .map(|name| (name.to_ascii_lowercase().replace('_', "."), v))
-            })
-            .collect();
-        Self::new(bootstrap, options)
+        let mut prompt_wait = None;
+        let mut options = BTreeMap::new();
+        for (k, v) in vars {
+            if k == PROMPT_FETCH_WAIT_ENV {
+                prompt_wait = Some(v.trim().parse::<u32>().map_err(|_| {
+                    KafkaError::Config(format!(
+                        "{PROMPT_FETCH_WAIT_ENV} must be a whole number of milliseconds, got {v:?}"
+                    ))
+                })?);
+            } else if let Some(name) = k.strip_prefix(OPTION_ENV_PREFIX) {
+                options.insert(name.to_ascii_lowercase().replace('_', "."), v);
+            }
+        }
+        let settings = Self::new(bootstrap, options)?;
+        Ok(match prompt_wait {
+            Some(ms) => settings.with_prompt_wait_ms(ms),
+            None => settings,
+        })
     }
 
     /// The bootstrap servers.
@@ -180,7 +217,7 @@ impl KafkaSettings {
         // On the pipeline's path: see [`Pace::Prompt`].
         c.set(
             "fetch.wait.max.ms",
-            Pace::Prompt.fetch_wait_ms().to_string(),
+            self.fetch_wait_ms(Pace::Prompt).to_string(),
         );
         merge(&mut c, self.base());
         c.set("group.id", group);
@@ -206,7 +243,7 @@ impl KafkaSettings {
     /// defaults, as for every other client.
     pub fn scan_config(&self, auto_offset_reset: &str, pace: Pace) -> ClientConfig {
         let mut c = ClientConfig::new();
-        c.set("fetch.wait.max.ms", pace.fetch_wait_ms().to_string());
+        c.set("fetch.wait.max.ms", self.fetch_wait_ms(pace).to_string());
         c.set("auto.offset.reset", auto_offset_reset);
         merge(&mut c, self.base());
         c.set("group.id", format!("intops-scan-{}", uuid::Uuid::now_v7()));
@@ -220,11 +257,14 @@ impl KafkaSettings {
 /// (`fetch.wait.max.ms`). Kafka answers a waiting fetch as soon as records
 /// arrive, so there this is only how often an idle consumer asks again.
 /// tansu 0.6 holds every fetch for the whole wait, records or not, and
-/// reads every assigned partition twice per fetch: the wait is each hop's
+/// reads every assigned partition at least twice per fetch (about four
+/// times at 500 ms, where it sleeps half the remainder while 250 ms or
+/// more are left): the wait is each hop's
 /// latency (between one and two waits), and what an idle reader costs the
 /// broker grows with its partitions over the wait (measured in
-/// docs/benchmarks.md, trade-off in docs/operations.md). A pass-through
-/// option (`INTOPS_KAFKA_OPTION_FETCH_WAIT_MAX_MS`) overrides both paces.
+/// docs/benchmarks.md, trade-off in docs/operations.md).
+/// [`PROMPT_FETCH_WAIT_ENV`] sets the prompt wait; a pass-through option
+/// (`INTOPS_KAFKA_OPTION_FETCH_WAIT_MAX_MS`) overrides both paces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pace {
     /// On the path of an event (transform's and delivery's consumers) or
@@ -286,6 +326,33 @@ mod tests {
                 .get("fetch.wait.max.ms"),
             Some("500")
         );
+    }
+
+    #[test]
+    fn the_prompt_wait_is_a_setting_of_its_own() {
+        let s = KafkaSettings::from_env(
+            "b:9092",
+            [(PROMPT_FETCH_WAIT_ENV.to_string(), "50".to_string())],
+        )
+        .expect("settings");
+        assert_eq!(s.consumer_config("g").get("fetch.wait.max.ms"), Some("50"));
+        assert_eq!(
+            s.scan_config("latest", Pace::Prompt)
+                .get("fetch.wait.max.ms"),
+            Some("50")
+        );
+        assert_eq!(
+            s.scan_config("latest", Pace::Background)
+                .get("fetch.wait.max.ms"),
+            Some("500"),
+            "background readers keep theirs"
+        );
+        let e = KafkaSettings::from_env(
+            "b:9092",
+            [(PROMPT_FETCH_WAIT_ENV.to_string(), "fast".to_string())],
+        )
+        .expect_err("not a number");
+        assert!(e.to_string().contains(PROMPT_FETCH_WAIT_ENV), "{e}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub mod topics;
 
 pub use blocking::blocking;
 pub use cap::{CapSettings, DeadLetterCap};
-pub use config::{KafkaSettings, MAX_RECORD_BYTES, OPTION_ENV_PREFIX, Pace};
+pub use config::{KafkaSettings, MAX_RECORD_BYTES, OPTION_ENV_PREFIX, PROMPT_FETCH_WAIT_ENV, Pace};
 pub use consumer::{
     Ack, ConsumeOptions, Handled, ProcessError, REJECTED_CLASS, consume, new_consumer,
 };

@@ -79,6 +79,11 @@ async fn the_settings_documented_are_exactly_the_settings_accepted() {
     }
     // The pass-through family is one row.
     code.insert(format!("{}<NAME>", intops_kafka::OPTION_ENV_PREFIX), None);
+    // Read from the environment with the pass-through options, not by clap.
+    code.insert(
+        intops_kafka::PROMPT_FETCH_WAIT_ENV.to_string(),
+        Some(intops_kafka::Pace::Prompt.fetch_wait_ms().to_string()),
+    );
 
     let docs = documented(&doc);
     let mut problems = Vec::new();

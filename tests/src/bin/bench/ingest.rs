@@ -30,9 +30,9 @@ pub async fn measure(
     batch: usize,
     concurrency: usize,
 ) -> anyhow::Result<Measured> {
-    // The events topic with the raw ceiling's (and the services' default)
-    // 6 partitions: the idempotent producer keeps at most 5 requests in
-    // flight per partition, so the partition count bounds both.
+    // The events topic with 6 partitions (the figures of earlier issues;
+    // the services' default is 1 now): the idempotent producer keeps at
+    // most 5 requests in flight per partition, so the count bounds both.
     let prefix = stack::random_prefix("ingestbench");
     let settings = intops_kafka::KafkaSettings::new(stack::bootstrap(), Default::default())?;
     let events_topic = intops_events::Topics::new(&prefix).events();

@@ -51,9 +51,8 @@ pub async fn paced(
     rate: u32,
     seconds: u32,
 ) -> anyhow::Result<HashSet<String>> {
-    Ok(paced_retrying(http, url, events, rate, seconds, 1)
-        .await?
-        .ids)
+    let sent = paced_retrying(http, url, events, rate, seconds, 1, 0).await?;
+    Ok(sent.ids)
 }
 
 /// What a paced run sent.
@@ -66,14 +65,11 @@ pub struct Sent {
     pub last_refusal: Option<String>,
 }
 
-/// Seconds a refused request waits before it is sent again (ingest's
-/// Retry-After).
-const RETRY_AFTER: Duration = Duration::from_secs(1);
-
 /// `rate` × `seconds` events of `events` (cycled) at `rate` per second,
 /// in requests of `batch` events (NDJSON when more than one). A request
-/// ingest refused with 503 is sent again after [`RETRY_AFTER`], as a
-/// sender honouring Retry-After would; the refusals are counted.
+/// ingest refused with 503 is sent again after its Retry-After, as a
+/// sender honouring it would, up to `max_refusals` times (then the run
+/// fails); the refusals are counted.
 pub async fn paced_retrying(
     http: &reqwest::Client,
     url: &str,
@@ -81,6 +77,7 @@ pub async fn paced_retrying(
     rate: u32,
     seconds: u32,
     batch: usize,
+    max_refusals: usize,
 ) -> anyhow::Result<Sent> {
     let batch = batch.max(1);
     let n = (rate * seconds) as usize;
@@ -100,7 +97,7 @@ pub async fn paced_retrying(
     let mut in_flight = futures::stream::FuturesUnordered::new();
     for body in &bodies {
         tick.tick().await;
-        in_flight.push(send(http, url, body, batch));
+        in_flight.push(send(http, url, body, batch, max_refusals));
         while let Some(Some(r)) = futures::FutureExt::now_or_never(in_flight.next()) {
             sent.add(r?);
         }
@@ -111,16 +108,14 @@ pub async fn paced_retrying(
     Ok(sent)
 }
 
-/// Times one request is sent again after a refusal before the run fails.
-const MAX_REFUSALS: usize = 30;
-
-/// Sends `body` until ingest accepts it (or refused it [`MAX_REFUSALS`]
+/// Sends `body` until ingest accepts it (or refused it `max_refusals`
 /// times): the ids it gave, and the refusals.
 async fn send(
     http: &reqwest::Client,
     url: &str,
     body: &str,
     batch: usize,
+    max_refusals: usize,
 ) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     let mut refusals = Vec::new();
     loop {
@@ -130,9 +125,13 @@ async fn send(
             post_ndjson(http, url, body).await
         };
         match answer {
-            Err(e) if e.is::<Refused>() && refusals.len() < MAX_REFUSALS => {
+            Err(e) if refusals.len() < max_refusals => {
+                let Some(refused) = e.downcast_ref::<Refused>() else {
+                    return Err(e);
+                };
+                let after = refused.retry_after;
                 refusals.push(e.to_string());
-                tokio::time::sleep(RETRY_AFTER).await;
+                tokio::time::sleep(after).await;
             }
             other => return other.map(|ids| (ids, refusals)),
         }

@@ -103,11 +103,14 @@ struct Args {
     /// Seconds of the paced phase.
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
-    /// With `--processes`: seconds of a soak at half the measured rate
-    /// (single-event requests), its first window against its last
-    /// (docs/benchmarks.md ran 600).
+    /// With `--processes`: seconds of a soak at `--soak-fraction` of the
+    /// measured rate (NDJSON requests of 10 events), latency and memory
+    /// per minute (docs/benchmarks.md ran 600).
     #[arg(long, default_value_t = 0)]
     soak_seconds: u32,
+    /// The soak's rate as a fraction of the four processes' saturated rate.
+    #[arg(long, default_value_t = 0.5)]
+    soak_fraction: f64,
     /// Run the raw ceiling and the links phases only: end to end with and
     /// without links (`--events` each), then the links index over
     /// `--links` links.
@@ -180,6 +183,12 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let partitions = services_partitions(&args)?;
+    let full_run = !(args.end_to_end_only || args.links_only || args.replay_only);
+    if full_run && partitions != 6 {
+        println!(
+            "  deviation: the ingest, transform-stage and delivery phases write topics of 6 partitions; the raw ceiling below has the end-to-end topics' {partitions}"
+        );
+    }
     let raw = raw_ceiling(&events, partitions).await?;
     println!(
         "raw broker ({partitions} partitions, as the end-to-end topics): produce {:.0} msg/s ({:.2}s), consume {:.0} msg/s ({:.2}s)",
@@ -296,7 +305,8 @@ fn comparable(args: &Args, raw: &Raw, e2e: &EndToEnd, processes: Option<&process
         );
         if let Some(soak) = &m.soak {
             println!(
-                "  at half saturation ({}/s for {} s): {}",
+                "  at {:.2} of saturation ({}/s for {} s): {}",
+                args.soak_fraction,
                 soak.rate,
                 soak.seconds,
                 soak.first_and_last()
@@ -344,6 +354,7 @@ async fn processes_phase(
 ) -> anyhow::Result<processes::Measured> {
     let soak = processes::SoakPlan {
         seconds: args.soak_seconds,
+        fraction: args.soak_fraction,
     };
     let m = processes::measure(
         &args.bin_dir,
@@ -384,8 +395,9 @@ async fn processes_phase(
     }
     if let Some(soak) = &m.soak {
         println!(
-            "soak, four processes, {}/s (half the rate above, NDJSON requests of 10 events) for {} s: latency {}; {} requests refused with 503 and sent again{}",
+            "soak, four processes, {}/s ({:.2} of the rate above, NDJSON requests of 10 events) for {} s: latency {}; {} requests refused with 503 and sent again{}",
             soak.rate,
+            args.soak_fraction,
             soak.seconds,
             soak.first_and_last(),
             soak.refused,
@@ -400,9 +412,10 @@ async fn processes_phase(
             .map(|p| format!("{}/{}/{}", p.p50, p.p99, p.max))
             .collect();
         println!(
-            "  per {} s window, p50/p99/max ms: {}",
+            "  per {} s window (a window lasts longer while refused requests wait), p50/p99/max ms from ingest's acceptance: {}; {} soak events' outcomes not read (duplicates read in their place)",
             soak.window_seconds,
-            windows.join(", ")
+            windows.join(", "),
+            soak.unread
         );
         for s in &m.services {
             println!(
@@ -700,11 +713,15 @@ pub(crate) async fn post_ndjson(
 /// Ingest answered 503 (overloaded, or the broker did not acknowledge in
 /// time): a sender tries again after its Retry-After.
 #[derive(Debug)]
-pub(crate) struct Refused(pub String);
+pub(crate) struct Refused {
+    pub body: String,
+    /// Its Retry-After (1 s when absent).
+    pub retry_after: Duration,
+}
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ingest answered 503: {}", self.0)
+        write!(f, "ingest answered 503: {}", self.body)
     }
 }
 
@@ -727,7 +744,18 @@ async fn post_as(
         .send()
         .await?;
     if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-        return Err(Refused(r.text().await.unwrap_or_default()).into());
+        let after = r
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let body = r.text().await.unwrap_or_default();
+        return Err(Refused {
+            body,
+            retry_after: Duration::from_secs(after),
+        }
+        .into());
     }
     anyhow::ensure!(r.status() == 202, "ingest answered {}", r.status());
     let v: serde_json::Value = r.json().await?;

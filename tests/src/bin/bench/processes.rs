@@ -1,8 +1,8 @@
 //! End to end with the four release binaries as separate processes, the
 //! way a cluster runs them (`--processes`): the rate, the paced latency,
 //! each service's resident memory and CPU and the broker's CPU, read from
-//! /proc; then, with `--soak-seconds`, a soak at half the measured rate,
-//! its first window against its last.
+//! /proc; then, with `--soak-seconds`, a soak at a fraction of the
+//! measured rate (`--soak-fraction`), latency and memory per window.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -59,6 +59,9 @@ pub struct Soak {
     /// Requests ingest refused (503) and that were sent again.
     pub refused: usize,
     pub last_refusal: Option<String>,
+    /// Soak events whose outcome was not among those read (duplicates
+    /// took their place): missing from their window's figures.
+    pub unread: usize,
 }
 
 impl Soak {
@@ -79,12 +82,17 @@ impl Soak {
 /// What the soak phase runs (`--soak-seconds`; 0: none).
 pub struct SoakPlan {
     pub seconds: u32,
+    /// The soak's rate as a fraction of the saturated phase's.
+    pub fraction: f64,
 }
 
 /// Events per request of the soak: at half the saturated rate, single-event
 /// requests would cost ingest and the broker a produce request each, more
 /// than the saturated phase's batches of 200 did.
 const SOAK_BATCH: usize = 10;
+
+/// Times the soak sends one request again after a 503 before it fails.
+const SOAK_MAX_REFUSALS: usize = 30;
 
 /// Seconds of the broker's idle CPU measurement.
 const IDLE_SECONDS: u64 = 10;
@@ -154,8 +162,17 @@ pub async fn measure(
         ("INTOPS_INGEST_LISTEN", ingest.to_string()),
         ("INTOPS_MONITOR_LISTEN", monitor.to_string()),
     ];
+    // Transform and delivery serve /readyz on an admin address: the idle
+    // measurement starts once all four are ready (groups joined).
+    let admin = [free_port()?, free_port()?];
     let mut services = Vec::new();
     for name in SERVICES {
+        let mut env = env.clone();
+        match name {
+            "intops-transform" => env.push(("INTOPS_ADMIN_LISTEN", admin[0].to_string())),
+            "intops-delivery" => env.push(("INTOPS_ADMIN_LISTEN", admin[1].to_string())),
+            _ => {}
+        }
         services.push(Service {
             name,
             child: spawn(name, bin_dir, &env)?,
@@ -165,7 +182,7 @@ pub async fn measure(
         });
     }
     let http = reqwest::Client::new();
-    for addr in [ingest, monitor] {
+    for addr in [ingest, monitor, admin[0], admin[1]] {
         let url = format!("http://{addr}/readyz");
         poll_until("the service is ready", Duration::from_secs(120), || {
             let http = http.clone();
@@ -220,18 +237,25 @@ pub async fn measure(
         s.rss_kb = usage(s.child.id()).map(|u| u.0).unwrap_or_default();
     }
 
-    // The soak: half the saturated rate, in windows; memory after the
+    // The soak: a fraction of the saturated rate, in windows; memory after the
     // first and the last window, latency of each.
     let mut windows: Vec<std::collections::HashSet<String>> = Vec::new();
-    let soak_rate = (n as f64 / secs / 2.0).round().max(1.0) as u32;
+    let soak_rate = (n as f64 / secs * soak.fraction).round().max(1.0) as u32;
     let window_seconds = soak.seconds.clamp(1, 60);
     let mut sent = n + paced_n;
     let (mut refused, mut last_refusal) = (0, None);
     if soak.seconds > 0 {
         for w in 0..soak.seconds.div_ceil(window_seconds) {
-            let window =
-                load::paced_retrying(&http, &url, events, soak_rate, window_seconds, SOAK_BATCH)
-                    .await?;
+            let window = load::paced_retrying(
+                &http,
+                &url,
+                events,
+                soak_rate,
+                window_seconds,
+                SOAK_BATCH,
+                SOAK_MAX_REFUSALS,
+            )
+            .await?;
             refused += window.refused;
             if window.last_refusal.is_some() {
                 last_refusal = window.last_refusal;
@@ -258,11 +282,11 @@ pub async fn measure(
     let codec = stack::codec();
     let mut paced = Vec::new();
     let mut per_window: Vec<Vec<i64>> = vec![Vec::new(); windows.len()];
-    for m in &topic::read(
-        &format!("{prefix}.outcomes"),
-        sent,
-        Duration::from_secs(300),
-    ) {
+    let mut unread: std::collections::HashSet<&String> = windows.iter().flatten().collect();
+    // As many outcomes as events sent; a redelivered one (after a
+    // refusal or at-least-once) takes another's place: counted below.
+    let deadline = Duration::from_secs(300 + sent as u64 / 2000);
+    for m in &topic::read(&format!("{prefix}.outcomes"), sent, deadline) {
         let o: Outcome = codec.decode(m.payload().context("outcome value")?).await?;
         let latency = o.latency_ms.unwrap_or(0);
         if paced_ids.contains(&o.event_id) {
@@ -270,8 +294,10 @@ pub async fn measure(
         }
         if let Some(w) = windows.iter().position(|w| w.contains(&o.event_id)) {
             per_window[w].push(latency);
+            unread.remove(&o.event_id);
         }
     }
+    let unread = unread.len();
     let per_window: Vec<Percentiles> = per_window.into_iter().map(Percentiles::of).collect();
     for s in &mut services {
         let _ = Command::new("kill")
@@ -291,11 +317,12 @@ pub async fn measure(
         broker_cpu,
         soak: (soak.seconds > 0).then_some(Soak {
             rate: soak_rate,
-            seconds: soak.seconds,
+            seconds: soak.seconds.div_ceil(window_seconds) * window_seconds,
             window_seconds,
             windows: per_window,
             refused,
             last_refusal,
+            unread,
         }),
     })
 }
