@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use intops_events::ControlCommand;
-use intops_kafka::{Message, OwnedMessage, Pace, Scan, ServiceContext, Start};
+use intops_kafka::{Message, OwnedMessage, Scan, ServiceContext, Start};
 use intops_runtime::CancellationToken;
 
 use crate::gate::State;
@@ -43,16 +43,9 @@ pub(crate) async fn follow(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let topic = ctx.topics.control();
-    // A pause takes effect within about a second: a waiting fetch costs
-    // the broker little (see `Pace`).
-    let mut scan = Scan::open_paced(
-        &ctx.kafka,
-        std::slice::from_ref(&topic),
-        Start::End,
-        true,
-        Pace::Background,
-    )
-    .await?;
+    // Prompt: an operator's pause must hold the records sent right after
+    // it (one partition, so an idle fetch costs the broker little).
+    let mut scan = Scan::open(&ctx.kafka, std::slice::from_ref(&topic), Start::End, true).await?;
     loop {
         let next = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),

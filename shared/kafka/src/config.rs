@@ -271,7 +271,7 @@ pub enum Pace {
     /// an operator waiting for an answer: 10 ms.
     Prompt,
     /// A reader that may lag by a second (the monitor, delivery's links
-    /// follower and control commands): 500 ms, librdkafka's default.
+    /// follower): 500 ms, librdkafka's default.
     Background,
 }
 
