@@ -42,6 +42,27 @@ pub async fn saturate(
     Ok(secs)
 }
 
+/// [`saturate`], then waits until `target` received every event: the
+/// seconds until ingest accepted the last, and until the last arrived.
+pub async fn saturate_until_delivered(
+    http: &reqwest::Client,
+    url: &str,
+    bodies: &[String],
+    senders: usize,
+    events: usize,
+    target: &intops_tests::MockTarget,
+) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    let ingest_secs = saturate(http, url, bodies, senders).await?;
+    intops_tests::poll_until(
+        "every event delivered",
+        Duration::from_secs(1800),
+        || async { (target.request_count() >= events).then_some(()) },
+    )
+    .await;
+    Ok((ingest_secs, started.elapsed().as_secs_f64()))
+}
+
 /// `rate` × `seconds` single-event requests of `events` (cycled) at
 /// `rate` per second; the event ids ingest gave them.
 pub async fn paced(

@@ -788,16 +788,9 @@ async fn end_to_end(args: &Args, events: &[String]) -> anyhow::Result<EndToEnd> 
     let http = reqwest::Client::new();
     let url = pipeline.ingest_url("servicenow");
     let bodies = load::ndjson_batches(events, args.batch);
-    let started = Instant::now();
-    let ingest_secs = load::saturate(&http, &url, &bodies, args.concurrency).await?;
     let n = events.len();
-    poll_until(
-        "every event delivered",
-        Duration::from_secs(1800),
-        || async { (target.request_count() >= n).then_some(()) },
-    )
-    .await;
-    let secs = started.elapsed().as_secs_f64();
+    let (ingest_secs, secs) =
+        load::saturate_until_delivered(&http, &url, &bodies, args.concurrency, n, &target).await?;
 
     // Paced phase: one event per request at a fixed rate.
     let paced_n = (args.paced_rate * args.paced_seconds) as usize;

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use intops_events::Outcome;
@@ -207,16 +207,9 @@ pub async fn measure(
         .iter()
         .map(|s| usage(s.child.id()).map(|u| u.1).unwrap_or_default())
         .collect();
-    let started = Instant::now();
-    load::saturate(&http, &url, &bodies, senders).await?;
     let n = events.len();
-    poll_until(
-        "every event delivered",
-        Duration::from_secs(1800),
-        || async { (target.request_count() >= n).then_some(()) },
-    )
-    .await;
-    let secs = started.elapsed().as_secs_f64();
+    let (_, secs) =
+        load::saturate_until_delivered(&http, &url, &bodies, senders, n, &target).await?;
     for (s, before) in services.iter_mut().zip(cpu_before) {
         s.cpu_saturated = usage(s.child.id()).map(|u| u.1).unwrap_or_default() - before;
     }
