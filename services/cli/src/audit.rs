@@ -29,7 +29,7 @@ impl Audit {
                 action: action.into(),
                 phase: String::new(),
                 operator: operator.into(),
-                host: host(),
+                host: intops_runtime::host_name(),
                 filters: filters.clone().into_iter().collect(),
                 counts: HashMap::new(),
                 at: 0,
@@ -83,14 +83,5 @@ pub fn operator(flag: Option<&str>) -> String {
                 .find_map(|v| std::env::var(v).ok())
         })
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn host() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".into())
 }

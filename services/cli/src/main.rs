@@ -10,6 +10,7 @@ use intops_runtime::ConnectArgs;
 mod audit;
 mod cases;
 mod decode;
+mod diff;
 mod dlq;
 mod flows;
 mod flows_test;
@@ -22,6 +23,7 @@ mod send;
 mod tap;
 mod target;
 mod topics;
+mod versions;
 mod when;
 
 /// The intops command line.
@@ -128,6 +130,42 @@ enum FlowsCommand {
         /// Directory of case files.
         cases_dir: PathBuf,
     },
+    /// What a changed flows file would do to the events recorded in a
+    /// window (default: the last 24 h), compared with the deployed flow
+    /// versions (or `--base FILE`): per flow, events newly or no longer
+    /// routed, bodies and requests changed, new and fixed errors. Exit 0
+    /// when nothing would change, 1 when something would, 2 when an input
+    /// is invalid or the events cannot be read.
+    Diff {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: diff::DiffArgs,
+    },
+    /// Every flow version a transform loaded (`<prefix>.flow-versions`):
+    /// when first and last loaded, by which host, which are current.
+    History {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// Only this flow's versions.
+        #[arg(long)]
+        flow: Option<String>,
+        /// Print one JSON object per version.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one flow version's definition (a `[[flows]]` table to paste
+    /// into the flows file: the way back to it).
+    Show {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// The version hash (as in dead letters, lineage and history).
+        #[arg(long)]
+        version: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +226,29 @@ fn main() -> ExitCode {
         Command::Flows {
             command: FlowsCommand::Test { file, cases_dir },
         } => flows_test::run(&file, &cases_dir),
+        Command::Flows {
+            command: FlowsCommand::Diff { connect, args },
+        } => online(&connect, async |ctx| Ok(diff::run(ctx, &args).await)),
+        Command::Flows {
+            command:
+                FlowsCommand::History {
+                    connect,
+                    flow,
+                    json,
+                },
+        } => online(&connect, async |ctx| {
+            versions::history(ctx, flow.as_deref(), json).await
+        }),
+        Command::Flows {
+            command:
+                FlowsCommand::Show {
+                    connect,
+                    version,
+                    json,
+                },
+        } => online(&connect, async |ctx| {
+            versions::show(ctx, &version, json).await
+        }),
         Command::Dlq { connect, command } => online(&connect, async |ctx| match command {
             DlqCommand::List { filters, json } => dlq::list(ctx, &filters, json).await.map(ok),
             DlqCommand::Show { filters, json } => dlq::show(ctx, &filters, json).await.map(ok),

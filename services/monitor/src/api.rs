@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use intops_events::now_micros;
+use intops_kafka::ServiceContext;
 use intops_runtime::Secret;
 use serde_json::json;
 
@@ -21,6 +22,9 @@ use crate::lineage::Lineage;
 pub(crate) struct Shared {
     pub lineage: Arc<RwLock<Lineage>>,
     pub health: Arc<RwLock<Health>>,
+    /// Reads `<prefix>.flow-versions` for `/api/v1/flow-versions/{v}`
+    /// (`None` in tests without a broker).
+    pub versions: Option<ServiceContext>,
 }
 
 /// `/` and `/api/v1/...` routes; with `token`, every request must carry
@@ -61,6 +65,7 @@ fn routes(shared: Shared) -> Router {
         .route("/api/v1/flows/{flow_id}", get(flow))
         .route("/api/v1/events/{event_id}", get(event))
         .route("/api/v1/search", get(search))
+        .route("/api/v1/flow-versions/{version}", get(flow_version))
         .with_state(shared)
 }
 
@@ -102,6 +107,32 @@ async fn flow(State(s): State<Shared>, Path(flow_id): Path<String>) -> Response 
         }
         None => not_found(format!("no flow {flow_id} in the flows file")),
     }
+}
+
+/// The definition of a flow version (a hash from lineage or a dead
+/// letter), read from `<prefix>.flow-versions` when asked.
+async fn flow_version(State(s): State<Shared>, Path(version): Path<String>) -> Response {
+    let Some(ctx) = &s.versions else {
+        return unavailable();
+    };
+    let kept = match intops_kafka::flow_versions::read(ctx).await {
+        Ok(kept) => kept,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading flow versions failed");
+            return unavailable();
+        }
+    };
+    let found: Vec<_> = kept
+        .into_values()
+        .filter(|v| v.version.eq_ignore_ascii_case(&version))
+        .collect();
+    if found.is_empty() {
+        return not_found(format!(
+            "no flow version {version} on {}",
+            ctx.topics.flow_versions()
+        ));
+    }
+    Json(json!({ "versions": found })).into_response()
 }
 
 /// `?q=` with optional `limit` (default 20, at most 100) and `offset`.
@@ -172,6 +203,7 @@ mod tests {
     fn shared() -> Shared {
         let flows = crate::test_flows::one_flow("");
         Shared {
+            versions: None,
             lineage: Arc::new(RwLock::new(Lineage::new(10))),
             health: Arc::new(RwLock::new(Health::new(
                 &flows,

@@ -158,8 +158,15 @@ pub async fn run(
         ),
     );
 
-    let router =
-        api::router(api::Shared { lineage, health }, token).merge(admin::router(readiness));
+    let router = api::router(
+        api::Shared {
+            lineage,
+            health,
+            versions: Some(ctx.clone()),
+        },
+        token,
+    )
+    .merge(admin::router(readiness));
     tracing::info!(listen = %listener.local_addr()?, "monitor listening");
     tasks
         .run(async {

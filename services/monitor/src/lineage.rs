@@ -23,6 +23,9 @@ pub struct StageView {
     /// The flow's version, for routed requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow_version: Option<String>,
+    /// Where that version's definition is (`/api/v1/flow-versions/..`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_version_url: Option<String>,
     /// The target, when about one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_id: Option<String>,
@@ -67,6 +70,8 @@ pub struct DeadLetterView {
     pub flow_id: Option<String>,
     /// The flow's version.
     pub flow_version: Option<String>,
+    /// Where that version's definition is (`/api/v1/flow-versions/..`).
+    pub flow_version_url: Option<String>,
     /// The target.
     pub target_id: Option<String>,
     /// The target's last status.
@@ -196,6 +201,7 @@ impl Lineage {
             attempts: d.attempts,
             flow_id: d.flow_id.clone(),
             flow_version: d.flow_version.clone(),
+            flow_version_url: d.flow_version.as_deref().map(version_url),
             target_id: d.target_id.clone(),
             http_status: d.http_status,
             response_excerpt: d.response_excerpt.clone(),
@@ -238,6 +244,7 @@ impl Lineage {
             StageView {
                 flow_id: Some(r.flow_id.clone()),
                 flow_version: Some(r.flow_version.clone()),
+                flow_version_url: Some(version_url(&r.flow_version)),
                 target_id: Some(r.target_id.clone()),
                 ..view("transform", "routed", r.created_at)
             },
@@ -385,6 +392,11 @@ fn push(trace: &mut Trace, stage: StageView) {
     trace.stages.insert(at, stage);
 }
 
+/// The monitor's address of a flow version's definition.
+pub fn version_url(version: &str) -> String {
+    format!("/api/v1/flow-versions/{version}")
+}
+
 fn view(stage: &'static str, status: &'static str, at_micros: i64) -> StageView {
     let at = UNIX_EPOCH + Duration::from_micros(u64::try_from(at_micros).unwrap_or(0));
     StageView {
@@ -393,6 +405,7 @@ fn view(stage: &'static str, status: &'static str, at_micros: i64) -> StageView 
         at: humantime::format_rfc3339_micros(at).to_string(),
         flow_id: None,
         flow_version: None,
+        flow_version_url: None,
         target_id: None,
         attempts: None,
         http_status: None,

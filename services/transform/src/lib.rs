@@ -7,6 +7,7 @@
 //! `intops_kafka::cap`).
 
 mod handler;
+mod versions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,9 +124,18 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     // it is in place: a held record released earlier would meet the old
     // flows and be dead-lettered after all.
     let reload_cap = cap.clone();
-    let after_swap: AfterSwap = Arc::new(move || reload_cap.reset());
+    let loaded = Arc::new(tokio::sync::Notify::new());
+    let reloaded = loaded.clone();
+    let after_swap: AfterSwap = Arc::new(move || {
+        reload_cap.reset();
+        reloaded.notify_one();
+    });
     let mut tasks = Supervisor::new(readiness.clone(), shutdown.clone());
     tasks.spawn(format!("assignment {group}"), assignment_watch);
+    tasks.spawn(
+        "flow versions",
+        versions::keep(ctx.clone(), shared.clone(), loaded, shutdown.clone()),
+    );
     tasks.spawn(
         "flows reload",
         Watch {

@@ -3,6 +3,7 @@
 //! registry.
 
 mod codec;
+mod flow_version;
 mod json_depth;
 mod schemas;
 mod time;
@@ -10,6 +11,7 @@ mod topics;
 mod types;
 
 pub use codec::{Codec, CodecError, RegistrySettings};
+pub use flow_version::FlowVersion;
 pub use json_depth::{DEFAULT_MAX_JSON_DEPTH, exceeds_depth};
 pub use schemas::{RecordKind, parse_all_schemas};
 pub use time::now_micros;

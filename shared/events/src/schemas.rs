@@ -21,11 +21,13 @@ pub enum RecordKind {
     ControlCommand,
     /// `Link`.
     Link,
+    /// `FlowVersion`.
+    FlowVersion,
 }
 
 impl RecordKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [RecordKind; 9] = [
+    pub const ALL: [RecordKind; 10] = [
         RecordKind::IntegrationEvent,
         RecordKind::DeliveryRequest,
         RecordKind::Outcome,
@@ -35,6 +37,7 @@ impl RecordKind {
         RecordKind::AuditRecord,
         RecordKind::ControlCommand,
         RecordKind::Link,
+        RecordKind::FlowVersion,
     ];
 
     /// The schema's JSON text as shipped in `schemas/`.
@@ -49,6 +52,7 @@ impl RecordKind {
             RecordKind::AuditRecord => include_str!("../../../schemas/audit_record.avsc"),
             RecordKind::ControlCommand => include_str!("../../../schemas/control_command.avsc"),
             RecordKind::Link => include_str!("../../../schemas/link.avsc"),
+            RecordKind::FlowVersion => include_str!("../../../schemas/flow_version.avsc"),
         }
     }
 
@@ -64,6 +68,7 @@ impl RecordKind {
             RecordKind::AuditRecord => "io.intops.v1.AuditRecord",
             RecordKind::ControlCommand => "io.intops.v1.ControlCommand",
             RecordKind::Link => "io.intops.v1.Link",
+            RecordKind::FlowVersion => "io.intops.v1.FlowVersion",
         }
     }
 }

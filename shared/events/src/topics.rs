@@ -80,6 +80,12 @@ impl Topics {
         format!("{}.links", self.prefix)
     }
 
+    /// Every flow version a transform loaded, with its definition
+    /// (compacted, keyed `<flow_id>:<version>`).
+    pub fn flow_versions(&self) -> String {
+        format!("{}.flow-versions", self.prefix)
+    }
+
     /// Polling positions of ingest's polled sources (compacted).
     pub fn ingest_cursors(&self) -> String {
         format!("{}.ingest.cursors", self.prefix)
@@ -107,6 +113,7 @@ mod tests {
         assert_eq!(t.dlq_replays(), "acme.dlq.replays");
         assert_eq!(t.audit(), "acme.audit");
         assert_eq!(t.control(), "acme.control");
+        assert_eq!(t.flow_versions(), "acme.flow-versions");
         assert_eq!(t.group("delivery.jira"), "acme.delivery.jira");
     }
 }

@@ -264,6 +264,8 @@ pub struct Flow {
     pub id: String,
     /// Content hash of the flow's definition (12 hex digits).
     pub version: String,
+    /// The definition the hash is of, as a TOML `[[flows]]` table.
+    pub definition: String,
     /// Source id.
     pub source: String,
     /// Condition; `None` routes every event of the source.

@@ -10,6 +10,7 @@
 //! - [`DeadLetterCap`]: holds a source's records when too many failed;
 //! - [`DeadLetterWriter`]: dead letters with full provenance, slim when
 //!   the original does not fit;
+//! - [`flow_versions`]: every flow version loaded, with its definition;
 //! - [`Scan`]: the one topic scanner: reading topics without a consumer
 //!   group (operator tools, the monitor, control commands, cursors);
 //! - [`topics::partitions`]: the one look-up of a topic's partitions;
@@ -31,6 +32,7 @@ mod decode;
 mod dlq;
 pub mod drain;
 mod error;
+pub mod flow_versions;
 mod lane;
 mod lanes;
 mod offsets;

@@ -79,6 +79,7 @@ impl TopicPlan {
             t.audit(),
             t.control(),
             t.links(),
+            t.flow_versions(),
         ]);
         if polled {
             names.push(t.ingest_cursors());
@@ -164,6 +165,12 @@ impl TopicPlan {
                 "delivery",
                 "conversations' links: source record to target record",
             )
+        } else if name == t.flow_versions() {
+            (
+                Cleanup::Compact,
+                "transform",
+                "every flow version loaded, with its definition",
+            )
         } else {
             (Cleanup::Delete(7 * DAY), "-", "not an intops topic")
         }
@@ -188,6 +195,7 @@ mod tests {
             "acme.control",
             "acme.ingest.cursors",
             "acme.links",
+            "acme.flow-versions",
         ] {
             assert_eq!(find(compacted).cleanup, Cleanup::Compact, "{compacted}");
         }
@@ -202,7 +210,7 @@ mod tests {
                 .configs
                 .contains(&("retention.ms".into(), "604800000".into()))
         );
-        assert_eq!(all.len(), 11);
-        assert_eq!(plan.all(["jira"], false).len(), 10);
+        assert_eq!(all.len(), 12);
+        assert_eq!(plan.all(["jira"], false).len(), 11);
     }
 }

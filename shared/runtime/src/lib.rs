@@ -11,6 +11,7 @@
 #[cfg(feature = "admin")]
 pub mod admin;
 mod exit;
+mod host;
 pub mod metrics;
 mod readiness;
 pub mod reload;
@@ -21,6 +22,7 @@ mod supervise;
 pub mod telemetry;
 
 pub use exit::{ConfigError, codes, exit_code, run_service};
+pub use host::host_name;
 pub use readiness::Readiness;
 pub use secret::Secret;
 pub use settings::{CommonArgs, ConnectArgs};

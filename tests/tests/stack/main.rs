@@ -20,6 +20,7 @@ mod delivery_policy;
 mod delivery_scale_out;
 mod dlq_replay;
 mod fault_suite;
+mod flows_change;
 mod ingest_api;
 mod ingest_poll;
 mod interop_confluent;

@@ -66,6 +66,7 @@ impl Validator {
                     slo,
                     id: f.id.clone(),
                     version: flow_version(f),
+                    definition: flow_definition(f),
                     source: f.source.clone(),
                     when,
                     target: f.target.clone(),
@@ -173,6 +174,17 @@ impl Validator {
             ),
         }
     }
+}
+
+/// The flow as a TOML `[[flows]]` table, as kept with its version
+/// (`<prefix>.flow-versions`): exactly the fields the version hashes, so
+/// the `slo` table is not in it.
+fn flow_definition(f: &FlowSpec) -> String {
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        flows: [&'a FlowSpec; 1],
+    }
+    toml::to_string(&File { flows: [f] }).unwrap_or_default()
 }
 
 /// Content hash of a flow definition: any change to any field changes it.

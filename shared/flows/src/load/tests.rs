@@ -94,6 +94,27 @@ fn flow_version_changes_with_the_flow() {
     assert_eq!(a.flows[0].version, again.flows[0].version);
 }
 
+/// A version's kept definition is the flow itself: pasted back in place
+/// of the flow, it loads to the same version (the rollback runbook).
+#[test]
+fn a_flows_definition_loads_back_to_its_version() {
+    let text = format!(
+        "{EXAMPLE}headers = {{ X-Ticket = \"{{{{ .number }}}}\" }}\nlink = {{ capture = \".key\" }}\nupdate = {{ path = \"/rest/api/3/issue/{{{{ $link }}}}\" }}\nslo = {{ success_ratio = 0.9 }}\n"
+    );
+    let a = load_str(&text).expect("valid");
+    let flow = &a.flows[0];
+    assert!(
+        flow.definition.starts_with("[[flows]]\n"),
+        "{}",
+        flow.definition
+    );
+    assert!(!flow.definition.contains("slo"), "{}", flow.definition);
+    let (head, _) = EXAMPLE.split_once("[[flows]]").expect("flows table");
+    let back = load_str(&format!("{head}{}", flow.definition)).expect("definition loads");
+    assert_eq!(back.flows[0].version, flow.version);
+    assert_eq!(back.flows[0].definition, flow.definition);
+}
+
 #[test]
 fn every_problem_is_reported_at_once() {
     let text = EXAMPLE

@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod broker;
 mod delivery;
+mod diff;
 mod ingest;
 mod links;
 mod load;
@@ -78,6 +79,12 @@ struct Args {
     /// Run the monitor's fold (1 million outcomes) only.
     #[arg(long)]
     monitor_only: bool,
+    /// Run `intops flows diff` over `--diff-events` recorded events only.
+    #[arg(long)]
+    diff_only: bool,
+    /// Events of the `--diff-only` phase.
+    #[arg(long, default_value_t = 100_000)]
+    diff_events: usize,
     /// Run the in-process transform measurement only (no broker).
     #[arg(long)]
     transform_only: bool,
@@ -165,6 +172,35 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let flows_text = example_flows("http://127.0.0.1:1").replace("{secrets}/snow", "/dev/null");
+    if args.diff_only {
+        let partitions = services_partitions(&args)?;
+        let bin_dir = args.bin_dir.display().to_string();
+        let run =
+            diff::measure(args.diff_events, partitions, &flows_text, payload, &bin_dir).await?;
+        let flows: Vec<String> = run.report["flows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                format!(
+                    "{}: routed {} -> {}, {} newly routed, {} bodies changed",
+                    f["flow_id"].as_str().unwrap_or("?"),
+                    f["routed_before"],
+                    f["routed_after"],
+                    f["newly_routed"],
+                    f["body_changed"]
+                )
+            })
+            .collect();
+        println!(
+            "intops flows diff (release binary, deployed versions as the base, example flows vs a wider condition and a changed summary; events topic of {partitions} partition(s), as the services create it): {} events in {:.2} s = {:.0} events/s, start-up and reading the versions included; {}",
+            args.diff_events,
+            run.secs,
+            run.rate,
+            flows.join("; ")
+        );
+        return Ok(());
+    }
     if !args.links_only {
         let per_core = transform::in_process(
             &stack::codec(),
