@@ -97,6 +97,7 @@ pub fn load_str(text: &str) -> Result<Flows, LoadErrors> {
     let alerts = v.alerts(&file.alerts);
     if v.errors.is_empty() {
         Ok(Flows {
+            tables: tables(text),
             fields_read: crate::route::fields_read(&flows),
             sources,
             targets,
@@ -106,6 +107,29 @@ pub fn load_str(text: &str) -> Result<Flows, LoadErrors> {
     } else {
         Err(LoadErrors(v.errors))
     }
+}
+
+/// Each source's and target's table as canonical TOML, by `sources.<id>`
+/// and `targets.<id>` (see [`Flows::changed`]).
+fn tables(text: &str) -> std::collections::BTreeMap<String, String> {
+    let Ok(file) = toml::from_str::<toml::Table>(text) else {
+        return Default::default();
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for kind in ["sources", "targets"] {
+        let Some(toml::Value::Array(tables)) = file.get(kind) else {
+            continue;
+        };
+        for table in tables {
+            if let (Some(id), Ok(text)) = (
+                table.get("id").and_then(toml::Value::as_str),
+                toml::to_string(table),
+            ) {
+                out.insert(format!("{kind}.{id}"), text);
+            }
+        }
+    }
+    out
 }
 
 #[derive(Default)]

@@ -27,6 +27,20 @@ pub struct Flows {
     /// The payload fields each source's flows read, for sources whose
     /// flows read nothing else (see `route.rs`).
     pub(crate) fields_read: BTreeMap<String, Vec<String>>,
+    /// Each source's and target's table as written, canonical TOML, by
+    /// `sources.<id>` or `targets.<id>`: a reload compares them to find
+    /// what changed ([`Flows::changed`]).
+    pub(crate) tables: BTreeMap<String, String>,
+}
+
+impl Flows {
+    /// Whether the `[[sources]]` (`kind` `"sources"`) or `[[targets]]`
+    /// table of `id` differs between `self` and `other` (or exists in one
+    /// only): any field, secret references included.
+    pub fn changed(&self, other: &Flows, kind: &str, id: &str) -> bool {
+        let key = format!("{kind}.{id}");
+        self.tables.get(&key) != other.tables.get(&key)
+    }
 }
 
 /// A validated `[[alerts]]` table.

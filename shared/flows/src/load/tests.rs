@@ -115,6 +115,26 @@ fn a_flows_definition_loads_back_to_its_version() {
     assert_eq!(back.flows[0].definition, flow.definition);
 }
 
+/// A reload finds the sources and targets whose tables changed, however
+/// the file is laid out.
+#[test]
+fn changed_sources_and_targets_are_found() {
+    let a = load_str(EXAMPLE).expect("valid");
+    let reformatted = EXAMPLE.replace(
+        "retry = { max_attempts = 8, initial_backoff = \"200ms\", max_backoff = \"30s\" }",
+        "retry.max_attempts = 8\nretry.initial_backoff = \"200ms\"\nretry.max_backoff = \"30s\"",
+    );
+    assert_ne!(reformatted, EXAMPLE);
+    let b = load_str(&reformatted).expect("valid");
+    assert!(!a.changed(&b, "targets", "jira"));
+    let c = load_str(&EXAMPLE.replace("concurrency = 16", "concurrency = 4")).expect("valid");
+    assert!(a.changed(&c, "targets", "jira"));
+    assert!(!a.changed(&c, "sources", "servicenow"));
+    assert!(!a.changed(&c, "targets", "nosuch"), "absent from both: unchanged");
+    let d = load_str(&EXAMPLE.replace("SNOW_SECRET", "SNOW_SECRET_2")).expect("valid");
+    assert!(a.changed(&d, "sources", "servicenow"));
+}
+
 #[test]
 fn every_problem_is_reported_at_once() {
     let text = EXAMPLE

@@ -19,6 +19,9 @@ pub struct DiffRun {
     pub secs: f64,
     /// The command's report.
     pub report: serde_json::Value,
+    /// Events per second of reading and decoding the same topic alone, in
+    /// this process (no routing): what the diff adds its work to.
+    pub read_rate: f64,
 }
 
 /// Writes `count` events (the fixture with priorities 1 to 4 in turn) on
@@ -142,9 +145,27 @@ pub async fn measure(
         "the diff compared {} events, not {count}",
         report["events"]
     );
+    let started = Instant::now();
+    let mut scan = intops_kafka::Scan::open(
+        &ctx.kafka,
+        std::slice::from_ref(&events),
+        intops_kafka::Start::Beginning,
+        false,
+    )
+    .await?;
+    let mut read = 0usize;
+    while let Some(message) = scan.next().await? {
+        use intops_kafka::Message as _;
+        if let Some(bytes) = message.payload() {
+            let _: IntegrationEvent = ctx.codec.decode(bytes).await?;
+            read += 1;
+        }
+    }
+    anyhow::ensure!(read == count, "read {read} of {count} events back");
     Ok(DiffRun {
         rate: count as f64 / secs,
         secs,
         report,
+        read_rate: count as f64 / started.elapsed().as_secs_f64(),
     })
 }

@@ -193,11 +193,12 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect();
         println!(
-            "intops flows diff (release binary, deployed versions as the base, example flows vs a wider condition and a changed summary; events topic of {partitions} partition(s), as the services create it): {} events in {:.2} s = {:.0} events/s, start-up and reading the versions included; {}",
+            "intops flows diff (release binary, deployed versions as the base, example flows vs a wider condition and a changed summary; events topic of {partitions} partition(s), as the services create it): {} events in {:.2} s = {:.0} events/s, start-up and reading the versions included; {}; reading and decoding the same events alone (in-process scan, no routing; a floor of the diff's work, not a ceiling): {:.0} events/s",
             args.diff_events,
             run.secs,
             run.rate,
-            flows.join("; ")
+            flows.join("; "),
+            run.read_rate
         );
         return Ok(());
     }
