@@ -131,6 +131,14 @@ impl IngestOnly {
         format!("http://{}/v1/sources/{source}/events", self.addr)
     }
 
+    /// Rewrites the flows file ingest runs with (`{secrets}` as in
+    /// [`IngestOnly::start`]): ingest reloads it.
+    pub fn rewrite_flows(&self, flows: &str) -> anyhow::Result<()> {
+        let text = flows.replace("{secrets}", &self._dir.path().display().to_string());
+        std::fs::write(self._dir.path().join("flows.toml"), text)?;
+        Ok(())
+    }
+
     /// Stops ingest; an error if it failed.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();

@@ -2,7 +2,6 @@
 //! 503 with Retry-After at once instead of queuing (the source retries,
 //! and the health and metrics endpoints stay reachable).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -11,22 +10,25 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use crate::error::IngestError;
+use crate::sources::Sources;
+use intops_runtime::reload::Shared;
 
 /// The permits of concurrent requests.
 #[derive(Debug, Clone)]
 pub(crate) struct Gate {
     permits: Arc<Semaphore>,
     limit: usize,
-    /// Known source ids, to label refusals without unbounded labels.
-    sources: Arc<BTreeSet<String>>,
+    /// The current sources: known ids label refusals without unbounded
+    /// labels.
+    sources: Shared<Sources>,
 }
 
 impl Gate {
-    pub(crate) fn new(limit: usize, sources: impl IntoIterator<Item = String>) -> Self {
+    pub(crate) fn new(limit: usize, sources: Shared<Sources>) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
-            sources: Arc::new(sources.into_iter().collect()),
+            sources,
         }
     }
 }
@@ -39,7 +41,7 @@ pub(crate) async fn limit(State(gate): State<Gate>, request: Request, next: Next
             .path()
             .strip_prefix("/v1/sources/")
             .and_then(|rest| rest.split('/').next())
-            .filter(|id| gate.sources.contains(*id))
+            .filter(|id| gate.sources.load().flows.sources.contains_key(*id))
             .unwrap_or("unknown")
             .to_string();
         tracing::info!(source = %label, limit = gate.limit, "ingest saturated; request refused");
@@ -86,7 +88,13 @@ mod tests {
                 }),
             )
             .route_layer(axum::middleware::from_fn_with_state(
-                Gate::new(1, []),
+                Gate::new(
+                    1,
+                    Arc::new(arc_swap::ArcSwap::from_pointee(
+                        Sources::new(intops_flows::load_str("").expect("empty file"), None)
+                            .expect("no sources"),
+                    )),
+                ),
                 limit,
             ));
         let req = || {

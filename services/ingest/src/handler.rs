@@ -20,6 +20,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::IngestError;
+use crate::sources::Sources;
 use crate::{event, record_size, records};
 
 /// The webhook endpoint.
@@ -30,14 +31,17 @@ pub(crate) async fn accept(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    // This request uses the sources as they are now to its end, whatever a
+    // reload swaps in meanwhile.
+    let sources = state.sources.load_full();
     // Unknown ids would make the label set unbounded: count them as one.
-    let known = state.flows.sources.contains_key(&source_id);
+    let known = sources.flows.sources.contains_key(&source_id);
     let label = if known {
         source_id.clone()
     } else {
         "unknown".to_string()
     };
-    let response = match accept_inner(&state, &source_id, &headers, body).await {
+    let response = match accept_inner(&state, &sources, &source_id, &headers, body).await {
         Ok(ids) => {
             metrics::counter!(m::INGEST_EVENTS, "source" => label.clone())
                 .increment(ids.len() as u64);
@@ -62,11 +66,12 @@ pub(crate) async fn accept(
 
 async fn accept_inner(
     state: &AppState,
+    sources: &Sources,
     source_id: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<String>, IngestError> {
-    let source = state.flows.sources.get(source_id).ok_or_else(|| {
+    let source = sources.flows.sources.get(source_id).ok_or_else(|| {
         IngestError::UnknownSource(format!("no source {source_id:?} in the flows file"))
     })?;
     if source.kind != SourceKind::Webhook {
@@ -76,7 +81,7 @@ async fn accept_inner(
     }
     let body = read_body(body, source.max_body_bytes, state.requests.read_timeout).await?;
     metrics::counter!(m::INGEST_BYTES, "source" => source.id.clone()).increment(body.len() as u64);
-    let signed = match state.authenticators.get(source_id) {
+    let signed = match sources.authenticators.get(source_id) {
         Some(auth) => auth
             .check(headers, &body, SystemTime::now())
             .map_err(IngestError::Unauthorized)?,
@@ -111,7 +116,7 @@ async fn accept_inner(
         .map(|s| state.replay.claim(source_id, s, SystemTime::now()))
         .transpose()?;
     let written = async {
-        state.limits.take(source_id, events.len())?;
+        sources.limits.take(source_id, events.len())?;
         futures::future::try_join_all(
             encoded
                 .iter()

@@ -16,19 +16,21 @@ mod records;
 mod replay;
 mod settings;
 mod signature;
+mod sources;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::post;
-use intops_flows::Flows;
 use intops_kafka::ServiceContext;
+use intops_runtime::reload::{Shared, Watch};
 use intops_runtime::{CancellationToken, CommonArgs, Readiness, Supervisor, admin};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 pub use auth::Authenticator;
 pub use error::IngestError;
@@ -71,9 +73,8 @@ pub struct IngestCli {
 /// Shared state of the request handlers.
 #[derive(Debug)]
 pub(crate) struct AppState {
-    pub flows: Arc<Flows>,
-    pub authenticators: BTreeMap<String, Authenticator>,
-    pub limits: limits::Limits,
+    /// Replaced whole by a valid reload of the flows file.
+    pub sources: Shared<sources::Sources>,
     pub requests: RequestLimits,
     pub replay: replay::ReplayGuard,
     pub ctx: ServiceContext,
@@ -97,34 +98,46 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     requests.validate()?;
-    let flows = Arc::new(intops_flows::load_flows(&args.common.flows)?);
-    let authenticators = auth::authenticators(&flows)?;
+    let flows = intops_flows::load_flows(&args.common.flows)?;
+    let first = sources::Sources::new(flows, None)?;
     let ctx = ServiceContext::new(&args.common.connect)?.with_delivery_timeout(args.ack_timeout)?;
     let readiness = Readiness::default();
-    ctx.ensure_pipeline_topics(flows.targets.keys().map(String::as_str), &readiness)
+    ctx.ensure_pipeline_topics(first.flows.targets.keys().map(String::as_str), &readiness)
         .await
         .context("creating topics")?;
     let broker_watch =
         ctx.watch_broker(readiness.clone(), Duration::from_secs(2), shutdown.clone());
 
-    let pollers = poll::start(
-        flows.clone(),
+    let shared: Shared<sources::Sources> = Arc::new(ArcSwap::from_pointee(first));
+    let reloaded = Arc::new(Notify::new());
+    let producer = ctx.producer.clone();
+    let gate = concurrency::Gate::new(requests.max_concurrent_requests, shared.clone());
+    let pollers = poll::run(
+        shared.clone(),
+        reloaded.clone(),
         ctx.clone(),
         requests.max_json_depth,
         shutdown.clone(),
-    )
-    .await?;
-    let producer = ctx.producer.clone();
-    let gate = concurrency::Gate::new(
-        requests.max_concurrent_requests,
-        flows.sources.keys().cloned(),
     );
+    let previous = shared.clone();
+    let watch = Watch {
+        service: "ingest",
+        what: "flows",
+        metric: intops_runtime::metrics::FLOWS_RELOADS,
+        path: args.common.flows.clone(),
+        current: shared.clone(),
+        parse: Arc::new(move |text| {
+            let flows = intops_flows::load_str(text).map_err(|e| e.to_string())?;
+            sources::Sources::new(flows, Some(&previous.load())).map_err(|e| e.to_string())
+        }),
+        every: Duration::from_secs(1),
+        before_swap: Arc::new(|_| Box::pin(async { Ok(()) })),
+        after_swap: Arc::new(move || reloaded.notify_one()),
+    };
     let state = Arc::new(AppState {
-        limits: limits::Limits::new(&flows),
         replay: replay::ReplayGuard::new(requests.replay_capacity),
         requests,
-        flows,
-        authenticators,
+        sources: shared,
         ctx,
     });
     let router = Router::new()
@@ -139,10 +152,9 @@ pub async fn run_with(
         .merge(admin::router(readiness.clone()));
     let mut tasks = Supervisor::new(readiness, shutdown.clone());
     tasks.spawn("broker watch", broker_watch);
-    for task in pollers {
-        // A poller that panics stops ingest (it would stop polling alone).
-        tasks.spawn("poller", task);
-    }
+    // A poller that panics stops ingest (it would stop polling alone).
+    tasks.spawn("pollers", pollers);
+    tasks.spawn("flows reload", watch.run(shutdown.clone()));
     tracing::info!(listen = %listener.local_addr()?, "ingest listening");
     tasks
         .run(async { Ok(admin::serve(listener, router, shutdown.clone()).await?) })

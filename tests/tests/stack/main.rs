@@ -23,6 +23,7 @@ mod fault_suite;
 mod flows_change;
 mod ingest_api;
 mod ingest_poll;
+mod ingest_reload;
 mod interop_confluent;
 mod links_conversation;
 mod links_crash;

@@ -130,7 +130,10 @@ fn changed_sources_and_targets_are_found() {
     let c = load_str(&EXAMPLE.replace("concurrency = 16", "concurrency = 4")).expect("valid");
     assert!(a.changed(&c, "targets", "jira"));
     assert!(!a.changed(&c, "sources", "servicenow"));
-    assert!(!a.changed(&c, "targets", "nosuch"), "absent from both: unchanged");
+    assert!(
+        !a.changed(&c, "targets", "nosuch"),
+        "absent from both: unchanged"
+    );
     let d = load_str(&EXAMPLE.replace("SNOW_SECRET", "SNOW_SECRET_2")).expect("valid");
     assert!(a.changed(&d, "sources", "servicenow"));
 }
