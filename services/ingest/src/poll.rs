@@ -66,11 +66,11 @@ pub(crate) async fn run(
             .iter()
             .filter(|(id, r)| {
                 r.flows.changed(&current.flows, "sources", id)
-                    || !current
+                    || current
                         .flows
                         .sources
                         .get(*id)
-                        .is_some_and(|s| s.poll.is_some())
+                        .is_none_or(|s| s.poll.is_none())
             })
             .map(|(id, _)| id.clone())
             .collect();
