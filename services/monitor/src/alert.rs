@@ -14,6 +14,7 @@ use intops_flows::Alert;
 use intops_flows::spec::AlertKind;
 use intops_kafka::backoff::retry_delays;
 use intops_runtime::metrics as m;
+use intops_runtime::reload::Shared;
 use intops_runtime::{CancellationToken, Secret};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -76,7 +77,7 @@ impl Announced {
 
 /// Posts the changes from `changes` until `shutdown`.
 pub(crate) async fn run(
-    webhooks: Vec<Webhook>,
+    webhooks: Shared<Vec<Webhook>>,
     mut changes: mpsc::UnboundedReceiver<Change>,
     monitor_url: String,
     shutdown: CancellationToken,
@@ -88,24 +89,27 @@ pub(crate) async fn run(
             return;
         }
     };
-    let mut state: HashMap<(usize, String), Announced> = HashMap::new();
+    // By webhook id and flow: a reload that keeps a webhook keeps what it
+    // announced.
+    let mut state: HashMap<(String, String), Announced> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             change = changes.recv() => match change {
                 Some(change) => {
-                    for i in 0..webhooks.len() {
-                        state.entry((i, change.flow_id.clone())).or_default().pending = Some(change.clone());
+                    for webhook in webhooks.load().iter() {
+                        state.entry((webhook.id.clone(), change.flow_id.clone())).or_default().pending = Some(change.clone());
                     }
                 }
                 None => return,
             },
             _ = tick.tick() => {}
         }
-        for ((i, _), announced) in &mut state {
-            let Some(webhook) = webhooks.get(*i) else {
-                continue;
+        let current = webhooks.load();
+        for ((id, _), announced) in &mut state {
+            let Some(webhook) = current.iter().find(|w| &w.id == id) else {
+                continue; // removed by a reload
             };
             let Some(change) = announced.due(webhook.cooldown, Instant::now()) else {
                 continue;

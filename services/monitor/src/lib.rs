@@ -20,8 +20,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use intops_events::now_micros;
+use intops_flows::Flows;
 use intops_kafka::ServiceContext;
+use intops_runtime::reload::{Shared, Watch};
 use intops_runtime::{CancellationToken, CommonArgs, Readiness, Supervisor, admin};
 use tokio::net::TcpListener;
 
@@ -62,12 +65,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let flows = intops_flows::load_flows(&args.common.flows)?;
-    let webhooks = flows
-        .alerts
-        .iter()
-        .map(alert::Webhook::resolve)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| intops_runtime::ConfigError(vec![e]))?;
+    let webhooks: Shared<Vec<alert::Webhook>> = Arc::new(ArcSwap::from_pointee(
+        webhooks_of(&flows).map_err(|e| intops_runtime::ConfigError(vec![e]))?,
+    ));
     let token = args
         .api_token_file
         .as_ref()
@@ -148,6 +148,38 @@ pub async fn run(
             shutdown.clone(),
         ),
     );
+    let current: Shared<Loaded> = Arc::new(ArcSwap::from_pointee(Loaded {
+        flows,
+        webhooks: webhooks.load_full(),
+    }));
+    let (reload_health, reload_webhooks, loaded) =
+        (health.clone(), webhooks.clone(), current.clone());
+    tasks.spawn(
+        "flows reload",
+        Watch {
+            service: "monitor",
+            what: "flows",
+            metric: intops_runtime::metrics::FLOWS_RELOADS,
+            path: args.common.flows.clone(),
+            current,
+            // The alert URLs are read here: a missing one refuses the file.
+            parse: Arc::new(|text| {
+                let flows = intops_flows::load_str(text).map_err(|e| e.to_string())?;
+                let webhooks = Arc::new(webhooks_of(&flows)?);
+                Ok(Loaded { flows, webhooks })
+            }),
+            every: Duration::from_secs(1),
+            before_swap: Arc::new(|_| Box::pin(async { Ok(()) })),
+            after_swap: Arc::new(move || {
+                let now = loaded.load();
+                if let Ok(mut h) = reload_health.write() {
+                    h.reconfigure(&now.flows, now_micros());
+                }
+                reload_webhooks.store(now.webhooks.clone());
+            }),
+        }
+        .run(shutdown.clone()),
+    );
     tasks.spawn(
         "alerts",
         alert::run(
@@ -177,4 +209,17 @@ pub async fn run(
         .await?;
     tracing::info!("monitor stopped");
     Ok(())
+}
+
+/// What the monitor takes from the flows file; a reload replaces it.
+struct Loaded {
+    /// Flows and their objectives.
+    flows: Flows,
+    /// The alert webhooks, URLs read.
+    webhooks: Arc<Vec<alert::Webhook>>,
+}
+
+/// The alert webhooks of `flows`, URLs read.
+fn webhooks_of(flows: &Flows) -> Result<Vec<alert::Webhook>, String> {
+    flows.alerts.iter().map(alert::Webhook::resolve).collect()
 }

@@ -33,6 +33,7 @@ mod links_rebalance;
 mod links_replay;
 mod monitor_health;
 mod monitor_page;
+mod monitor_reload;
 mod pipeline_e2e;
 mod rebalance_drain;
 mod schemas_registry;

@@ -230,6 +230,41 @@ impl Health {
         }
     }
 
+    /// Takes a reloaded flows file in: flows kept keep their figures and
+    /// status with the new objectives, new flows start healthy at `now`,
+    /// removed flows (and targets) are dropped.
+    pub fn reconfigure(&mut self, flows: &Flows, now: i64) {
+        let mut kept = std::mem::take(&mut self.flows);
+        for f in &flows.flows {
+            let state = match kept.remove(&f.id) {
+                Some(mut state) => {
+                    state.source = f.source.clone();
+                    state.target = f.target.clone();
+                    state.slo = f.slo;
+                    state
+                }
+                None => FlowState {
+                    source: f.source.clone(),
+                    target: f.target.clone(),
+                    slo: f.slo,
+                    series: Series::default(),
+                    last_success: None,
+                    last_echo: None,
+                    status: Status::Healthy,
+                    since: now,
+                    reason: String::new(),
+                },
+            };
+            self.flows.insert(f.id.clone(), state);
+        }
+        let mut targets = std::mem::take(&mut self.targets);
+        self.targets = flows
+            .targets
+            .keys()
+            .map(|t| (t.clone(), targets.remove(t).unwrap_or_default()))
+            .collect();
+    }
+
     /// Folds a delivery request: the flow routed an event.
     pub fn on_request(&mut self, r: &DeliveryRequest) {
         if let Some(f) = self.flows.get_mut(&r.flow_id) {

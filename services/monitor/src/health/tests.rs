@@ -169,3 +169,45 @@ fn echoes_and_write_backs_without_a_link_are_neither_delivered_nor_failed() {
     });
     assert_eq!(h.unrouted(), 1);
 }
+
+/// A reload keeps a flow's figures and applies its new objectives; a
+/// removed flow goes, a new one starts healthy.
+#[test]
+fn a_reload_keeps_the_figures_and_applies_the_new_objectives() {
+    let start = 1_000_000 * S;
+    let mut h = Health::new(&flows(""), Duration::from_secs(86_400), start);
+    h.on_outcome(&outcome(OutcomeStatus::Delivered, start + S));
+    h.evaluate(start + 2 * S);
+    assert_eq!(
+        h.flow("app-to-crm", start + 2 * S).expect("flow").status,
+        Status::Healthy
+    );
+
+    let reloaded = crate::test_flows::one_flow(
+        r#"slo = { max_silence = "1m" }
+
+[[flows]]
+id = "app-to-crm-2"
+source = "app"
+target = "crm"
+path = "/more"
+"#,
+    );
+    h.reconfigure(&reloaded, start + 3 * S);
+    h.evaluate(start + 120 * S);
+    let v = h.flow("app-to-crm", start + 120 * S).expect("flow kept");
+    assert_eq!(v.status, Status::Failing);
+    assert!(
+        v.reason.contains("no delivery for"),
+        "kept its last delivery: {}",
+        v.reason
+    );
+    assert_eq!(
+        h.flow("app-to-crm-2", start + 120 * S)
+            .expect("new flow")
+            .status,
+        Status::Healthy
+    );
+    h.reconfigure(&flows(""), start + 121 * S);
+    assert!(h.flow("app-to-crm-2", start + 121 * S).is_none());
+}
