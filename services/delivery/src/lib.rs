@@ -10,22 +10,25 @@
 
 mod breaker;
 mod client;
+mod consumers;
 mod control;
 mod credential;
 mod gate;
 mod handler;
 pub mod links;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use intops_events::Stage;
-use intops_kafka::{
-    CapSettings, ConsumeOptions, DeadLetterCap, DeadLetterWriter, ServiceContext, consume,
-    new_consumer,
-};
+use intops_flows::Flows;
+use intops_kafka::{CapSettings, DeadLetterWriter, ServiceContext};
+use intops_runtime::reload::{Shared, Watch};
 use intops_runtime::{CancellationToken, CommonArgs, ConfigError, Readiness, Supervisor, admin};
+use tokio::sync::Notify;
 
 pub use client::{Attempt, classify_status};
 
@@ -72,8 +75,8 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         "INTOPS_DELIVERY_DLQ_CAP",
     )?;
     let flows = intops_flows::load_flows(&args.common.flows)?;
-    let selected: Vec<String> = if args.targets.is_empty() {
-        flows.targets.keys().cloned().collect()
+    let only: Option<BTreeSet<String>> = if args.targets.is_empty() {
+        None
     } else {
         let unknown: Vec<String> = args
             .targets
@@ -84,8 +87,15 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         if !unknown.is_empty() {
             return Err(ConfigError(unknown).into());
         }
-        args.targets.clone()
+        Some(args.targets.iter().cloned().collect())
     };
+    let selected: Vec<String> = flows
+        .targets
+        .keys()
+        .filter(|t| only.as_ref().is_none_or(|o| o.contains(*t)))
+        .cloned()
+        .collect();
+    check_targets(&flows, &selected).map_err(|e| ConfigError(vec![e]))?;
     let ctx = ServiceContext::new(&args.common.connect)?;
     let readiness = Readiness::default();
     // Not ready until the links index is read (registered before any
@@ -107,21 +117,10 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         ctx.topics.dlq_delivery(),
         Stage::Delivery,
     );
-    let mut targets = control::Targets::new();
-    for target_id in &selected {
-        // One cap per target (its own loop), scoped by source inside it;
-        // cleared by `intops target resume` or a restart.
-        let cap = Arc::new(DeadLetterCap::new(
-            "delivery",
-            format!("dead_letter_cap:{target_id}"),
-            cap_settings,
-            readiness.clone(),
-        ));
-        let target = handler::TargetRuntime::new(&flows, target_id, &readiness, cap)?;
-        targets.insert(target_id.clone(), Arc::new(target));
-    }
-    // An operator's pause is in force before the first record is taken.
-    control::catch_up(&ctx, &targets)
+    // The commands in force are known before any target starts: an
+    // operator's pause holds from the first record.
+    let control = control::Targets::new();
+    control::catch_up(&ctx, &control)
         .await
         .context("reading control commands")?;
     // Every link is known before the first record is taken.
@@ -135,54 +134,61 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     // One target failing fatally stops the service: an operator must look,
     // and the other targets resume after restart.
     let mut tasks = Supervisor::new(readiness.clone(), shutdown.clone());
-    let shared_links = links.links.clone();
+    let consumers = consumers::Consumers {
+        ctx: ctx.clone(),
+        readiness: readiness.clone(),
+        cap_settings,
+        dead_letters,
+        links: links.links.clone(),
+        only: only.clone(),
+        unassigned_grace: args.common.unassigned_grace,
+        control: control.clone(),
+    };
     links.spawn(&mut tasks, &shutdown);
-    for (target_id, target) in targets.clone() {
-        let concurrency = flows
-            .targets
-            .get(&target_id)
-            .map_or(1, |t| t.concurrency as usize);
-        let topic = ctx.topics.deliveries(&target_id);
-        let group = ctx.topics.group(&format!("delivery.{target_id}"));
-        let consumer = new_consumer(&ctx.kafka, &group, &[&topic])?;
-        tasks.spawn(
-            format!("assignment {group}"),
-            ctx.watch_assignment(
-                &consumer,
-                &group,
-                &readiness,
-                args.common.unassigned_grace,
-                shutdown.clone(),
-            )?,
-        );
-        let options = ConsumeOptions {
-            stage: "delivery",
-            cap: target.cap.clone(),
-            dead_letters: dead_letters.clone(),
-            shutdown: shutdown.clone(),
-            min_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(30),
-            concurrency,
-        };
-        // Shared by the lanes: one reference count per record, no copy.
-        let owned = links::Owned::new(intops_kafka::assignment_of(&consumer));
-        let handler = Arc::new(
-            handler::Handler::new(target, ctx.clone(), shared_links.clone(), shutdown.clone())
-                .with_owned(owned),
-        );
-        tracing::info!(target = %target_id, %topic, "delivery consuming");
-        tasks.spawn(format!("consumer {target_id}"), async move {
-            let result = consume(&consumer, &options, move |message| {
-                let handler = handler.clone();
-                async move { handler.handle(message).await }
-            })
-            .await;
-            result.with_context(|| format!("delivery consumer of target {target_id}"))
-        });
-    }
+    let current: Shared<Flows> = Arc::new(ArcSwap::from_pointee(flows));
+    let reloaded = Arc::new(Notify::new());
+    let notify = reloaded.clone();
+    let topics_ctx = ctx.clone();
+    tasks.spawn(
+        "flows reload",
+        Watch {
+            service: "delivery",
+            what: "flows",
+            metric: intops_runtime::metrics::FLOWS_RELOADS,
+            path: args.common.flows.clone(),
+            current: current.clone(),
+            // Every selected target's credential and URL are read here: a
+            // file with one missing is refused whole.
+            parse: Arc::new(move |text| {
+                let flows = intops_flows::load_str(text).map_err(|e| e.to_string())?;
+                let selected: Vec<String> = flows
+                    .targets
+                    .keys()
+                    .filter(|t| only.as_ref().is_none_or(|o| o.contains(*t)))
+                    .cloned()
+                    .collect();
+                check_targets(&flows, &selected)?;
+                Ok(flows)
+            }),
+            every: Duration::from_secs(1),
+            before_swap: Arc::new(move |new: Arc<Flows>| {
+                let ctx = topics_ctx.clone();
+                Box::pin(async move {
+                    let names = ctx.topics.all(new.targets.keys().map(String::as_str));
+                    ctx.ensure_topics(&names).await.map_err(|e| e.to_string())
+                })
+            }),
+            after_swap: Arc::new(move || notify.notify_one()),
+        }
+        .run(shutdown.clone()),
+    );
+    tasks.spawn(
+        "targets",
+        consumers.run(current, reloaded, shutdown.clone()),
+    );
     tasks.spawn(
         "control",
-        control::follow(ctx.clone(), targets, shutdown.clone()),
+        control::follow(ctx.clone(), control, shutdown.clone()),
     );
     let first_error = tasks.join().await.err();
     shutdown.cancel();
@@ -195,4 +201,18 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     }
     tracing::info!("delivery stopped");
     Ok(())
+}
+
+/// Reads the credential and parses the base URL of each of `selected`:
+/// what a target's start would fail on.
+fn check_targets(flows: &Flows, selected: &[String]) -> Result<(), String> {
+    let problems: Vec<String> = selected
+        .iter()
+        .filter_map(|id| handler::TargetRuntime::check(flows, id).err())
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
 }

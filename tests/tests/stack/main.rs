@@ -17,6 +17,7 @@ mod delivery_circuit;
 mod delivery_crash;
 mod delivery_pause;
 mod delivery_policy;
+mod delivery_reload;
 mod delivery_scale_out;
 mod dlq_replay;
 mod fault_suite;
