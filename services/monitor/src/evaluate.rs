@@ -25,10 +25,16 @@ pub(crate) async fn run(
     let mut reporting = false;
     loop {
         let now = now_micros();
-        let (changes, views) = match health.write() {
-            Ok(mut h) => (h.evaluate(now), h.flows(now)),
+        let (changes, views, fields) = match health.write() {
+            Ok(mut h) => (h.evaluate(now), h.flows(now), h.field_figures(now)),
             Err(_) => return,
         };
+        for (flow, field, missing, drifting) in fields {
+            metrics::gauge!(m::FLOW_FIELD_MISSING, "flow" => flow.clone(), "field" => field.clone())
+                .set(missing);
+            metrics::gauge!(m::FLOW_FIELD_DRIFT, "flow" => flow, "field" => field)
+                .set(if drifting { 1.0 } else { 0.0 });
+        }
         for f in &views {
             metrics::gauge!(m::FLOW_HEALTH, "flow" => f.flow_id.clone()).set(f.status.level());
             for (status, n) in [

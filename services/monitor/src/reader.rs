@@ -85,11 +85,10 @@ impl Reader {
         let mut backoff = retry_delays(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             let result = match kind {
-                TopicKind::Event => self
-                    .codec
-                    .decode::<IntegrationEvent>(bytes)
-                    .await
-                    .map(|e| self.write(|l| l.on_event(&e))),
+                TopicKind::Event => self.codec.decode::<IntegrationEvent>(bytes).await.map(|e| {
+                    self.write(|l| l.on_event(&e));
+                    self.fold_health(|h| h.on_event(&e));
+                }),
                 TopicKind::Request => self.codec.decode::<DeliveryRequest>(bytes).await.map(|r| {
                     self.write(|l| l.on_request(&r));
                     self.fold_health(|h| h.on_request(&r));

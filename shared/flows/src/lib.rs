@@ -17,8 +17,8 @@ mod template;
 pub use intops_jq::{JqError, JqProgram, JqValue, parse_json};
 pub use load::{LoadError, LoadErrors, load_file, load_flows, load_str};
 pub use model::{
-    Alert, CircuitBreaker, DEFAULT_LINK_EXPIRY, Flow, FlowLink, Flows, HmacAuth, OAuth2, Poll,
-    RateLimit, Retry, SharedFlows, SignatureEncoding, Slo, Source, SourceAuth, SourceKind,
+    Alert, CircuitBreaker, DEFAULT_LINK_EXPIRY, Drift, Flow, FlowLink, Flows, HmacAuth, OAuth2,
+    Poll, RateLimit, Retry, SharedFlows, SignatureEncoding, Slo, Source, SourceAuth, SourceKind,
     StatusSet, Target, TargetAuth, Update,
 };
 pub use secret::SecretRef;

@@ -360,6 +360,8 @@ pub struct Slo {
     pub max_lag: Option<i64>,
     /// Recent time the ratio and latency objectives look at.
     pub window: std::time::Duration,
+    /// When a payload field the flow reads counts as drifting.
+    pub drift: Drift,
 }
 
 impl Default for Slo {
@@ -370,6 +372,38 @@ impl Default for Slo {
             max_silence: None,
             max_lag: None,
             window: std::time::Duration::from_secs(300),
+            drift: Drift::default(),
+        }
+    }
+}
+
+/// Payload drift (`slo.drift`): a field the flow reads that was present
+/// (with one JSON type) in at least `baseline` of the events before the
+/// last `window`, and is missing (or of another type) in at least `share`
+/// of the events within it, each side with at least `min_events` events,
+/// makes the flow degraded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Drift {
+    /// Whether drift is checked.
+    pub enabled: bool,
+    /// The recent time.
+    pub window: std::time::Duration,
+    /// Events needed on each side.
+    pub min_events: u64,
+    /// Share of earlier events with the field as usual.
+    pub baseline: f64,
+    /// Share of recent events without it that degrades the flow.
+    pub share: f64,
+}
+
+impl Default for Drift {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: std::time::Duration::from_secs(600),
+            min_events: 20,
+            baseline: 0.9,
+            share: 0.2,
         }
     }
 }

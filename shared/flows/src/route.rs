@@ -101,6 +101,23 @@ pub(crate) fn fields_read(flows: &[Flow]) -> BTreeMap<String, Vec<String>> {
         .collect()
 }
 
+/// The top-level payload fields `flow`'s programs read, as far as direct
+/// evaluation knows them (a program it cannot evaluate directly adds
+/// nothing): what the monitor watches for payload drift.
+pub fn flow_fields(flow: &Flow) -> Vec<String> {
+    let mut keys = BTreeSet::new();
+    if let Some(w) = &flow.when {
+        w.input_fields(&mut keys);
+    }
+    flow.map.input_fields(&mut keys);
+    flow.path.input_fields(&mut keys);
+    for (_, t) in &flow.headers {
+        t.input_fields(&mut keys);
+    }
+    link::input_fields(flow, &mut keys);
+    keys.into_iter().collect()
+}
+
 /// What one flow makes of an event (of any source: the caller checks):
 /// `None` when its condition does not hold. Used by `intops flow rewind`.
 pub fn plan_flow(
@@ -276,6 +293,22 @@ map = '.a.b.c | error("no mapping for " + .)'
             "/../../tests/fixtures/servicenow-incident-created.json"
         ))
         .expect("fixture")
+    }
+
+    /// The monitor watches the top-level fields a flow's programs read
+    /// (for payload drift), nested reads included.
+    #[test]
+    fn a_flows_fields_are_the_top_level_ones_its_programs_read() {
+        let flows = crate::load_str(&FLOWS.replace(
+            "map = '{fields: {summary: .short_description, labels: [\"servicenow\", .number]}}'",
+            "map = '{fields: {summary: .short_description, group: .assignment_group.display_value}}'",
+        ))
+        .expect("valid");
+        assert_eq!(
+            flow_fields(&flows.flows[0]),
+            ["assignment_group", "priority", "short_description"]
+        );
+        assert_eq!(flow_fields(&flows.flows[1]), ["number", "priority"]);
     }
 
     #[test]

@@ -359,4 +359,25 @@ pub struct SloSpec {
     pub max_lag: Option<i64>,
     /// Recent time the ratio and latency objectives look at; default `5m`.
     pub window: Option<String>,
+    /// Payload drift of the fields the flow reads (`slo.drift`).
+    pub drift: Option<DriftSpec>,
+}
+
+/// A flow's `slo.drift` table: when a payload field the flow reads counts
+/// as drifting. Every key is optional (defaults in `model::Drift`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    /// `false` turns drift detection off for the flow.
+    pub enabled: Option<bool>,
+    /// The recent time compared with what came before (`10m`).
+    pub window: Option<String>,
+    /// Events needed, before and within the window, to judge (20).
+    pub min_events: Option<u64>,
+    /// Share of earlier events that had the field (with its usual type)
+    /// for it to count as expected (0.9).
+    pub baseline: Option<f64>,
+    /// Share of recent events missing it (or with another type) that
+    /// makes the flow degraded (0.2).
+    pub share: Option<f64>,
 }

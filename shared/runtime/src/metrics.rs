@@ -81,6 +81,14 @@ pub const LINK_EXPIRED: &str = "intops_link_expired_total";
 pub const MONITOR_RECORDS: &str = "intops_monitor_records_total";
 /// Events the monitor holds in its lineage index.
 pub const MONITOR_TRACKED_EVENTS: &str = "intops_monitor_tracked_events";
+/// Share of a flow's recent events (its `slo.drift.window`) without a
+/// payload field the flow reads; labels `flow`, `field` (fields named in
+/// the flows file).
+pub const FLOW_FIELD_MISSING: &str = "intops_flow_field_missing_ratio";
+/// Whether a payload field a flow reads is drifting (missing or of another
+/// type in a significant share of recent events): 0 or 1; labels `flow`,
+/// `field`.
+pub const FLOW_FIELD_DRIFT: &str = "intops_flow_field_drift";
 /// A flow's health: 0 healthy, 1 degraded, 2 failing; label `flow`.
 pub const FLOW_HEALTH: &str = "intops_flow_health";
 /// A flow's final results over the monitor's window; labels `flow`,
@@ -234,6 +242,14 @@ fn describe() {
     );
     describe_counter!(LINK_EXPIRED, "links expired by the sweeper, by flow");
     describe_counter!(MONITOR_RECORDS, "records folded by the monitor, by kind");
+    describe_gauge!(
+        FLOW_FIELD_MISSING,
+        "share of a flow's recent events without a payload field it reads"
+    );
+    describe_gauge!(
+        FLOW_FIELD_DRIFT,
+        "1 while a payload field a flow reads is drifting (missing or of another type)"
+    );
     describe_gauge!(
         MONITOR_TRACKED_EVENTS,
         "events held in the monitor's lineage index"

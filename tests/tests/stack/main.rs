@@ -32,6 +32,7 @@ mod links_echo;
 mod links_expiry;
 mod links_rebalance;
 mod links_replay;
+mod monitor_drift;
 mod monitor_health;
 mod monitor_page;
 mod monitor_reload;

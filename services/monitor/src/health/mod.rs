@@ -1,16 +1,19 @@
 //! Per-flow and per-target health: counts folded from the delivery
 //! requests and outcomes over the monitor's window, evaluated against each
-//! flow's objectives into healthy, degraded or failing with the reason.
+//! flow's objectives into healthy, degraded or failing with the reason;
+//! payload drift of the fields each flow reads ([`drift`]) degrades it.
 
+mod drift;
 pub mod series;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use intops_events::{DeliveryRequest, Outcome, OutcomeStatus, Stage};
+use intops_events::{DeliveryRequest, IntegrationEvent, Outcome, OutcomeStatus, Stage};
 use intops_flows::{Flows, Slo};
 use serde::Serialize;
 
+use self::drift::Drifts;
 use self::series::{Counts, Series};
 
 /// A flow's health.
@@ -191,6 +194,8 @@ pub struct Health {
     lag: BTreeMap<String, i64>,
     unrouted: Series,
     dead: std::collections::VecDeque<DeadView>,
+    /// The payload fields each flow reads, counted.
+    drift: Drifts,
 }
 
 impl Health {
@@ -227,7 +232,31 @@ impl Health {
             lag: BTreeMap::new(),
             unrouted: Series::default(),
             dead: std::collections::VecDeque::new(),
+            drift: Drifts::new(flows, None),
         }
+    }
+
+    /// Folds an event: counts the payload fields its flows read.
+    pub fn on_event(&mut self, e: &IntegrationEvent) {
+        self.drift.on_event(e);
+    }
+
+    /// Per flow and payload field it reads: the share of recent events
+    /// without it, and whether it drifts.
+    pub fn field_figures(&self, now: i64) -> Vec<(String, String, f64, bool)> {
+        let secs = now / 1_000_000;
+        self.drift
+            .missing_shares(secs)
+            .into_iter()
+            .map(|(flow, field, missing)| {
+                let drifting = self
+                    .drift
+                    .reasons(flow, secs)
+                    .iter()
+                    .any(|r| r.starts_with(&format!("reads .{field}:")));
+                (flow.to_string(), field.to_string(), missing, drifting)
+            })
+            .collect()
     }
 
     /// Takes a reloaded flows file in: flows kept keep their figures and
@@ -257,6 +286,7 @@ impl Health {
             };
             self.flows.insert(f.id.clone(), state);
         }
+        self.drift = Drifts::new(flows, Some(std::mem::take(&mut self.drift)));
         let mut targets = std::mem::take(&mut self.targets);
         self.targets = flows
             .targets
@@ -352,6 +382,7 @@ impl Health {
     pub fn evaluate(&mut self, now: i64) -> Vec<Change> {
         let horizon = now / 1_000_000 - self.window.as_secs() as i64;
         self.unrouted.prune(horizon);
+        self.drift.prune(horizon);
         for t in self.targets.values_mut() {
             t.prune(horizon);
         }
@@ -370,6 +401,8 @@ impl Health {
                 last_answer.is_some(),
                 self.lag.get(&f.target).copied(),
             );
+            let (status, reason) =
+                with_drift(status, reason, self.drift.reasons(id, now / 1_000_000));
             if status != f.status {
                 changes.push(Change {
                     flow_id: id.clone(),
@@ -500,6 +533,24 @@ fn judge(
     };
     failing.extend(degraded);
     (status, failing.join("; "))
+}
+
+/// A flow's status and reason with its payload drift (degraded at least).
+fn with_drift(status: Status, reason: String, drift: Vec<String>) -> (Status, String) {
+    if drift.is_empty() {
+        return (status, reason);
+    }
+    let status = if status == Status::Healthy {
+        Status::Degraded
+    } else {
+        status
+    };
+    let reason = std::iter::once(reason)
+        .filter(|r| !r.is_empty())
+        .chain(drift)
+        .collect::<Vec<_>>()
+        .join("; ");
+    (status, reason)
 }
 
 fn rfc3339(micros: i64) -> String {

@@ -1,4 +1,4 @@
-use intops_events::{LinkAction, Outcome, OutcomeStatus, Stage};
+use intops_events::{IntegrationEvent, LinkAction, Outcome, OutcomeStatus, Stage};
 
 use super::*;
 
@@ -210,4 +210,102 @@ path = "/more"
     );
     h.reconfigure(&flows(""), start + 121 * S);
     assert!(h.flow("app-to-crm-2", start + 121 * S).is_none());
+}
+
+fn event(at: i64, payload: serde_json::Value) -> IntegrationEvent {
+    IntegrationEvent {
+        event_id: format!("e{at}"),
+        source_id: "app".into(),
+        event_type: "updated".into(),
+        entity_key: "k".into(),
+        occurred_at: at,
+        ingested_at: at,
+        correlation_id: None,
+        attributes: Default::default(),
+        payload: payload.to_string(),
+    }
+}
+
+fn drift_flows() -> Flows {
+    crate::test_flows::one_flow(
+        r#"map = '{group: .assignment_group, n: .number}'
+slo = { drift = { window = "5m", min_events = 10 } }"#,
+    )
+}
+
+/// A field the mapping reads that every event had and then stops coming
+/// degrades the flow with the field, the share and since when; a field
+/// that changes type likewise; too few events say nothing.
+#[test]
+fn a_field_the_flow_reads_going_missing_or_changing_type_degrades_it() {
+    let start = 1_000_000 * S; // 13:46:40 UTC
+    let mut h = Health::new(&drift_flows(), Duration::from_secs(86_400), start);
+    for i in 0..30 {
+        h.on_event(&event(
+            start + i * S,
+            serde_json::json!({"assignment_group": "ops", "number": "INC1"}),
+        ));
+    }
+    h.evaluate(start + 40 * S);
+    assert_eq!(
+        h.flow("app-to-crm", start + 40 * S).expect("flow").status,
+        Status::Healthy
+    );
+
+    // Ten minutes later the source renames the field and sends numbers.
+    let later = start + 600 * S;
+    for i in 0..9 {
+        h.on_event(&event(
+            later + i * S,
+            serde_json::json!({"group": "ops", "number": 1}),
+        ));
+    }
+    h.evaluate(later + 10 * S);
+    assert_eq!(
+        h.flow("app-to-crm", later + 10 * S).expect("flow").status,
+        Status::Healthy,
+        "nine events are too few to judge"
+    );
+    h.on_event(&event(
+        later + 9 * S,
+        serde_json::json!({"group": "ops", "number": 1}),
+    ));
+    let changes = h.evaluate(later + 10 * S);
+    let v = h.flow("app-to-crm", later + 10 * S).expect("flow");
+    assert_eq!(v.status, Status::Degraded);
+    assert_eq!(
+        v.reason,
+        "reads .assignment_group: missing in 100% of events since 13:56; reads .number: number instead of string in 100% of events since 13:56"
+    );
+    assert_eq!(changes.len(), 1, "an alert goes out");
+    let figures = h.field_figures(later + 10 * S);
+    assert!(
+        figures.contains(&("app-to-crm".into(), "assignment_group".into(), 1.0, true)),
+        "{figures:?}"
+    );
+    assert!(
+        figures.contains(&("app-to-crm".into(), "number".into(), 0.0, true)),
+        "{figures:?}"
+    );
+}
+
+/// `slo.drift.enabled = false` turns it off for the flow.
+#[test]
+fn drift_can_be_turned_off_per_flow() {
+    let start = 1_000_000 * S;
+    let flows = crate::test_flows::one_flow(
+        r#"map = '{group: .assignment_group}'
+slo = { drift = { enabled = false, min_events = 1 } }"#,
+    );
+    let mut h = Health::new(&flows, Duration::from_secs(86_400), start);
+    h.on_event(&event(
+        start,
+        serde_json::json!({"assignment_group": "ops"}),
+    ));
+    h.on_event(&event(start + 700 * S, serde_json::json!({})));
+    h.evaluate(start + 701 * S);
+    assert_eq!(
+        h.flow("app-to-crm", start + 701 * S).expect("flow").status,
+        Status::Healthy
+    );
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{Validator, is_header_name};
-use crate::model::{Flow, Slo, Source, Target, TargetAuth};
-use crate::spec::{FlowSpec, SloSpec};
+use crate::model::{Drift, Flow, Slo, Source, Target, TargetAuth};
+use crate::spec::{DriftSpec, FlowSpec, SloSpec};
 use crate::template::Template;
 use link::LinkUse;
 
@@ -172,6 +172,35 @@ impl Validator {
                 spec.window.as_deref(),
                 defaults.window,
             ),
+            drift: self.drift(at, spec.drift.as_ref()),
+        }
+    }
+
+    fn drift(&mut self, at: &str, spec: Option<&DriftSpec>) -> Drift {
+        let defaults = Drift::default();
+        let Some(spec) = spec else {
+            return defaults;
+        };
+        for (name, share) in [("baseline", spec.baseline), ("share", spec.share)] {
+            if let Some(v) = share
+                && !(v > 0.0 && v <= 1.0)
+            {
+                self.error(
+                    format!("{at}.slo.drift.{name}"),
+                    "must be above 0 and at most 1",
+                );
+            }
+        }
+        Drift {
+            enabled: spec.enabled.unwrap_or(defaults.enabled),
+            window: self.duration(
+                format!("{at}.slo.drift.window"),
+                spec.window.as_deref(),
+                defaults.window,
+            ),
+            min_events: spec.min_events.unwrap_or(defaults.min_events).max(1),
+            baseline: spec.baseline.unwrap_or(defaults.baseline),
+            share: spec.share.unwrap_or(defaults.share),
         }
     }
 }
