@@ -239,10 +239,17 @@ fn event_page(event_id: &str, trace: Option<&Trace>) -> Markup {
                         @if !t.dead_letters.is_empty() {
                             h2 { "Dead letters" }
                             table id="event-dead-letters" {
-                                tr { th { "failed" } th { "stage" } th { "class" } th { "error" } th { "original" } }
+                                tr { th { "failed" } th { "stage" } th { "flow" } th { "class" } th { "error" } th { "original" } }
                                 @for d in &t.dead_letters {
                                     tr {
-                                        td { (d.failed_at) } td { (d.stage) } td { (d.error_class) }
+                                        td { (d.failed_at) } td { (d.stage) }
+                                        td {
+                                            (d.flow_id.as_deref().unwrap_or("-"))
+                                            @if let (Some(v), Some(url)) = (&d.flow_version, &d.flow_version_url) {
+                                                " " a.muted href=(url) title="this version's definition" { (v) }
+                                            }
+                                        }
+                                        td { (d.error_class) }
                                         td { (d.error_message) } td { (d.original) }
                                     }
                                 }
@@ -259,7 +266,12 @@ fn stage_row(s: &StageView) -> Markup {
     html! {
         tr data-status=(s.status) {
             td { (s.at) } td { (s.stage) } td { (s.status) }
-            td { (s.flow_id.as_deref().unwrap_or("-")) }
+            td {
+                (s.flow_id.as_deref().unwrap_or("-"))
+                @if let (Some(v), Some(url)) = (&s.flow_version, &s.flow_version_url) {
+                    " " a.muted href=(url) title="this version's definition" { (v) }
+                }
+            }
             td { (s.target_id.as_deref().unwrap_or("-")) }
             td { (s.link_action.unwrap_or("-")) }
             td { (s.record_id.as_deref().unwrap_or("-")) }

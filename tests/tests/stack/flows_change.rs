@@ -253,6 +253,16 @@ async fn a_change_is_diffed_over_recorded_traffic_deployed_by_reload_and_kept() 
     })
     .await;
     assert!(url.ends_with(old_app.as_str()), "{url}");
+    let page = reqwest::get(format!("http://{}/events/{}", pipeline.monitor, ids[0]))
+        .await
+        .expect("monitor answers")
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains(&format!("href=\"{url}\"")),
+        "the event page links the version"
+    );
     let version: Value = reqwest::get(format!("http://{}{url}", pipeline.monitor))
         .await
         .expect("monitor answers")
