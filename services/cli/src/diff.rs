@@ -86,7 +86,7 @@ async fn diff(ctx: &ServiceContext, args: &DiffArgs) -> anyhow::Result<ExitCode>
     }
     let started = Instant::now();
     let mut comparison = Comparison::new(&base, &new, args.flow.as_deref(), args.examples);
-    let scanned = compare_events(ctx, args, &mut comparison).await?;
+    let (scanned, undecodable) = compare_events(ctx, args, &mut comparison).await?;
     let took = started.elapsed();
     let changed = comparison.changed();
     report::print(&report::Report {
@@ -95,6 +95,7 @@ async fn diff(ctx: &ServiceContext, args: &DiffArgs) -> anyhow::Result<ExitCode>
         since: args.since,
         until: args.until,
         scanned,
+        undecodable,
         took,
         json: args.json,
     })?;
@@ -106,19 +107,19 @@ async fn diff(ctx: &ServiceContext, args: &DiffArgs) -> anyhow::Result<ExitCode>
 }
 
 /// Feeds every event of the window to `comparison`; returns the records
-/// scanned.
+/// scanned and those that did not decode (transform dead-lettered them).
 async fn compare_events(
     ctx: &ServiceContext,
     args: &DiffArgs,
     comparison: &mut Comparison<'_>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<(u64, u64)> {
     let events = ctx.topics.events();
     anyhow::ensure!(
         topics::exists(&ctx.kafka, &events).await?,
         "topic {events} does not exist (no event was ingested under this prefix)"
     );
     let until = args.until.unwrap_or(i64::MAX);
-    let mut scanned = 0;
+    let (mut scanned, mut undecodable) = (0, 0);
     let mut scan = Scan::open(
         &ctx.kafka,
         std::slice::from_ref(&events),
@@ -128,33 +129,43 @@ async fn compare_events(
     .await?;
     while let Some(message) = scan.next().await? {
         scanned += 1;
-        let Some(event) = decode(ctx, args.since, &message).await? else {
-            continue;
-        };
-        if event.ingested_at >= args.since && event.ingested_at < until {
-            comparison.add(&event);
+        match decode(ctx, args.since, &message).await? {
+            Decoded::Event(event) => {
+                if event.ingested_at >= args.since && event.ingested_at < until {
+                    comparison.add(&event);
+                }
+            }
+            Decoded::TooOld => {}
+            Decoded::Undecodable => undecodable += 1,
         }
     }
-    Ok(scanned)
+    Ok((scanned, undecodable))
 }
 
-/// The event in `message`, unless it is certainly older than `since` or
-/// undecodable (transform dead-lettered those already).
+/// What a record of the events topic is to the diff.
+enum Decoded {
+    Event(Box<IntegrationEvent>),
+    /// Certainly older than `--since` (not decoded).
+    TooOld,
+    /// Not an IntegrationEvent (or empty): transform dead-lettered it.
+    Undecodable,
+}
+
 async fn decode(
     ctx: &ServiceContext,
     since: i64,
     message: &OwnedMessage,
-) -> anyhow::Result<Option<IntegrationEvent>> {
+) -> anyhow::Result<Decoded> {
     let stamp = message.timestamp().to_millis().unwrap_or(i64::MAX);
     if stamp < since / 1000 - TIMESTAMP_SLACK_MS {
-        return Ok(None);
+        return Ok(Decoded::TooOld);
     }
     let Some(bytes) = message.payload() else {
-        return Ok(None);
+        return Ok(Decoded::Undecodable);
     };
     match ctx.codec.decode(bytes).await {
-        Ok(e) => Ok(Some(e)),
+        Ok(e) => Ok(Decoded::Event(Box::new(e))),
         Err(e) if e.is_retryable() => Err(e.into()),
-        Err(_) => Ok(None),
+        Err(_) => Ok(Decoded::Undecodable),
     }
 }

@@ -228,7 +228,8 @@ fn main() -> ExitCode {
         } => flows_test::run(&file, &cases_dir),
         Command::Flows {
             command: FlowsCommand::Diff { connect, args },
-        } => online(&connect, async |ctx| Ok(diff::run(ctx, &args).await)),
+            // Any failure is 2 (1 means: something would change).
+        } => online_or(2, &connect, async |ctx| Ok(diff::run(ctx, &args).await)),
         Command::Flows {
             command:
                 FlowsCommand::History {
@@ -324,11 +325,20 @@ fn online(
     connect: &ConnectArgs,
     command: impl AsyncFnOnce(&ServiceContext) -> anyhow::Result<ExitCode>,
 ) -> ExitCode {
+    online_or(1, connect, command)
+}
+
+/// [`online`] exiting with `failure` on an error.
+fn online_or(
+    failure: u8,
+    connect: &ConnectArgs,
+    command: impl AsyncFnOnce(&ServiceContext) -> anyhow::Result<ExitCode>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(failure);
         }
     };
     let result = runtime.block_on(async {
@@ -342,7 +352,7 @@ fn online(
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(failure)
         }
     }
 }

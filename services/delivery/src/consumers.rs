@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use intops_flows::Flows;
+use intops_kafka::backoff::retry_delays;
 use intops_kafka::{
     CapSettings, ConsumeOptions, DeadLetterCap, DeadLetterWriter, ServiceContext, consume,
     new_consumer,
@@ -60,7 +61,9 @@ impl Consumers {
 
     /// Runs the consumers of the current flows until `shutdown`, following
     /// each `reloaded` notification. A consumer's fatal error ends this
-    /// with it (the supervisor stops delivery: an operator must look).
+    /// with it (the supervisor stops delivery: an operator must look); a
+    /// target that cannot start (the broker unreachable while its topic is
+    /// created) is tried again with backoff while the others run.
     pub async fn run(
         self,
         flows: Shared<Flows>,
@@ -68,16 +71,34 @@ impl Consumers {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let mut running: BTreeMap<String, Running> = BTreeMap::new();
+        let mut delays = None;
         let result = loop {
-            if let Err(e) = self
-                .apply(&flows.load_full(), &mut running, &shutdown)
-                .await
-            {
+            if shutdown.is_cancelled() {
+                break Ok(());
+            }
+            let current = flows.load_full();
+            if let Err(e) = self.stop_stale(&current, &mut running).await {
                 break Err(e);
             }
+            let retry = match self.start_new(&current, &mut running, &shutdown).await {
+                Ok(()) => {
+                    delays = None;
+                    None
+                }
+                Err(e) => {
+                    let wait = delays
+                        .get_or_insert_with(|| {
+                            retry_delays(Duration::from_millis(500), Duration::from_secs(30))
+                        })
+                        .next()
+                        .unwrap_or(Duration::from_secs(30));
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "starting target consumers failed");
+                    Some(wait)
+                }
+            };
             tokio::select! {
+                biased;
                 () = shutdown.cancelled() => break Ok(()),
-                () = reloaded.notified() => {}
                 (id, ended) = first_ended(&mut running) => {
                     running.remove(&id);
                     match ended {
@@ -86,6 +107,8 @@ impl Consumers {
                         Err(e) => break Err(anyhow::anyhow!("consumer of target {id}: {e}")),
                     }
                 }
+                () = reloaded.notified() => {}
+                () = after(retry) => {}
             }
         };
         shutdown.cancel();
@@ -96,12 +119,12 @@ impl Consumers {
     }
 
     /// Stops the consumers of targets removed or changed in `current`,
-    /// then starts those of targets added or changed.
-    async fn apply(
+    /// each after its in-flight records finished; a consumer that failed
+    /// meanwhile is an error.
+    async fn stop_stale(
         &self,
         current: &Arc<Flows>,
         running: &mut BTreeMap<String, Running>,
-        shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let wanted: BTreeSet<String> = self.selected(current).into_iter().collect();
         let stale: Vec<String> = running
@@ -120,16 +143,30 @@ impl Consumers {
                 tracing::info!(target = %id, "target consumer stopped by a flows reload");
             }
         }
-        let new: Vec<&String> = wanted
-            .iter()
-            .filter(|t| !running.contains_key(*t))
+        Ok(())
+    }
+
+    /// Starts the consumers of targets of `current` not running yet (their
+    /// topics created first).
+    async fn start_new(
+        &self,
+        current: &Arc<Flows>,
+        running: &mut BTreeMap<String, Running>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let new: Vec<String> = self
+            .selected(current)
+            .into_iter()
+            .filter(|t| !running.contains_key(t))
             .collect();
-        if !new.is_empty() {
-            let names: Vec<String> = new.iter().map(|t| self.ctx.topics.deliveries(t)).collect();
-            self.ctx.ensure_topics(&names).await?;
+        if new.is_empty() {
+            return Ok(());
         }
+        let names: Vec<String> = new.iter().map(|t| self.ctx.topics.deliveries(t)).collect();
+        self.ctx.ensure_topics(&names).await?;
         for id in new {
-            running.insert(id.clone(), self.start(current, id, shutdown)?);
+            let started = self.start(current, &id, shutdown)?;
+            running.insert(id, started);
         }
         Ok(())
     }
@@ -216,6 +253,14 @@ impl Consumers {
         ] {
             self.readiness.set(&check, true);
         }
+    }
+}
+
+/// Waits `wait`, or forever when `None`.
+async fn after(wait: Option<Duration>) {
+    match wait {
+        Some(wait) => tokio::time::sleep(wait).await,
+        None => std::future::pending().await,
     }
 }
 

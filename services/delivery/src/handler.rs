@@ -58,19 +58,6 @@ pub(crate) struct TargetRuntime {
 }
 
 impl TargetRuntime {
-    /// What [`TargetRuntime::new`] would refuse in `flows`' target `id`:
-    /// an unreadable credential or a bad base URL.
-    pub(crate) fn check(flows: &Flows, id: &str) -> Result<(), String> {
-        let target = flows
-            .targets
-            .get(id)
-            .ok_or_else(|| format!("unknown target {id:?}"))?;
-        Credential::resolve(target)?;
-        intops_flows::target_url::parse_base_url(&target.base_url)
-            .map_err(|e| format!("targets[{id}].base_url: {e}"))?;
-        Ok(())
-    }
-
     pub(crate) fn new(
         flows: &Flows,
         id: &str,

@@ -208,11 +208,24 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
 fn check_targets(flows: &Flows, selected: &[String]) -> Result<(), String> {
     let problems: Vec<String> = selected
         .iter()
-        .filter_map(|id| handler::TargetRuntime::check(flows, id).err())
+        .filter_map(|id| check_target(flows, id).err())
         .collect();
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems.join("; "))
     }
+}
+
+/// What [`handler::TargetRuntime::new`] would refuse in `flows`' target
+/// `id`: an unreadable credential or a bad base URL.
+fn check_target(flows: &Flows, id: &str) -> Result<(), String> {
+    let target = flows
+        .targets
+        .get(id)
+        .ok_or_else(|| format!("unknown target {id:?}"))?;
+    credential::Credential::resolve(target)?;
+    intops_flows::target_url::parse_base_url(&target.base_url)
+        .map_err(|e| format!("targets[{id}].base_url: {e}"))?;
+    Ok(())
 }

@@ -11,6 +11,7 @@ mod handler;
 mod limits;
 mod poll;
 mod poll_origin;
+mod pollers;
 mod record_size;
 mod records;
 mod replay;
@@ -112,7 +113,7 @@ pub async fn run_with(
     let reloaded = Arc::new(Notify::new());
     let producer = ctx.producer.clone();
     let gate = concurrency::Gate::new(requests.max_concurrent_requests, shared.clone());
-    let pollers = poll::run(
+    let pollers = pollers::run(
         shared.clone(),
         reloaded.clone(),
         ctx.clone(),

@@ -3,7 +3,6 @@
 //! the position after each page's events are acknowledged. A failing
 //! source backs off on its own; it never stops the others.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,153 +11,36 @@ use intops_flows::{Flows, Poll, Source, parse_json, percent_encode};
 use intops_kafka::ServiceContext;
 use intops_kafka::backoff::{RetryDelays, retry_delays};
 use intops_runtime::metrics as m;
-use intops_runtime::reload::Shared;
 use intops_runtime::{CancellationToken, Secret};
-use tokio::sync::Notify;
 
 use crate::cursors::{self, Position};
 use crate::poll_origin::{self, Refused};
 use crate::records::Record;
-use crate::sources::Sources;
 use crate::{event, record_size};
 
 /// A polled source's id and its request headers (secrets read).
 #[derive(Debug)]
-struct Polled {
-    source_id: String,
-    headers: Vec<(String, Secret)>,
+pub(crate) struct Polled {
+    pub source_id: String,
+    pub headers: Vec<(String, Secret)>,
 }
 
 /// Pages may nest this many levels deeper than a record may (envelopes).
 const PAGE_DEPTH_MARGIN: usize = 16;
 
-/// One running poller.
-struct Running {
-    /// The flows file it polls with.
-    flows: Arc<Flows>,
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<()>,
-}
-
-/// Runs a poller per polled source of the current flows, and after every
-/// `reloaded` notification stops the pollers of sources removed or
-/// changed (each ends after the page in hand is saved) and starts those of
-/// sources added or changed, from their saved positions. Ends with an
-/// error when a poller panics (the supervisor stops ingest: it would stop
-/// polling alone).
-pub(crate) async fn run(
-    sources: Shared<Sources>,
-    reloaded: Arc<Notify>,
-    ctx: ServiceContext,
-    max_json_depth: usize,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    // Never follow redirects: a 3xx could send the source's secret
-    // headers to another host. It is a refused run instead.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let mut running: BTreeMap<String, Running> = BTreeMap::new();
-    loop {
-        let current = sources.load_full();
-        let stale: Vec<String> = running
-            .iter()
-            .filter(|(id, r)| {
-                r.flows.changed(&current.flows, "sources", id)
-                    || current
-                        .flows
-                        .sources
-                        .get(*id)
-                        .is_none_or(|s| s.poll.is_none())
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
-            if let Some(r) = running.remove(&id) {
-                r.stop.cancel();
-                r.handle
-                    .await
-                    .map_err(|e| anyhow::anyhow!("poller {id}: {e}"))?;
-                tracing::info!(source = %id, "poller stopped by a reload");
-            }
-        }
-        let wanted: Vec<&Source> = current
-            .flows
-            .sources
-            .values()
-            .filter(|s| s.poll.is_some() && !running.contains_key(&s.id))
-            .collect();
-        if !wanted.is_empty() {
-            ctx.ensure_topics(&[ctx.topics.ingest_cursors()]).await?;
-            let mut positions = cursors::load(&ctx).await?;
-            for source in wanted {
-                let stop = shutdown.child_token();
-                let task = Task {
-                    flows: current.flows.clone(),
-                    ctx: ctx.clone(),
-                    http: http.clone(),
-                    polled: Polled {
-                        source_id: source.id.clone(),
-                        headers: current
-                            .poll_headers
-                            .get(&source.id)
-                            .cloned()
-                            .unwrap_or_default(),
-                    },
-                    max_json_depth,
-                    shutdown: stop.clone(),
-                };
-                let handle = tokio::spawn(task.run(positions.remove(&source.id)));
-                running.insert(
-                    source.id.clone(),
-                    Running {
-                        flows: current.flows.clone(),
-                        stop,
-                        handle,
-                    },
-                );
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = reloaded.notified() => {}
-            (id, result) = first_ended(&mut running) => {
-                running.remove(&id);
-                result.map_err(|e| anyhow::anyhow!("poller {id}: {e}"))?;
-            }
-        }
-    }
-    for (_, r) in running {
-        let _ = r.handle.await;
-    }
-    Ok(())
-}
-
-/// The first poller to end, with how it ended; pending while none runs.
-async fn first_ended(
-    running: &mut BTreeMap<String, Running>,
-) -> (String, Result<(), tokio::task::JoinError>) {
-    if running.is_empty() {
-        return std::future::pending().await;
-    }
-    let (result, index, _) =
-        futures::future::select_all(running.values_mut().map(|r| &mut r.handle)).await;
-    let id = running.keys().nth(index).cloned().unwrap_or_default();
-    (id, result)
-}
-
-struct Task {
-    flows: Arc<Flows>,
-    ctx: ServiceContext,
-    http: reqwest::Client,
-    polled: Polled,
-    max_json_depth: usize,
-    shutdown: CancellationToken,
+/// One polled source's poller.
+pub(crate) struct Task {
+    pub flows: Arc<Flows>,
+    pub ctx: ServiceContext,
+    pub http: reqwest::Client,
+    pub polled: Polled,
+    pub max_json_depth: usize,
+    pub shutdown: CancellationToken,
 }
 
 impl Task {
-    async fn run(self, saved: Option<Position>) {
+    /// Polls until `shutdown`, from `saved` (or the initial cursor).
+    pub(crate) async fn run(self, saved: Option<Position>) {
         let Some((source, poll)) = self.source() else {
             return;
         };

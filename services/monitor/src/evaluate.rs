@@ -23,18 +23,29 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let mut reporting = false;
+    let mut fields_before = std::collections::BTreeSet::new();
     loop {
         let now = now_micros();
         let (changes, views, fields) = match health.write() {
             Ok(mut h) => (h.evaluate(now), h.flows(now), h.field_figures(now)),
             Err(_) => return,
         };
+        let mut reported = std::collections::BTreeSet::new();
         for (flow, field, missing, drifting) in fields {
             metrics::gauge!(m::FLOW_FIELD_MISSING, "flow" => flow.clone(), "field" => field.clone())
                 .set(missing);
-            metrics::gauge!(m::FLOW_FIELD_DRIFT, "flow" => flow, "field" => field)
+            metrics::gauge!(m::FLOW_FIELD_DRIFT, "flow" => flow.clone(), "field" => field.clone())
                 .set(if drifting { 1.0 } else { 0.0 });
+            reported.insert((flow, field));
         }
+        // Fields a reload removed read 0, not their last value.
+        for (flow, field) in fields_before.difference(&reported) {
+            metrics::gauge!(m::FLOW_FIELD_MISSING, "flow" => flow.clone(), "field" => field.clone())
+                .set(0.0);
+            metrics::gauge!(m::FLOW_FIELD_DRIFT, "flow" => flow.clone(), "field" => field.clone())
+                .set(0.0);
+        }
+        fields_before = reported;
         for f in &views {
             metrics::gauge!(m::FLOW_HEALTH, "flow" => f.flow_id.clone()).set(f.status.level());
             for (status, n) in [

@@ -93,7 +93,6 @@ async fn targets_reload_without_a_restart_and_a_bad_file_is_refused() {
     )
     .await;
     let waiting = produce(&topics, 3, 3).await;
-    assert!(waiting.iter().all(|id| !received(&crm).contains_key(id)));
     std::fs::write(p.flows_path(), &v2).expect("reload");
     poll_until(
         "the waiting records delivered after the target is back",

@@ -211,7 +211,9 @@ async fn a_change_is_diffed_over_recorded_traffic_deployed_by_reload_and_kept() 
     std::fs::write(pipeline.flows_path(), &changed).expect("deploy");
     let after = poll_until("the deployed change in history", WAIT, || async {
         let h = history(&prefix).await;
-        (current(&h).len() == 3).then_some(h)
+        // The new versions are written before the old ones are marked
+        // no longer current: wait for both.
+        (current(&h).len() == 3 && h.len() == 5).then_some(h)
     })
     .await;
     assert_eq!(

@@ -30,6 +30,10 @@ pub struct FlowDiff {
     pub version_before: Option<String>,
     /// The flow's version in the new file (absent: the flow is removed).
     pub version_after: Option<String>,
+    /// The flow's source in the base (absent: the flow is new).
+    pub source_before: Option<String>,
+    /// The flow's source in the new file (absent: the flow is removed).
+    pub source_after: Option<String>,
     /// Events of the flow's source (either side's) in the window.
     pub events: u64,
     pub routed_before: u64,
@@ -40,7 +44,11 @@ pub struct FlowDiff {
     pub body_changed: u64,
     /// Routed by both, with a different target, method, path or headers.
     pub request_changed: u64,
+    /// Events the flow did not fail on before and fails on now.
     pub new_errors: u64,
+    /// Events the flow failed on before and no longer fails on: it routes
+    /// them now, or no longer routes them (a narrower `when`, another
+    /// source).
     pub fixed_errors: u64,
     pub examples: Vec<Example>,
 }
@@ -98,11 +106,11 @@ impl<'f> Comparison<'f> {
             for flow in all.flows.iter().filter(|f| only.is_none_or(|o| o == f.id)) {
                 let entry: &mut FlowDiff = flows.entry(flow.id.clone()).or_default();
                 entry.flow_id = flow.id.clone();
-                let version = Some(flow.version.clone());
+                let (version, source) = (Some(flow.version.clone()), Some(flow.source.clone()));
                 if side {
-                    entry.version_after = version;
+                    (entry.version_after, entry.source_after) = (version, source);
                 } else {
-                    entry.version_before = version;
+                    (entry.version_before, entry.source_before) = (version, source);
                 }
             }
         }

@@ -18,6 +18,9 @@ pub struct Report<'a> {
     pub until: Option<i64>,
     /// Records read from the events topic.
     pub scanned: u64,
+    /// Records that were not events (skipped; transform dead-lettered
+    /// them).
+    pub undecodable: u64,
     pub took: Duration,
     pub json: bool,
 }
@@ -37,17 +40,19 @@ pub fn print(report: &Report<'_>) -> anyhow::Result<()> {
                 "since": when::format(report.since),
                 "until": report.until.map(when::format),
                 "scanned": report.scanned,
+                "undecodable": report.undecodable,
             }))?
         );
         return Ok(());
     }
     let until = report.until.map_or("now".to_string(), when::format);
     println!(
-        "flows diff: {} event(s) ingested from {} to {until} ({} record(s) read in {:.1} s); base: {}",
+        "flows diff: {} event(s) ingested from {} to {until} ({} record(s) read in {:.1} s, {} not events); base: {}",
         c.events,
         when::format(report.since),
         report.scanned,
         report.took.as_secs_f64(),
+        report.undecodable,
         report.base
     );
     for flow in &flows {

@@ -103,7 +103,9 @@ fn print_text(v: &Value) {
         s("http_status")
     );
     if let Some(version) = v["flow_version"].as_str() {
-        println!("  flow version {version} (its definition: intops flows show --version {version})");
+        println!(
+            "  flow version {version} (its definition: intops flows show --version {version})"
+        );
     }
     println!("  error: {}", s("error"));
     if !v["response_excerpt"].is_null() {

@@ -112,7 +112,14 @@ impl Drifts {
         let mut previous = previous.unwrap_or_default();
         let mut out = Drifts::default();
         for flow in &flows.flows {
-            let mut kept = previous.flows.remove(&flow.id).map(|f| f.fields);
+            let bucket = bucket_secs(&flow.slo.drift);
+            // Counts are kept only where they mean the same: the same
+            // source, counted in buckets of the same width.
+            let mut kept = previous
+                .flows
+                .remove(&flow.id)
+                .filter(|f| f.bucket == bucket && f.source == flow.source)
+                .map(|f| f.fields);
             let fields: BTreeMap<String, Field> = intops_flows::route::flow_fields(flow)
                 .into_iter()
                 .map(|name| {
@@ -132,7 +139,7 @@ impl Drifts {
                 FlowFields {
                     source: flow.source.clone(),
                     settings: flow.slo.drift,
-                    bucket: bucket_secs(&flow.slo.drift),
+                    bucket,
                     fields,
                 },
             );
@@ -232,21 +239,20 @@ impl Drifts {
         out
     }
 
-    /// Per flow and field: the share of recent events without it (for
-    /// the metric).
+    /// Per flow and field: the share of recent events without it (0 with
+    /// no recent event), for the metric.
     pub fn missing_shares(&self, now: i64) -> Vec<(&str, &str, f64)> {
         let mut out = Vec::new();
         for (id, f) in &self.flows {
             let from = (now - f.settings.window.as_secs() as i64) / f.bucket + 1;
             for (name, field) in &f.fields {
                 let (_, recent, _) = field.split(from);
-                if recent.events > 0 {
-                    out.push((
-                        id.as_str(),
-                        name.as_str(),
-                        recent.missing as f64 / recent.events as f64,
-                    ));
-                }
+                let share = if recent.events > 0 {
+                    recent.missing as f64 / recent.events as f64
+                } else {
+                    0.0
+                };
+                out.push((id.as_str(), name.as_str(), share));
             }
         }
         out

@@ -309,3 +309,30 @@ slo = { drift = { enabled = false, min_events = 1 } }"#,
         Status::Healthy
     );
 }
+
+/// A reload that changes a flow's drift window starts its field counts
+/// afresh (they were counted in buckets of another width); one that keeps
+/// it keeps them.
+#[test]
+fn a_reload_keeps_field_counts_only_where_they_mean_the_same() {
+    let start = 1_000_000 * S;
+    let mut h = Health::new(&drift_flows(), Duration::from_secs(86_400), start);
+    h.on_event(&event(start, serde_json::json!({"number": "INC1"})));
+    let missing = |h: &Health| {
+        h.field_figures(start + S)
+            .into_iter()
+            .find(|(_, field, _, _)| field == "assignment_group")
+            .map(|(_, _, share, _)| share)
+    };
+    assert_eq!(missing(&h), Some(1.0));
+    h.reconfigure(&drift_flows(), start + S);
+    assert_eq!(missing(&h), Some(1.0), "same window: kept");
+    let wider = crate::test_flows::one_flow(
+        r#"map = '{group: .assignment_group, n: .number}'
+slo = { drift = { window = "20m", min_events = 10 } }"#,
+    );
+    h.reconfigure(&wider, start + S);
+    assert_eq!(missing(&h), Some(0.0), "another width: afresh");
+    h.on_event(&event(start + S, serde_json::json!({"number": "INC1"})));
+    assert_eq!(missing(&h), Some(1.0), "counted in the new buckets");
+}
