@@ -65,7 +65,7 @@ pub async fn run(ctx: &ServiceContext, args: &DiffArgs) -> ExitCode {
 async fn diff(ctx: &ServiceContext, args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let new_text = std::fs::read_to_string(&args.file)
         .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", args.file.display()))?;
-    let new = intops_flows::load_str(&new_text)
+    let new = intops_flows::load_str_in(&new_text, args.file.parent())
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let (base, base_name) = match &args.base {
         Some(path) => (
@@ -74,7 +74,7 @@ async fn diff(ctx: &ServiceContext, args: &DiffArgs) -> anyhow::Result<ExitCode>
             path.display().to_string(),
         ),
         None => (
-            base::deployed(ctx, &new_text).await?,
+            base::deployed(ctx, &new_text, args.file.parent()).await?,
             format!("the deployed versions ({})", ctx.topics.flow_versions()),
         ),
     };

@@ -19,6 +19,27 @@ pub fn check(file: &Path) -> ExitCode {
     }
 }
 
+/// `intops flows expand FILE`: the expanded file on stdout.
+pub fn expand(file: &Path) -> ExitCode {
+    let expanded = std::fs::read_to_string(file)
+        .map_err(|e| format!("{}: cannot read: {e}\n", file.display()))
+        .and_then(|text| {
+            intops_flows::expand_str_in(&text, file.parent())
+                .map_err(|errors| format!("{}: {errors}", file.display()))
+        })
+        .and_then(|table| toml::to_string(&table).map_err(|e| format!("{e}\n")));
+    match expanded {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(text) => {
+            eprint!("{text}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// What `check` prints: the file's summary, or every problem in it.
 fn summary(file: &Path) -> Result<String, String> {
     let flows =
@@ -36,8 +57,13 @@ fn summary(file: &Path) -> Result<String, String> {
             Some(FlowLink::Capture { .. }) => " (link: capture)".into(),
             Some(FlowLink::From { flow, .. }) => format!(" (link: from {flow})"),
         };
+        let tenant = flow
+            .tenant
+            .as_ref()
+            .map(|t| format!(" (tenant {t})"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "  flow {} version {}{link}\n",
+            "  flow {} version {}{link}{tenant}\n",
             flow.id, flow.version
         ));
     }

@@ -130,6 +130,14 @@ enum FlowsCommand {
         /// Directory of case files.
         cases_dir: PathBuf,
     },
+    /// Print the flows file with its templates instantiated for every
+    /// tenant (`<tenant>.<id>`) and its lookup tables in the programs that
+    /// use them: what the services load. Exit 0, or 2 when it does not
+    /// expand (`flows check` validates the result).
+    Expand {
+        /// The flows file.
+        file: PathBuf,
+    },
     /// What a changed flows file would do to the events recorded in a
     /// window (default: the last 24 h), compared with the deployed flow
     /// versions (or `--base FILE`): per flow, events newly or no longer
@@ -226,6 +234,9 @@ fn main() -> ExitCode {
         Command::Flows {
             command: FlowsCommand::Test { file, cases_dir },
         } => flows_test::run(&file, &cases_dir),
+        Command::Flows {
+            command: FlowsCommand::Expand { file },
+        } => flows::expand(&file),
         Command::Flows {
             command: FlowsCommand::Diff { connect, args },
             // Any failure is 2 (1 means: something would change).

@@ -149,6 +149,8 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     let reloaded = Arc::new(Notify::new());
     let notify = reloaded.clone();
     let topics_ctx = ctx.clone();
+    // Lookup tables' CSV files are relative to the flows file.
+    let flows_dir = args.common.flows.parent().map(std::path::Path::to_path_buf);
     tasks.spawn(
         "flows reload",
         Watch {
@@ -160,7 +162,8 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             // Every selected target's credential and URL are read here: a
             // file with one missing is refused whole.
             parse: Arc::new(move |text| {
-                let flows = intops_flows::load_str(text).map_err(|e| e.to_string())?;
+                let flows = intops_flows::load_str_in(text, flows_dir.as_deref())
+                    .map_err(|e| e.to_string())?;
                 let selected: Vec<String> = flows
                     .targets
                     .keys()

@@ -121,6 +121,8 @@ pub async fn run_with(
         shutdown.clone(),
     );
     let previous = shared.clone();
+    // Lookup tables' CSV files are relative to the flows file.
+    let flows_dir = args.common.flows.parent().map(std::path::Path::to_path_buf);
     let watch = Watch {
         service: "ingest",
         what: "flows",
@@ -128,7 +130,8 @@ pub async fn run_with(
         path: args.common.flows.clone(),
         current: shared.clone(),
         parse: Arc::new(move |text| {
-            let flows = intops_flows::load_str(text).map_err(|e| e.to_string())?;
+            let flows =
+                intops_flows::load_str_in(text, flows_dir.as_deref()).map_err(|e| e.to_string())?;
             sources::Sources::new(flows, Some(&previous.load())).map_err(|e| e.to_string())
         }),
         every: Duration::from_secs(1),

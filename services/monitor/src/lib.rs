@@ -154,6 +154,8 @@ pub async fn run(
     }));
     let (reload_health, reload_webhooks, loaded) =
         (health.clone(), webhooks.clone(), current.clone());
+    // Lookup tables' CSV files are relative to the flows file.
+    let flows_dir = args.common.flows.parent().map(std::path::Path::to_path_buf);
     tasks.spawn(
         "flows reload",
         Watch {
@@ -163,8 +165,9 @@ pub async fn run(
             path: args.common.flows.clone(),
             current,
             // The alert URLs are read here: a missing one refuses the file.
-            parse: Arc::new(|text| {
-                let flows = intops_flows::load_str(text).map_err(|e| e.to_string())?;
+            parse: Arc::new(move |text| {
+                let flows = intops_flows::load_str_in(text, flows_dir.as_deref())
+                    .map_err(|e| e.to_string())?;
                 let webhooks = Arc::new(webhooks_of(&flows)?);
                 Ok(Loaded { flows, webhooks })
             }),

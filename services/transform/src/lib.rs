@@ -136,6 +136,8 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
         "flow versions",
         versions::keep(ctx.clone(), shared.clone(), loaded, shutdown.clone()),
     );
+    // Lookup tables' CSV files are relative to the flows file.
+    let flows_dir = args.common.flows.parent().map(std::path::Path::to_path_buf);
     tasks.spawn(
         "flows reload",
         Watch {
@@ -144,7 +146,9 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
             metric: intops_runtime::metrics::FLOWS_RELOADS,
             path: args.common.flows.clone(),
             current: shared.clone(),
-            parse: Arc::new(|text| intops_flows::load_str(text).map_err(|e| e.to_string())),
+            parse: Arc::new(move |text| {
+                intops_flows::load_str_in(text, flows_dir.as_deref()).map_err(|e| e.to_string())
+            }),
             every: Duration::from_secs(1),
             before_swap,
             after_swap,

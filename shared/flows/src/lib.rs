@@ -5,6 +5,7 @@
 //! reports every problem at once ([`LoadErrors`]). Services then use the
 //! validated [`Flows`].
 
+mod expand;
 pub mod link_text;
 mod load;
 mod model;
@@ -15,7 +16,9 @@ pub mod target_url;
 mod template;
 
 pub use intops_jq::{JqError, JqProgram, JqValue, parse_json};
-pub use load::{LoadError, LoadErrors, load_file, load_flows, load_str};
+pub use load::{
+    LoadError, LoadErrors, expand_str_in, load_file, load_flows, load_str, load_str_in,
+};
 pub use model::{
     Alert, CircuitBreaker, DEFAULT_LINK_EXPIRY, Drift, Flow, FlowLink, Flows, HmacAuth, OAuth2,
     Poll, RateLimit, Retry, SharedFlows, SignatureEncoding, Slo, Source, SourceAuth, SourceKind,

@@ -59,7 +59,7 @@ pub fn load_file(path: &Path) -> Result<Flows, LoadErrors> {
             message: format!("cannot read: {e}"),
         }])
     })?;
-    load_str(&text)
+    load_str_in(&text, path.parent())
 }
 
 /// [`load_file`] for a service starting up: every problem, prefixed with
@@ -82,14 +82,25 @@ pub fn load_flows(path: &Path) -> Result<Flows, intops_runtime::ConfigError> {
     })
 }
 
-/// Validates flows-file text.
+/// Validates flows-file text (a lookup table's `file` is read relative
+/// to the working directory: see [`load_str_in`]).
 pub fn load_str(text: &str) -> Result<Flows, LoadErrors> {
-    let file: FlowsFile = toml::from_str(text).map_err(|e| {
-        LoadErrors(vec![LoadError {
-            at: "toml".into(),
-            message: e.to_string().trim_end().to_string(),
-        }])
-    })?;
+    load_str_in(text, None)
+}
+
+/// Validates flows-file text whose lookup tables' files are relative to
+/// `dir` (the flows file's directory).
+pub fn load_str_in(text: &str, dir: Option<&Path>) -> Result<Flows, LoadErrors> {
+    let table = expand_str_in(text, dir)?;
+    let tables = tables(&table);
+    let file: FlowsFile = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            LoadErrors(vec![LoadError {
+                at: "toml".into(),
+                message: e.to_string().trim_end().to_string(),
+            }])
+        })?;
     let mut v = Validator::default();
     let sources = v.sources(&file.sources);
     let targets = v.targets(&file.targets);
@@ -97,7 +108,7 @@ pub fn load_str(text: &str) -> Result<Flows, LoadErrors> {
     let alerts = v.alerts(&file.alerts);
     if v.errors.is_empty() {
         Ok(Flows {
-            tables: tables(text),
+            tables,
             fields_read: crate::route::fields_read(&flows),
             sources,
             targets,
@@ -109,12 +120,59 @@ pub fn load_str(text: &str) -> Result<Flows, LoadErrors> {
     }
 }
 
+/// The flows file as TOML with its templates instantiated for every
+/// tenant and its lookup tables in the programs that use them: what
+/// `intops flows expand` prints. Not validated further.
+pub fn expand_str_in(text: &str, dir: Option<&Path>) -> Result<toml::Table, LoadErrors> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+        LoadErrors(vec![LoadError {
+            at: "toml".into(),
+            message: e.to_string().trim_end().to_string(),
+        }])
+    })?;
+    read_table_files(&mut table, dir)?;
+    crate::expand::expand(table).map_err(LoadErrors)
+}
+
+/// Reads each `[[tables]]` entry's `file` (CSV) into its `rows`.
+fn read_table_files(file: &mut toml::Table, dir: Option<&Path>) -> Result<(), LoadErrors> {
+    let Some(toml::Value::Array(tables)) = file.get_mut("tables") else {
+        return Ok(());
+    };
+    let mut errors = Vec::new();
+    for table in tables.iter_mut().filter_map(toml::Value::as_table_mut) {
+        let Some(name) = table.get("file").and_then(toml::Value::as_str) else {
+            continue;
+        };
+        let id = table
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let path = dir.map_or_else(|| Path::new(name).to_path_buf(), |d| d.join(name));
+        let read = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|text| crate::expand::csv_rows(&text));
+        match read {
+            Ok(rows) => {
+                table.insert("rows".into(), toml::Value::Table(rows));
+            }
+            Err(e) => errors.push(LoadError {
+                at: format!("tables[{id}].file"),
+                message: e,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
 /// Each source's and target's table as canonical TOML, by `sources.<id>`
 /// and `targets.<id>` (see [`Flows::changed`]).
-fn tables(text: &str) -> std::collections::BTreeMap<String, String> {
-    let Ok(file) = toml::from_str::<toml::Table>(text) else {
-        return Default::default();
-    };
+fn tables(file: &toml::Table) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     for kind in ["sources", "targets"] {
         let Some(toml::Value::Array(tables)) = file.get(kind) else {

@@ -280,6 +280,8 @@ pub struct Flow {
     pub version: String,
     /// The definition the hash is of, as a TOML `[[flows]]` table.
     pub definition: String,
+    /// The tenant whose instance of a template this is.
+    pub tenant: Option<String>,
     /// Source id.
     pub source: String,
     /// Condition; `None` routes every event of the source.

@@ -54,6 +54,9 @@ pub enum AlertKind {
 pub struct SourceSpec {
     /// Unique id; part of the ingest URL and of every event key.
     pub id: String,
+    /// The tenant whose instance of a template this is (set by expansion).
+    #[serde(default)]
+    pub tenant: Option<String>,
     /// `webhook` (pushes to ingest) or `poll` (ingest polls it).
     pub kind: SourceKind,
     /// How ingest authenticates the source: a table, or `"none"`.
@@ -154,6 +157,9 @@ pub enum SignatureEncoding {
 pub struct TargetSpec {
     /// Unique id; names the target's deliveries topic.
     pub id: String,
+    /// The tenant whose instance of a template this is (set by expansion).
+    #[serde(default)]
+    pub tenant: Option<String>,
     /// Scheme, host and optional base path (`https://jira.example.com`).
     pub base_url: String,
     /// Credentials sent with every request.
@@ -276,6 +282,9 @@ pub struct RetrySpec {
 pub struct FlowSpec {
     /// Unique id; part of every Idempotency-Key it produces.
     pub id: String,
+    /// The tenant whose instance of a template this is (set by expansion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// The source whose events the flow considers.
     pub source: String,
     /// jq condition; the flow routes the event when its first output is

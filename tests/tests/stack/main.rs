@@ -41,6 +41,7 @@ mod rebalance_drain;
 mod schemas_registry;
 mod stack_restart;
 mod static_membership;
+mod tenants_example;
 mod topics_plan;
 mod transform_cap;
 mod transform_crash;

@@ -7,8 +7,12 @@ use intops_kafka::ServiceContext;
 use intops_kafka::flow_versions;
 
 /// The deployed flows, loaded with the sources, targets and alerts of
-/// `new_text`.
-pub async fn deployed(ctx: &ServiceContext, new_text: &str) -> anyhow::Result<Flows> {
+/// `new_text` (templates expanded; lookup files relative to `dir`).
+pub async fn deployed(
+    ctx: &ServiceContext,
+    new_text: &str,
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<Flows> {
     let kept = flow_versions::read(ctx).await?;
     let current = current(kept.into_values());
     anyhow::ensure!(
@@ -16,7 +20,7 @@ pub async fn deployed(ctx: &ServiceContext, new_text: &str) -> anyhow::Result<Fl
         "no deployed flow version is recorded on {} (has a transform of this prefix run?); pass --base FILE",
         ctx.topics.flow_versions()
     );
-    let text = compose(new_text, &current)?;
+    let text = compose(new_text, dir, &current)?;
     intops_flows::load_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "the deployed flows do not load with the new file's sources and targets (pass --base FILE): {e}"
@@ -39,12 +43,15 @@ pub fn current(kept: impl Iterator<Item = FlowVersion>) -> Vec<FlowVersion> {
     by_flow.into_values().collect()
 }
 
-/// A flows file: `new_text` without its flows, then each version's
-/// definition.
-fn compose(new_text: &str, versions: &[FlowVersion]) -> anyhow::Result<String> {
-    let mut table: toml::Table = new_text
-        .parse()
-        .map_err(|e| anyhow::anyhow!("the new file is not TOML: {e}"))?;
+/// A flows file: `new_text` expanded, without its flows (its templates'
+/// instances included), then each version's definition.
+fn compose(
+    new_text: &str,
+    dir: Option<&std::path::Path>,
+    versions: &[FlowVersion],
+) -> anyhow::Result<String> {
+    let mut table = intops_flows::expand_str_in(new_text, dir)
+        .map_err(|e| anyhow::anyhow!("the new file: {e}"))?;
     table.remove("flows");
     let mut text = toml::to_string(&table)?;
     for v in versions {
@@ -104,7 +111,7 @@ path = "/new"
             version("p2", "c", true, 1),
         ];
         let current = current(kept.into_iter());
-        let text = compose(NEW, &current).expect("composes");
+        let text = compose(NEW, None, &current).expect("composes");
         let flows = intops_flows::load_str(&text).expect("loads");
         let paths: Vec<(&str, String)> = flows
             .flows

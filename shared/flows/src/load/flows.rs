@@ -67,6 +67,7 @@ impl Validator {
                     id: f.id.clone(),
                     version: flow_version(f),
                     definition: flow_definition(f),
+                    tenant: f.tenant.clone(),
                     source: f.source.clone(),
                     when,
                     target: f.target.clone(),

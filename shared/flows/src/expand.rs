@@ -1,0 +1,295 @@
+//! Templates and tenants (`[[templates]]`, `[[tenants]]`): one pattern of
+//! sources, targets and flows written once with parameters, instantiated
+//! per tenant into ordinary tables with ids `<tenant>.<id>`. Expansion
+//! works on the TOML tree before validation, so an instance is exactly a
+//! hand-written table (`intops flows expand` prints them) and every rule
+//! of the flows file applies to it unchanged. Lookup tables (`[[tables]]`)
+//! are turned into the jq function `lookup` here too ([`lookup`]).
+
+mod lookup;
+mod params;
+
+pub use lookup::csv_rows;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use toml::{Table, Value};
+
+use crate::load::LoadError;
+
+/// The kinds of entries a template holds, in the order they expand.
+const KINDS: [&str; 3] = ["sources", "targets", "flows"];
+
+/// Expands `file`'s templates into its `sources`, `targets` and `flows`
+/// (and its lookup tables into the programs that use them), removing the
+/// `templates`, `tenants` and `tables` keys; every problem is returned.
+pub fn expand(mut file: Table) -> Result<Table, Vec<LoadError>> {
+    let mut errors = Vec::new();
+    let templates = take_array(&mut file, "templates", &mut errors);
+    let tenants = take_array(&mut file, "tenants", &mut errors);
+    let tables =
+        lookup::Tables::from_file(take_array(&mut file, "tables", &mut errors), &mut errors);
+    let mut by_id: BTreeMap<String, Table> = BTreeMap::new();
+    for (i, template) in templates.into_iter().enumerate() {
+        match template.get("id").and_then(Value::as_str) {
+            Some(id) if !by_id.contains_key(id) => {
+                by_id.insert(id.to_string(), template);
+            }
+            Some(id) => errors.push(error(
+                format!("templates[{i}].id"),
+                format!("duplicate id {id:?}"),
+            )),
+            None => errors.push(error(format!("templates[{i}].id"), "missing")),
+        }
+    }
+    // The file's own flows use the file's tables.
+    if let Some(Value::Array(flows)) = file.get_mut("flows") {
+        for flow in flows.iter_mut().filter_map(Value::as_table_mut) {
+            tables.apply(flow);
+        }
+    }
+    for (i, tenant) in tenants.iter().enumerate() {
+        let Some(instance) = Instance::of(i, tenant, &by_id, &tables, &mut errors) else {
+            continue;
+        };
+        for kind in KINDS {
+            for entry in instance.entries(kind, &mut errors) {
+                push(&mut file, kind, entry);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(file)
+    } else {
+        Err(errors)
+    }
+}
+
+fn error(at: impl Into<String>, message: impl Into<String>) -> LoadError {
+    LoadError {
+        at: at.into(),
+        message: message.into(),
+    }
+}
+
+/// Removes `key` from `file`: its tables (an error when it is not an
+/// array of tables).
+fn take_array(file: &mut Table, key: &str, errors: &mut Vec<LoadError>) -> Vec<Table> {
+    match file.remove(key) {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| match v {
+                Value::Table(t) => Some(t),
+                _ => {
+                    errors.push(error(format!("{key}[{i}]"), "must be a table"));
+                    None
+                }
+            })
+            .collect(),
+        Some(_) => {
+            errors.push(error(
+                key,
+                format!("must be an array of tables ([[{key}]])"),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+fn push(file: &mut Table, kind: &str, entry: Table) {
+    let list = file.entry(kind).or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(items) = list {
+        items.push(Value::Table(entry));
+    }
+}
+
+/// One tenant's instance of its template.
+struct Instance<'a> {
+    tenant: String,
+    template: &'a Table,
+    params: params::Params,
+    secrets: Table,
+    overrides: Table,
+    tables: lookup::Tables,
+}
+
+impl<'a> Instance<'a> {
+    fn of(
+        i: usize,
+        tenant: &Table,
+        templates: &'a BTreeMap<String, Table>,
+        tables: &lookup::Tables,
+        errors: &mut Vec<LoadError>,
+    ) -> Option<Self> {
+        let Some(id) = tenant.get("id").and_then(Value::as_str) else {
+            errors.push(error(format!("tenants[{i}].id"), "missing"));
+            return None;
+        };
+        let at = format!("tenants[{id}]");
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            errors.push(error(
+                format!("{at}.id"),
+                "must be non-empty and use only letters, digits, '-' and '_'",
+            ));
+            return None;
+        }
+        let known = [
+            "id",
+            "template",
+            "params",
+            "secrets",
+            "overrides",
+            "tables",
+            "owner",
+            "description",
+            "tags",
+        ];
+        for key in tenant.keys().filter(|k| !known.contains(&k.as_str())) {
+            errors.push(error(format!("{at}.{key}"), "unknown field"));
+        }
+        let template_id = tenant
+            .get("template")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(template) = templates.get(template_id) else {
+            errors.push(error(
+                format!("{at}.template"),
+                format!("{template_id:?} names no [[templates]] entry"),
+            ));
+            return None;
+        };
+        let sub_table = |key: &str, errors: &mut Vec<LoadError>| match tenant.get(key) {
+            None => Table::new(),
+            Some(Value::Table(t)) => t.clone(),
+            Some(_) => {
+                errors.push(error(format!("{at}.{key}"), "must be a table"));
+                Table::new()
+            }
+        };
+        let params = params::Params::of(
+            &at,
+            template_id,
+            template,
+            &sub_table("params", errors),
+            errors,
+        )?;
+        let mut own_tables = tables.clone();
+        own_tables.override_with(&at, &sub_table("tables", errors), errors);
+        Some(Self {
+            tenant: id.to_string(),
+            template,
+            params,
+            secrets: sub_table("secrets", errors),
+            overrides: sub_table("overrides", errors),
+            tables: own_tables,
+        })
+    }
+
+    /// The template's entries of `kind`, instantiated.
+    fn entries(&self, kind: &str, errors: &mut Vec<LoadError>) -> Vec<Table> {
+        let Some(Value::Array(items)) = self.template.get(kind) else {
+            return Vec::new();
+        };
+        let at_tenant = format!("tenants[{}]", self.tenant);
+        let mut out = Vec::new();
+        for item in items {
+            let Some(table) = item.as_table() else {
+                continue;
+            };
+            let Some(id) = table.get("id").and_then(Value::as_str) else {
+                errors.push(error(
+                    format!("{at_tenant}: {kind}"),
+                    "an entry of the template has no id",
+                ));
+                continue;
+            };
+            let at = format!("{at_tenant}: {kind}[{id}]");
+            let mut entry = table.clone();
+            if let Some(Value::Table(over)) = self
+                .overrides
+                .get(kind)
+                .and_then(Value::as_table)
+                .and_then(|t| t.get(id))
+            {
+                for (k, v) in over {
+                    entry.insert(k.clone(), v.clone());
+                }
+            }
+            let mut entry = Value::Table(entry);
+            self.params.substitute(&at, &mut entry, errors);
+            self.secrets(&at, &mut entry, errors);
+            let Value::Table(mut entry) = entry else {
+                continue;
+            };
+            self.prefix(kind, &mut entry);
+            entry.insert("tenant".into(), Value::String(self.tenant.clone()));
+            if kind == "flows" {
+                self.tables.apply(&mut entry);
+            }
+            out.push(entry);
+        }
+        out
+    }
+
+    /// `<tenant>.` before the entry's id and the ids it refers to.
+    fn prefix(&self, kind: &str, entry: &mut Table) {
+        let local = |v: &Value| {
+            v.as_str()
+                .map(|s| Value::String(format!("{}.{s}", self.tenant)))
+        };
+        let mut fields = vec!["id"];
+        if kind == "flows" {
+            fields.extend(["source", "target"]);
+        }
+        for field in fields {
+            if let Some(v) = entry.get(field).and_then(local) {
+                entry.insert(field.into(), v);
+            }
+        }
+        if kind == "flows"
+            && let Some(Value::Table(link)) = entry.get_mut("link")
+            && let Some(v) = link.get("from").and_then(local)
+        {
+            link.insert("from".into(), v);
+        }
+    }
+
+    /// Replaces every `{ secret = "<name>" }` with the tenant's reference
+    /// of that name.
+    fn secrets(&self, at: &str, value: &mut Value, errors: &mut Vec<LoadError>) {
+        match value {
+            Value::Table(t) if t.len() == 1 && t.contains_key("secret") => {
+                let name = t.get("secret").and_then(Value::as_str).unwrap_or_default();
+                match self.secrets.get(name) {
+                    Some(reference) => *value = reference.clone(),
+                    None => errors.push(error(
+                        at,
+                        format!(
+                            "uses secret {name:?}, which tenant {} does not give in `secrets`",
+                            self.tenant
+                        ),
+                    )),
+                }
+            }
+            Value::Table(t) => {
+                for (_, v) in t.iter_mut() {
+                    self.secrets(at, v, errors);
+                }
+            }
+            Value::Array(items) => {
+                for v in items {
+                    self.secrets(at, v, errors);
+                }
+            }
+            _ => {}
+        }
+    }
+}
