@@ -180,10 +180,18 @@ fn body(kind: AlertKind, change: &Change, monitor_url: &str) -> serde_json::Valu
                     change.reason
                 )
             };
+            let text = match (&change.owner.owner, &change.owner.tenant) {
+                (Some(owner), Some(tenant)) => format!("{text} Owner: {owner} (tenant {tenant})."),
+                (Some(owner), None) => format!("{text} Owner: {owner}."),
+                (None, Some(tenant)) => format!("{text} Tenant: {tenant}."),
+                (None, None) => text,
+            };
             json!({ "text": text })
         }
         AlertKind::Generic => json!({
             "source": "intops-monitor",
+            "owner": change.owner.owner,
+            "tenant": change.owner.tenant,
             "flow_id": change.flow_id,
             "target_id": change.target_id,
             "status": change.to.as_str(),
@@ -201,6 +209,7 @@ mod tests {
 
     fn change(to: Status) -> Change {
         Change {
+            owner: crate::health::Owner::default(),
             flow_id: "f".into(),
             target_id: "crm".into(),
             from: Status::Healthy,
@@ -299,5 +308,25 @@ mod tests {
             .await;
         assert!(result.expect_err("a redirect is an error").is_redirect());
         assert_eq!(hits.load(Ordering::SeqCst), 0, "the other host got nothing");
+    }
+
+    /// An alert names who answers for the flow, and its tenant.
+    #[test]
+    fn alerts_name_the_owner_and_tenant() {
+        let mut c = change(Status::Failing);
+        c.owner = crate::health::Owner {
+            tenant: Some("acme".into()),
+            owner: Some("acme service desk".into()),
+            ..Default::default()
+        };
+        let generic = body(AlertKind::Generic, &c, "http://monitor/");
+        assert_eq!(generic["owner"], "acme service desk");
+        assert_eq!(generic["tenant"], "acme");
+        let slack = body(AlertKind::Slack, &c, "http://monitor/");
+        let text = slack["text"].as_str().unwrap_or_default();
+        assert!(
+            text.ends_with("Owner: acme service desk (tenant acme)."),
+            "{text}"
+        );
     }
 }

@@ -77,6 +77,7 @@ pub(crate) async fn run(
             for f in views.iter().filter(|f| f.status != Status::Healthy) {
                 tracing::warn!(flow = %f.flow_id, status = f.status.as_str(), reason = %f.reason, "flow unhealthy at start");
                 let _ = alerts.send(Change {
+                    owner: f.owner.clone(),
                     flow_id: f.flow_id.clone(),
                     target_id: f.target_id.clone(),
                     from: Status::Healthy,

@@ -99,7 +99,7 @@ pub(crate) async fn index(State(s): State<Shared>, Query(query): Query<PageQuery
                 h2 { "Flows" }
                 table id="flows" {
                     tr {
-                        th { "flow" } th { "source → target" } th { "health" } th { "reason" }
+                        th { "flow" } th { "owner" } th { "source → target" } th { "health" } th { "reason" }
                         th { "since" } th { "delivered / dead-lettered (window)" } th { "p95" } th { "lag" }
                     }
                     @for f in &flows { (flow_row(f)) }
@@ -132,6 +132,10 @@ fn flow_row(f: &FlowHealth) -> Markup {
     html! {
         tr id={ "flow-" (f.flow_id) } data-status=(status) {
             td { a href={ "/api/v1/flows/" (f.flow_id) } { (f.flow_id) } }
+            td {
+                (f.owner.owner.as_deref().unwrap_or("-"))
+                @if let Some(tenant) = &f.owner.tenant { br; span.muted { "tenant " (tenant) } }
+            }
             td { (f.source_id) " → " (f.target_id) }
             td { span class={ "status status-" (status) } { (status) } }
             td { (f.reason) }

@@ -110,6 +110,8 @@ fn push(file: &mut Table, kind: &str, entry: Table) {
 /// One tenant's instance of its template.
 struct Instance<'a> {
     tenant: String,
+    /// The tenant's `owner`, `description` and `tags`.
+    tenant_meta: Table,
     template: &'a Table,
     params: params::Params,
     secrets: Table,
@@ -183,8 +185,13 @@ impl<'a> Instance<'a> {
         )?;
         let mut own_tables = tables.clone();
         own_tables.override_with(&at, &sub_table("tables", errors), errors);
+        let tenant_meta: Table = ["owner", "description", "tags"]
+            .into_iter()
+            .filter_map(|k| tenant.get(k).map(|v| (k.to_string(), v.clone())))
+            .collect();
         Some(Self {
             tenant: id.to_string(),
+            tenant_meta,
             template,
             params,
             secrets: sub_table("secrets", errors),
@@ -233,10 +240,39 @@ impl<'a> Instance<'a> {
             entry.insert("tenant".into(), Value::String(self.tenant.clone()));
             if kind == "flows" {
                 self.tables.apply(&mut entry);
+                self.owners(&mut entry);
             }
             out.push(entry);
         }
         out
+    }
+
+    /// A flow without its own `owner` or `description` takes the tenant's
+    /// (else the template's); its `tags` are the template's, the tenant's
+    /// and its own.
+    fn owners(&self, flow: &mut Table) {
+        for key in ["owner", "description"] {
+            if !flow.contains_key(key)
+                && let Some(v) = self.tenant_meta.get(key).or_else(|| self.template.get(key))
+            {
+                flow.insert(key.into(), v.clone());
+            }
+        }
+        let mut tags: Vec<Value> = Vec::new();
+        for from in [
+            self.template.get("tags"),
+            self.tenant_meta.get("tags"),
+            flow.get("tags"),
+        ] {
+            for tag in from.and_then(Value::as_array).into_iter().flatten() {
+                if !tags.contains(tag) {
+                    tags.push(tag.clone());
+                }
+            }
+        }
+        if !tags.is_empty() {
+            flow.insert("tags".into(), Value::Array(tags));
+        }
     }
 
     /// `<tenant>.` before the entry's id and the ids it refers to.

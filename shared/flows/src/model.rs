@@ -282,6 +282,12 @@ pub struct Flow {
     pub definition: String,
     /// The tenant whose instance of a template this is.
     pub tenant: Option<String>,
+    /// Who answers for it.
+    pub owner: Option<String>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Free labels.
+    pub tags: Vec<String>,
     /// Source id.
     pub source: String,
     /// Condition; `None` routes every event of the source.

@@ -314,6 +314,16 @@ pub struct FlowSpec {
     /// flow's version (they change no request).
     #[serde(default, skip_serializing)]
     pub slo: Option<SloSpec>,
+    /// Who answers for the flow (a team, a person, a channel); not part
+    /// of the version.
+    #[serde(default, skip_serializing)]
+    pub owner: Option<String>,
+    /// What the flow is for; not part of the version.
+    #[serde(default, skip_serializing)]
+    pub description: Option<String>,
+    /// Free labels (`customer:acme`, `p1`); not part of the version.
+    #[serde(default, skip_serializing)]
+    pub tags: Vec<String>,
 }
 
 /// A flow's `link` table: `capture` or `from`.

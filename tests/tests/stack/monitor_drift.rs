@@ -32,6 +32,7 @@ target = "jira-drift"
 path = "/rest/api/3/issue"
 map = '{{fields: {{summary: .short_description, group: .assignment_group.display_value}}}}'
 slo = {{ drift = {{ window = "10s", min_events = 5 }} }}
+owner = "service desk team"
 
 [[alerts]]
 id = "ops"
@@ -116,6 +117,10 @@ async fn a_renamed_field_degrades_the_flow_and_alerts_once() {
     assert_eq!(alert["flow_id"], "snow-drift", "{alert}");
     assert_eq!(alert["status"], "degraded", "{alert}");
     assert_eq!(alert["reason"], reason.as_str(), "{alert}");
+    assert_eq!(
+        alert["owner"], "service desk team",
+        "the alert names who answers"
+    );
 
     let page = reqwest::get(format!("http://{}/", p.monitor))
         .await

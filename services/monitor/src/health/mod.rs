@@ -110,6 +110,9 @@ impl Figures {
 pub struct FlowHealth {
     /// The flow.
     pub flow_id: String,
+    /// Its tenant, owner, description and tags.
+    #[serde(flatten)]
+    pub owner: Owner,
     /// Its source.
     pub source_id: String,
     /// Its target.
@@ -167,10 +170,41 @@ pub struct Change {
     pub to: Status,
     /// Why (empty when healthy again).
     pub reason: String,
+    /// Who answers for the flow.
+    pub owner: Owner,
+}
+
+/// Who answers for a flow, and for which tenant it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    /// The tenant whose instance of a template the flow is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Who answers for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// What it is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Free labels.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl Owner {
+    fn of(f: &intops_flows::Flow) -> Self {
+        Self {
+            tenant: f.tenant.clone(),
+            owner: f.owner.clone(),
+            description: f.description.clone(),
+            tags: f.tags.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct FlowState {
+    owner: Owner,
     source: String,
     target: String,
     slo: Slo,
@@ -211,6 +245,7 @@ impl Health {
                     (
                         f.id.clone(),
                         FlowState {
+                            owner: Owner::of(f),
                             source: f.source.clone(),
                             target: f.target.clone(),
                             slo: f.slo,
@@ -267,12 +302,14 @@ impl Health {
         for f in &flows.flows {
             let state = match kept.remove(&f.id) {
                 Some(mut state) => {
+                    state.owner = Owner::of(f);
                     state.source = f.source.clone();
                     state.target = f.target.clone();
                     state.slo = f.slo;
                     state
                 }
                 None => FlowState {
+                    owner: Owner::of(f),
                     source: f.source.clone(),
                     target: f.target.clone(),
                     slo: f.slo,
@@ -405,6 +442,7 @@ impl Health {
                 with_drift(status, reason, self.drift.reasons(id, now / 1_000_000));
             if status != f.status {
                 changes.push(Change {
+                    owner: f.owner.clone(),
                     flow_id: id.clone(),
                     target_id: f.target.clone(),
                     from: f.status,
@@ -454,6 +492,7 @@ impl Health {
     fn view(&self, id: &str, f: &FlowState, now: i64) -> FlowHealth {
         let now_secs = now / 1_000_000;
         FlowHealth {
+            owner: f.owner.clone(),
             flow_id: id.to_string(),
             source_id: f.source.clone(),
             target_id: f.target.clone(),

@@ -6,6 +6,8 @@ const FILE: &str = r#"
 [[templates]]
 id = "snow-to-jira"
 params = ["jira_url", "project"]
+owner = "integration team"
+tags = ["itsm"]
 
   [[templates.sources]]
   id = "servicenow"
@@ -34,6 +36,8 @@ id = "acme"
 template = "snow-to-jira"
 params = { jira_url = "https://acme.example", project = "ACME" }
 secrets = { snow = { env = "ACME_SNOW_SECRET" } }
+owner = "acme service desk"
+tags = ["customer:acme"]
 
 [[tenants]]
 id = "globex"
@@ -165,4 +169,18 @@ fn lookups_default_and_a_missing_table_is_an_error() {
         error.to_string().contains("no lookup table prio"),
         "{error}"
     );
+}
+
+/// A flow's owner is its own, else its tenant's, else its template's; its
+/// tags are all of theirs; neither changes its version.
+#[test]
+fn owners_and_tags_come_down_to_the_instances() {
+    let flows = load_str(FILE).expect("valid");
+    let (acme, globex) = (&flows.flows[0], &flows.flows[1]);
+    assert_eq!(acme.owner.as_deref(), Some("acme service desk"));
+    assert_eq!(acme.tags, ["itsm", "customer:acme"]);
+    assert_eq!(globex.owner.as_deref(), Some("integration team"));
+    assert_eq!(globex.tags, ["itsm"]);
+    let renamed = load_str(&FILE.replace("acme service desk", "acme ops")).expect("valid");
+    assert_eq!(renamed.flows[0].version, acme.version);
 }
