@@ -27,6 +27,7 @@ pub async fn produce(topics: &Topics, n: usize, keys: usize) -> Vec<String> {
     for i in 0..n {
         let event_id = uuid::Uuid::now_v7().to_string();
         let request = DeliveryRequest {
+            tenant: None,
             link: None,
             event_id: event_id.clone(),
             flow_id: "app-to-crm".into(),

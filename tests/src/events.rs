@@ -9,6 +9,7 @@ use intops_events::IntegrationEvent;
 /// a fresh UUIDv7 id (as ingest gives one).
 pub fn created(source: &str, entity_key: &str, payload: &str) -> IntegrationEvent {
     IntegrationEvent {
+        tenant: None,
         event_id: uuid::Uuid::now_v7().to_string(),
         source_id: source.into(),
         event_type: "created".into(),

@@ -93,6 +93,7 @@ fn check_case(flows: &Flows, path: &Path) -> Result<Vec<String>, String> {
         .first_text(&value)
         .map_err(|e| format!("entity_key: {e}"))?;
     let event = IntegrationEvent {
+        tenant: None,
         event_id: "flows-test".into(),
         source_id: case.source.clone(),
         event_type: "test".into(),

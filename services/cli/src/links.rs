@@ -279,6 +279,7 @@ mod tests {
 
     fn capture(entity_key: &str, record_id: Option<&str>, at: i64) -> Link {
         Link {
+            tenant: None,
             flow_id: "snow-p1-to-jira".into(),
             mode: LinkMode::Capture,
             via_flow: None,

@@ -399,6 +399,7 @@ mod tests {
 
     fn request(path: &str, headers: &[(&str, &str)]) -> DeliveryRequest {
         DeliveryRequest {
+            tenant: None,
             link: None,
             event_id: "e1".into(),
             flow_id: "f".into(),

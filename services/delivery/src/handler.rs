@@ -224,6 +224,7 @@ impl<P: Publish> Handler<P> {
             (None, None) => (None, None),
         };
         let mut outcome = Outcome {
+            tenant: request.tenant.clone(),
             link_action,
             record_id,
             event_id: request.event_id.clone(),
@@ -269,6 +270,7 @@ impl<P: Publish> Handler<P> {
                     flow_id: Some(request.flow_id.clone()),
                     flow_version: Some(request.flow_version.clone()),
                     target_id: Some(request.target_id.clone()),
+                    tenant: request.tenant.clone(),
                     http_status: outcome.http_status,
                     response_excerpt: last.excerpt().map(str::to_string),
                     ..Failure::new(class.as_str(), reason.clone())
@@ -311,6 +313,7 @@ impl<P: Publish> Handler<P> {
         };
         tracing::debug!(target = %self.target.id, event_id = %request.event_id, action = %action, "not sent");
         let outcome = Outcome {
+            tenant: request.tenant.clone(),
             event_id: request.event_id.clone(),
             stage: Stage::Delivery,
             status,

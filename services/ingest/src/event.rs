@@ -39,6 +39,7 @@ pub(crate) fn build(
         None => Uuid::now_v7(),
     };
     Ok(IntegrationEvent {
+        tenant: source.tenant.clone(),
         event_id: event_id.to_string(),
         source_id: source.id.clone(),
         event_type,

@@ -28,6 +28,8 @@ pub(crate) struct Webhook {
     kind: AlertKind,
     url: Secret,
     cooldown: Duration,
+    /// Only changes of this tenant's flows.
+    tenant: Option<String>,
 }
 
 impl Webhook {
@@ -43,7 +45,17 @@ impl Webhook {
             kind: alert.kind,
             url,
             cooldown: alert.cooldown,
+            tenant: alert.tenant.clone(),
         })
+    }
+}
+
+impl Webhook {
+    /// Whether this webhook hears about `change` (its tenant filter).
+    fn wants(&self, change: &Change) -> bool {
+        self.tenant
+            .as_ref()
+            .is_none_or(|t| change.owner.tenant.as_ref() == Some(t))
     }
 }
 
@@ -98,7 +110,7 @@ pub(crate) async fn run(
             () = shutdown.cancelled() => return,
             change = changes.recv() => match change {
                 Some(change) => {
-                    for webhook in webhooks.load().iter() {
+                    for webhook in webhooks.load().iter().filter(|w| w.wants(&change)) {
                         state.entry((webhook.id.clone(), change.flow_id.clone())).or_default().pending = Some(change.clone());
                     }
                 }
@@ -328,5 +340,21 @@ mod tests {
             text.ends_with("Owner: acme service desk (tenant acme)."),
             "{text}"
         );
+    }
+
+    /// A webhook with a tenant filter hears only that tenant's flows.
+    #[test]
+    fn a_tenant_filter_keeps_other_tenants_out() {
+        let flows = intops_flows::load_str(
+            "[[alerts]]\nid = \"acme\"\nkind = \"generic\"\nurl = { env = \"PATH\" }\ntenant = \"acme\"\n",
+        )
+        .expect("valid");
+        let hook = Webhook::resolve(&flows.alerts[0]).expect("resolves");
+        let mut c = change(Status::Failing);
+        assert!(!hook.wants(&c), "a flow of no tenant");
+        c.owner.tenant = Some("globex".into());
+        assert!(!hook.wants(&c));
+        c.owner.tenant = Some("acme".into());
+        assert!(hook.wants(&c));
     }
 }

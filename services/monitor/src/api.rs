@@ -85,10 +85,20 @@ fn unavailable() -> Response {
         .into_response()
 }
 
-async fn flows(State(s): State<Shared>) -> Response {
+/// `?tenant=` keeps one tenant's flows.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct FlowsQuery {
+    tenant: Option<String>,
+}
+
+async fn flows(State(s): State<Shared>, Query(query): Query<FlowsQuery>) -> Response {
     match s.health.read() {
         Ok(h) => Json(json!({
-            "flows": h.flows(now_micros()),
+            "flows": h
+                .flows(now_micros())
+                .into_iter()
+                .filter(|f| of_tenant(query.tenant.as_deref(), f.owner.tenant.as_deref()))
+                .collect::<Vec<_>>(),
             "unrouted": h.unrouted(),
         }))
         .into_response(),
@@ -141,6 +151,13 @@ pub(crate) struct SearchQuery {
     q: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
+    /// Only this tenant's events.
+    tenant: Option<String>,
+}
+
+/// Whether something of `have` passes the `?tenant=` filter `want`.
+pub(crate) fn of_tenant(want: Option<&str>, have: Option<&str>) -> bool {
+    want.is_none_or(|w| w.is_empty() || have == Some(w))
 }
 
 async fn search(State(s): State<Shared>, Query(query): Query<SearchQuery>) -> Response {
@@ -156,7 +173,11 @@ async fn search(State(s): State<Shared>, Query(query): Query<SearchQuery>) -> Re
     let Ok(lineage) = s.lineage.read() else {
         return unavailable();
     };
-    let found = lineage.search(&q);
+    let found: Vec<_> = lineage
+        .search(&q)
+        .into_iter()
+        .filter(|t| of_tenant(query.tenant.as_deref(), t.tenant.as_deref()))
+        .collect();
     let total = found.len();
     let events: Vec<_> = found
         .into_iter()
@@ -168,6 +189,7 @@ async fn search(State(s): State<Shared>, Query(query): Query<SearchQuery>) -> Re
                 "source_id": t.source_id,
                 "entity_key": t.entity_key,
                 "event_type": t.event_type,
+                "tenant": t.tenant,
                 "matched_by": t.matched_by(&q),
                 "at": t.stages.first().map(|s| s.at.clone()),
                 "last": t.stages.last().map(|s| json!({"stage": s.stage, "status": s.status, "flow_id": s.flow_id, "target_id": s.target_id, "link_action": s.link_action, "record_id": s.record_id})),
@@ -231,6 +253,7 @@ mod tests {
         use intops_events::{IntegrationEvent, LinkAction, Outcome, OutcomeStatus, Stage};
         let s = shared();
         let event = |id: &str, source: &str, key: &str, at: i64| IntegrationEvent {
+            tenant: None,
             event_id: id.into(),
             source_id: source.into(),
             event_type: "updated".into(),
@@ -242,6 +265,7 @@ mod tests {
             payload: "{}".into(),
         };
         let outcome = |id: &str, flow: &str, action, record: &str, at| Outcome {
+            tenant: None,
             event_id: id.into(),
             stage: Stage::Delivery,
             status: OutcomeStatus::Delivered,

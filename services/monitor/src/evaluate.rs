@@ -47,14 +47,17 @@ pub(crate) async fn run(
         }
         fields_before = reported;
         for f in &views {
-            metrics::gauge!(m::FLOW_HEALTH, "flow" => f.flow_id.clone()).set(f.status.level());
+            // `tenant` is one of the flows file's tenants ("" for none).
+            let tenant = f.owner.tenant.clone().unwrap_or_default();
+            metrics::gauge!(m::FLOW_HEALTH, "flow" => f.flow_id.clone(), "tenant" => tenant.clone())
+                .set(f.status.level());
             for (status, n) in [
                 ("delivered", f.window.delivered),
                 ("dead_lettered", f.window.dead_lettered),
                 ("echo", f.window.echoes),
                 ("no_link", f.window.no_link),
             ] {
-                metrics::gauge!(m::FLOW_WINDOW_RESULTS, "flow" => f.flow_id.clone(), "status" => status)
+                metrics::gauge!(m::FLOW_WINDOW_RESULTS, "flow" => f.flow_id.clone(), "status" => status, "tenant" => tenant.clone())
                     .set(n as f64);
             }
         }

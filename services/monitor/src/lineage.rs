@@ -97,6 +97,9 @@ pub struct Trace {
     pub entity_key: Option<String>,
     /// Its event type.
     pub event_type: Option<String>,
+    /// Its tenant (of its source or flows), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Stage results in time order.
     pub stages: Vec<StageView>,
     /// The dead letters written for the event, oldest first (without the
@@ -162,6 +165,9 @@ impl Lineage {
         trace.source_id = Some(e.source_id.clone());
         trace.entity_key = Some(e.entity_key.clone());
         trace.event_type = Some(e.event_type.clone());
+        if e.tenant.is_some() {
+            trace.tenant = e.tenant.clone();
+        }
         push(trace, view("ingest", "accepted", e.ingested_at));
         self.index(&e.event_id, terms);
     }
@@ -238,6 +244,9 @@ impl Lineage {
         let trace = self.entry(&r.event_id);
         if trace.entity_key.is_none() {
             trace.entity_key = Some(r.entity_key.clone());
+        }
+        if trace.tenant.is_none() {
+            trace.tenant = r.tenant.clone();
         }
         push(
             trace,
@@ -427,6 +436,7 @@ mod tests {
 
     fn event(id: &str, at: i64) -> IntegrationEvent {
         IntegrationEvent {
+            tenant: None,
             event_id: id.into(),
             source_id: "servicenow".into(),
             event_type: "created".into(),
@@ -441,6 +451,7 @@ mod tests {
 
     fn request(id: &str, at: i64) -> DeliveryRequest {
         DeliveryRequest {
+            tenant: None,
             link: None,
             event_id: id.into(),
             flow_id: "f".into(),
@@ -458,6 +469,7 @@ mod tests {
 
     fn delivered(id: &str, at: i64) -> Outcome {
         Outcome {
+            tenant: None,
             link_action: None,
             record_id: None,
             event_id: id.into(),

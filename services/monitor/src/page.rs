@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use intops_events::now_micros;
 use maud::{DOCTYPE, Markup, html};
 
-use crate::api::Shared;
+use crate::api::{Shared, of_tenant};
 use crate::health::{FlowHealth, Status};
 use crate::lineage::{StageView, Trace};
 
@@ -32,24 +32,46 @@ input[type=search] { width: 24rem; padding: .3rem; }
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct PageQuery {
     q: Option<String>,
+    /// Only this tenant's flows, dead letters and search results.
+    tenant: Option<String>,
 }
 
 /// `GET /`.
 pub(crate) async fn index(State(s): State<Shared>, Query(query): Query<PageQuery>) -> Markup {
     let now = now_micros();
-    let (flows, dead, unrouted) = match s.health.read() {
+    let tenant = query.tenant.as_deref().filter(|t| !t.is_empty());
+    let (all_flows, dead, unrouted) = match s.health.read() {
         Ok(h) => (
             h.flows(now),
-            h.recent_dead().take(20).cloned().collect::<Vec<_>>(),
+            h.recent_dead().cloned().collect::<Vec<_>>(),
             h.unrouted(),
         ),
         Err(_) => (Vec::new(), Vec::new(), 0),
     };
+    let mut tenants: Vec<&str> = all_flows
+        .iter()
+        .filter_map(|f| f.owner.tenant.as_deref())
+        .collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let tenants: Vec<String> = tenants.into_iter().map(str::to_string).collect();
+    let flows: Vec<FlowHealth> = all_flows
+        .into_iter()
+        .filter(|f| of_tenant(tenant, f.owner.tenant.as_deref()))
+        .collect();
+    let flow_ids: std::collections::HashSet<&str> =
+        flows.iter().map(|f| f.flow_id.as_str()).collect();
+    let dead: Vec<_> = dead
+        .into_iter()
+        .filter(|d| tenant.is_none() || d.flow_id.as_deref().is_some_and(|f| flow_ids.contains(f)))
+        .take(20)
+        .collect();
     let q = query.q.filter(|q| !q.trim().is_empty());
     let found = match (&q, s.lineage.read()) {
         (Some(q), Ok(l)) => Some(
             l.search(q)
                 .into_iter()
+                .filter(|t| of_tenant(tenant, t.tenant.as_deref()))
                 .take(50)
                 .map(|t| Found::of(t, q))
                 .collect::<Vec<_>>(),
@@ -70,6 +92,15 @@ pub(crate) async fn index(State(s): State<Shared>, Query(query): Query<PageQuery
                 h1 { "intops monitor" }
                 form method="get" action="/" {
                     input type="search" name="q" placeholder="entity key, ticket number or record id (INC0010023, OPS-12)" value=[q.as_deref()];
+                    @if !tenants.is_empty() {
+                        " "
+                        select name="tenant" {
+                            option value="" { "every tenant" }
+                            @for t in &tenants {
+                                option value=(t) selected[tenant == Some(t.as_str())] { (t) }
+                            }
+                        }
+                    }
                     " "
                     button type="submit" { "Search" }
                 }

@@ -190,6 +190,10 @@ impl<P: Publish> Handler<P> {
                 flow_id: f.flow.map(|f| f.id.clone()),
                 flow_version: f.flow.map(|f| f.version.clone()),
                 target_id: f.flow.map(|f| f.target.clone()),
+                tenant: f
+                    .flow
+                    .and_then(|f| f.tenant.clone())
+                    .or_else(|| event.tenant.clone()),
                 attempts: 1,
                 ..Failure::new(f.class, message.clone())
             });
@@ -246,6 +250,9 @@ fn outcome(
     error: Option<String>,
 ) -> Outcome {
     Outcome {
+        tenant: flow
+            .and_then(|f| f.tenant.clone())
+            .or_else(|| event.tenant.clone()),
         link_action: None,
         record_id: None,
         event_id: event.event_id.clone(),

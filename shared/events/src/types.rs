@@ -26,6 +26,10 @@ pub struct IntegrationEvent {
     pub attributes: HashMap<String, String>,
     /// The source's JSON, as received.
     pub payload: String,
+    /// The tenant (a template's instance: docs/flows.md); `None` when
+    /// none.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 impl IntegrationEvent {
@@ -66,6 +70,10 @@ pub struct DeliveryRequest {
     /// How delivery uses the flow's links; `None` for flows without.
     #[serde(default)]
     pub link: Option<LinkPlan>,
+    /// The tenant (a template's instance: docs/flows.md); `None` when
+    /// none.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// Stands where a request needs the link (the target's record id, or for
@@ -181,6 +189,10 @@ pub struct Link {
     /// The request before: the ingest time of its event.
     #[serde(default)]
     pub earlier_basis_at: Option<i64>,
+    /// The tenant (a template's instance: docs/flows.md); `None` when
+    /// none.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 impl Link {
@@ -320,6 +332,10 @@ pub struct Outcome {
     /// The target's record id (the link), when known.
     #[serde(default)]
     pub record_id: Option<String>,
+    /// The tenant (a template's instance: docs/flows.md); `None` when
+    /// none.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// One Kafka header of a dead-lettered record.
@@ -375,6 +391,10 @@ pub struct DeadLetter {
     pub http_status: Option<i32>,
     /// Redacted excerpt of the last response body.
     pub response_excerpt: Option<String>,
+    /// The tenant (a template's instance: docs/flows.md); `None` when
+    /// none.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// How far ingest has polled one source (`<prefix>.ingest.cursors`,

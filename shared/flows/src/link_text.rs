@@ -77,6 +77,7 @@ mod tests {
 
     fn req(path: &str, headers: &[(&str, &str)], body: &str) -> DeliveryRequest {
         DeliveryRequest {
+            tenant: None,
             event_id: "e".into(),
             flow_id: "f".into(),
             flow_version: "v".into(),

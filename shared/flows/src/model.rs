@@ -54,6 +54,8 @@ pub struct Alert {
     pub url: crate::SecretRef,
     /// Least time between two alerts about one flow.
     pub cooldown: std::time::Duration,
+    /// Only alerts about this tenant's flows (`None`: every flow's).
+    pub tenant: Option<String>,
 }
 
 impl Flows {
@@ -68,6 +70,8 @@ impl Flows {
 pub struct Source {
     /// Unique id.
     pub id: String,
+    /// The tenant whose instance of a template this is.
+    pub tenant: Option<String>,
     /// Webhook or poll.
     pub kind: SourceKind,
     /// How ingest authenticates it.

@@ -202,6 +202,7 @@ fn evaluate<R: Run>(
     let headers = render_headers(&flow.headers, run, &vars)?;
     let link = link::plan(flow, run)?;
     Ok(Some(DeliveryRequest {
+        tenant: flow.tenant.clone(),
         link,
         event_id: event.event_id.clone(),
         flow_id: flow.id.clone(),
@@ -275,6 +276,7 @@ map = '.a.b.c | error("no mapping for " + .)'
 
     fn event(payload: &str) -> IntegrationEvent {
         IntegrationEvent {
+            tenant: None,
             event_id: "e1".into(),
             source_id: "servicenow".into(),
             event_type: "created".into(),

@@ -36,6 +36,9 @@ pub struct AlertSpec {
     pub url: SecretRef,
     /// Least time between two alerts about one flow; default `10m`.
     pub cooldown: Option<String>,
+    /// Only alerts about this tenant's flows (a customer's channel);
+    /// default every flow's.
+    pub tenant: Option<String>,
 }
 
 /// An alert webhook's body format.

@@ -68,6 +68,8 @@ pub struct Failure {
     pub event_id: Option<String>,
     /// The flow, if known.
     pub flow_id: Option<String>,
+    /// The tenant of the record's source or flow.
+    pub tenant: Option<String>,
     /// The flow's version, if known.
     pub flow_version: Option<String>,
     /// The target, if known.
@@ -313,6 +315,7 @@ pub fn build(stage: Stage, original: &OwnedMessage, failure: &Failure) -> DeadLe
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     DeadLetter {
+        tenant: failure.tenant.clone(),
         stage,
         error_class: failure.class.clone(),
         error_message: failure.message.clone(),

@@ -89,10 +89,11 @@ pub const FLOW_FIELD_MISSING: &str = "intops_flow_field_missing_ratio";
 /// type in a significant share of recent events): 0 or 1; labels `flow`,
 /// `field`.
 pub const FLOW_FIELD_DRIFT: &str = "intops_flow_field_drift";
-/// A flow's health: 0 healthy, 1 degraded, 2 failing; label `flow`.
+/// A flow's health: 0 healthy, 1 degraded, 2 failing; labels `flow`,
+/// `tenant` (the flow's tenant, empty for none).
 pub const FLOW_HEALTH: &str = "intops_flow_health";
 /// A flow's final results over the monitor's window; labels `flow`,
-/// `status` (delivered, dead_lettered).
+/// `status` (delivered, dead_lettered), `tenant`.
 pub const FLOW_WINDOW_RESULTS: &str = "intops_flow_window_results";
 /// Alert webhook posts; labels `webhook`, `result` (sent, failed).
 pub const ALERTS: &str = "intops_alerts_total";

@@ -15,6 +15,7 @@ pub const LARGE: usize = 900_000;
 
 fn event(source: &str, writer: &str, key: &str, payload: String) -> IntegrationEvent {
     IntegrationEvent {
+        tenant: None,
         event_id: uuid::Uuid::now_v7().to_string(),
         source_id: source.into(),
         event_type: "updated".into(),

@@ -1,5 +1,6 @@
-//! The canonical schemas without a registry: every one parses, and each
-//! reads every released version of itself (the registry round trip is in
+//! The canonical schemas without a registry: every one parses, each
+//! reads every released version of itself, and every released version
+//! reads it (old consumers keep working; the registry round trip is in
 //! the stack tests, tests/tests/stack/schemas_registry.rs).
 
 use intops_events::{RecordKind, parse_all_schemas};
@@ -31,6 +32,14 @@ fn shipped_schemas_read_every_released_version() {
             SchemaCompatibility::can_read(&writer, &reader).unwrap_or_else(|e| {
                 panic!(
                     "{name} cannot read data written with {}: {e}",
+                    path.display()
+                )
+            });
+            // And consumers still on the released schema read what is
+            // written now (new fields are optional).
+            SchemaCompatibility::can_read(&reader, &writer).unwrap_or_else(|e| {
+                panic!(
+                    "a {name} reader with {} cannot read data written now: {e}",
                     path.display()
                 )
             });

@@ -267,6 +267,7 @@ async fn produce_requests(prefix: &str, requests: &[(&str, &[(&str, &str)])]) {
     let producer = Producer::new(&settings).expect("producer");
     for (i, (path, headers)) in requests.iter().enumerate() {
         let request = DeliveryRequest {
+            tenant: None,
             link: None,
             event_id: format!("forged-{i}"),
             flow_id: "app-to-crm".into(),

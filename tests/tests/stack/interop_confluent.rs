@@ -76,6 +76,7 @@ async fn confluent_avro_deserializer_reads_every_record_kind() {
     let producer = Producer::new(&settings).expect("producer");
     let codec = stack::codec();
     let event = IntegrationEvent {
+        tenant: None,
         event_id: "01a22357-8714-74e3-ac1e-e593a53b7ac8".into(),
         source_id: "servicenow".into(),
         event_type: "created".into(),
@@ -110,6 +111,7 @@ async fn confluent_avro_deserializer_reads_every_record_kind() {
     );
 
     let outcome = Outcome {
+        tenant: None,
         link_action: None,
         record_id: None,
         event_id: event.event_id.clone(),
@@ -144,6 +146,7 @@ async fn confluent_avro_deserializer_reads_every_record_kind() {
     );
 
     let request = intops_events::DeliveryRequest {
+        tenant: None,
         link: None,
         event_id: event.event_id.clone(),
         flow_id: "snow-p1-to-jira".into(),
@@ -172,6 +175,7 @@ async fn confluent_avro_deserializer_reads_every_record_kind() {
     assert_eq!(v["flow_version"], "2212afff42f2");
 
     let letter = DeadLetter {
+        tenant: None,
         stage: Stage::Delivery,
         error_class: "http_4xx".into(),
         error_message: "target answered 400".into(),

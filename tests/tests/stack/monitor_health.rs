@@ -127,7 +127,11 @@ async fn a_failing_flow_alerts_once_recovers_once_and_a_second_monitor_agrees() 
     assert_eq!(recovery["status"], "healthy");
     assert_eq!(recovery["recovered"], true);
     assert_eq!(
-        metrics::sum(p.monitor, r#"intops_flow_health{flow="app-to-crm-health"}"#).await,
+        metrics::sum(
+            p.monitor,
+            r#"intops_flow_health{flow="app-to-crm-health",tenant=""}"#
+        )
+        .await,
         Some(0.0),
         "the evaluator exports the flow's health: 0 healthy"
     );

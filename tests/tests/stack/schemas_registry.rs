@@ -53,6 +53,7 @@ async fn every_record_kind_round_trips_through_the_registry() {
     let codec = stack::codec();
     let prefix = stack::random_prefix("schemas");
     let event = IntegrationEvent {
+        tenant: None,
         event_id: uuid::Uuid::now_v7().to_string(),
         source_id: "servicenow".into(),
         event_type: "created".into(),
@@ -71,6 +72,7 @@ async fn every_record_kind_round_trips_through_the_registry() {
     )
     .await;
     let request = DeliveryRequest {
+        tenant: None,
         link: None,
         event_id: event.event_id.clone(),
         flow_id: "f".into(),
@@ -92,6 +94,7 @@ async fn every_record_kind_round_trips_through_the_registry() {
     )
     .await;
     let outcome = Outcome {
+        tenant: None,
         link_action: None,
         record_id: None,
         event_id: event.event_id.clone(),
@@ -113,6 +116,7 @@ async fn every_record_kind_round_trips_through_the_registry() {
     )
     .await;
     let letter = DeadLetter {
+        tenant: None,
         stage: Stage::Transform,
         error_class: "mapping".into(),
         error_message: "jq runtime error".into(),

@@ -185,6 +185,7 @@ async fn a_restarted_stack_reads_back_and_replays_what_was_written() {
     let codec = Arc::new(stack.codec());
     let producer = Producer::new(&kafka).expect("producer");
     let event = IntegrationEvent {
+        tenant: None,
         event_id: uuid::Uuid::now_v7().to_string(),
         source_id: "app".into(),
         event_type: "created".into(),
@@ -196,6 +197,7 @@ async fn a_restarted_stack_reads_back_and_replays_what_was_written() {
         payload: r#"{"number":"INC1"}"#.into(),
     };
     let request = DeliveryRequest {
+        tenant: None,
         link: None,
         event_id: event.event_id.clone(),
         flow_id: "app-to-crm".into(),

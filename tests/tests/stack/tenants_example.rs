@@ -1,12 +1,14 @@
 //! The tenants example (deploy/local/tenants.toml) on the real stack
-//! (issue 19, items 1, 2 and 7): one template for two tenants, an
+//! (issue 19, items 1, 2, 3, 5 and 7): one template for two tenants, an
 //! incident sent to each tenant's webhook reaches that tenant's Jira with
-//! its own project and its own priority table.
+//! its own project and its own priority table; records, the monitor and
+//! the dead-letter CLI carry and filter by the tenant; one tenant's Jira
+//! refusing everything dead-letters only that tenant's events.
 
 use std::time::Duration;
 
 use intops_tests::sign::intops_signature;
-use intops_tests::{MockTarget, Pipeline, poll_until};
+use intops_tests::{MockTarget, Pipeline, cli, poll_until, topic};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -93,5 +95,55 @@ async fn each_tenant_gets_its_own_target_and_mapping() {
     assert_eq!(g["project"]["key"], "GLX", "{g}");
     assert_eq!(g["priority"]["name"], "Critical", "globex's own table: {g}");
     assert_eq!((acme.request_count(), globex.request_count()), (1, 1));
+
+    // The records carry the tenant.
+    let outcomes = format!("{}.outcomes", p.prefix);
+    let codec = intops_tests::stack::codec();
+    let delivered: Vec<intops_events::Outcome> = {
+        let mut out = Vec::new();
+        for m in topic::read(&outcomes, 2, WAIT) {
+            let bytes = rdkafka::message::Message::payload(&m).expect("value");
+            out.push(codec.decode(bytes).await.expect("outcome"));
+        }
+        out
+    };
+    let mut tenants: Vec<Option<&str>> = delivered.iter().map(|o| o.tenant.as_deref()).collect();
+    tenants.sort();
+    assert_eq!(tenants, [Some("acme"), Some("globex")]);
+
+    // The monitor filters by tenant.
+    let flows: Value = reqwest::get(format!("http://{}/api/v1/flows?tenant=globex", p.monitor))
+        .await
+        .expect("monitor")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = flows["flows"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|f| f["flow_id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["globex.p1"], "{flows}");
+
+    // Globex's Jira refuses everything: globex's events are dead-lettered
+    // under its tenant, acme's still arrive.
+    globex.set_status(400);
+    for n in 0..3 {
+        let body = FIXTURE.replace("9d385017c611228701d22104cc95c371", &format!("g{n}"));
+        send(&p, "globex.servicenow", "globex-secret", &body).await;
+        let body = FIXTURE.replace("9d385017c611228701d22104cc95c371", &format!("a{n}"));
+        send(&p, "acme.servicenow", "acme-secret", &body).await;
+    }
+    poll_until("acme's three new issues", WAIT, || async {
+        (acme.request_count() == 4).then_some(())
+    })
+    .await;
+    let listed = poll_until("globex's dead letters", WAIT, || async {
+        let l = cli::json(&p.prefix, &["dlq", "list", "--tenant", "globex", "--json"]).await;
+        (l["total"] == 3).then_some(l)
+    })
+    .await;
+    assert_eq!(listed["groups"][0]["flow"], "globex.p1", "{listed}");
+    let none = cli::json(&p.prefix, &["dlq", "list", "--tenant", "acme", "--json"]).await;
+    assert_eq!(none["total"], 0, "{none}");
     p.stop().await.expect("clean stop");
 }

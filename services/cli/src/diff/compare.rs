@@ -325,6 +325,7 @@ path = "/audit/{{ .number }}"
             payload["short_description"] = json!(s);
         }
         IntegrationEvent {
+            tenant: None,
             event_id: format!("e{n}"),
             source_id: "servicenow".into(),
             event_type: "updated".into(),

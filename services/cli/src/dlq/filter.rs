@@ -16,6 +16,9 @@ pub struct Filters {
     /// Only this target's.
     #[arg(long)]
     pub target: Option<String>,
+    /// Only this tenant's (docs/flows.md#templates-and-tenants).
+    #[arg(long)]
+    pub tenant: Option<String>,
     /// Only this error class (`mapping`, `http_4xx`, `exhausted`, ...).
     #[arg(long)]
     pub error_class: Option<String>,
@@ -67,6 +70,7 @@ impl Filters {
         stage_ok
             && eq(&self.flow, letter.flow_id.as_deref())
             && eq(&self.target, letter.target_id.as_deref())
+            && eq(&self.tenant, letter.tenant.as_deref())
             && eq(&self.error_class, Some(&letter.error_class))
             && eq(&self.event_id, letter.event_id.as_deref())
             && eq(&self.key, key.as_deref())
@@ -86,6 +90,7 @@ impl Filters {
         put("stage", self.stage.clone());
         put("flow", self.flow.clone());
         put("target", self.target.clone());
+        put("tenant", self.tenant.clone());
         put("error_class", self.error_class.clone());
         put("status", self.status.map(|s| s.to_string()));
         put("since", self.since.map(crate::when::format));
@@ -103,6 +108,7 @@ mod tests {
 
     fn letter() -> DeadLetter {
         DeadLetter {
+            tenant: Some("acme".into()),
             stage: Stage::Delivery,
             error_class: "http_4xx".into(),
             error_message: "400".into(),
@@ -160,6 +166,16 @@ mod tests {
                 },
                 Filters {
                     target: Some("zendesk".into()),
+                    ..Filters::default()
+                },
+            ),
+            (
+                Filters {
+                    tenant: Some("acme".into()),
+                    ..Filters::default()
+                },
+                Filters {
+                    tenant: Some("globex".into()),
                     ..Filters::default()
                 },
             ),

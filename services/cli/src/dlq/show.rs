@@ -55,6 +55,7 @@ pub async fn view(ctx: &ServiceContext, l: &Letter, replayed: bool) -> anyhow::R
         "failed_at": when::format(d.failed_at),
         "event_id": d.event_id,
         "flow_id": d.flow_id,
+        "tenant": d.tenant,
         "flow_version": d.flow_version,
         "target_id": d.target_id,
         "http_status": d.http_status,
@@ -96,10 +97,11 @@ fn print_text(v: &Value) {
         s("retryable")
     );
     println!(
-        "  event {}  flow {}  target {}  http_status {}",
+        "  event {}  flow {}  target {}  tenant {}  http_status {}",
         s("event_id"),
         s("flow_id"),
         s("target_id"),
+        s("tenant"),
         s("http_status")
     );
     if let Some(version) = v["flow_version"].as_str() {

@@ -119,6 +119,7 @@ map = '{summary: .title} | if .summary == "bad" then error("bad title") else . e
 
     fn event(source: &str, ingested_at: i64, payload: &str) -> IntegrationEvent {
         IntegrationEvent {
+            tenant: None,
             event_id: format!("e{ingested_at}"),
             source_id: source.into(),
             event_type: "created".into(),

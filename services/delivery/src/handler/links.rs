@@ -153,6 +153,7 @@ impl<P: Publish> Handler<P> {
         let now = now_micros();
         let created_at = existing.as_ref().map_or(now, |e| e.created_at);
         let pending = Link {
+            tenant: request.tenant.clone(),
             flow_id: flow.clone(),
             mode: LinkMode::Capture,
             via_flow: None,
@@ -344,6 +345,7 @@ impl<P: Publish> Handler<P> {
                     last_write,
                     created_at,
                     (earlier, prior_seen): (Write, i64)| Link {
+            tenant: request.tenant.clone(),
             flow_id,
             mode,
             via_flow,

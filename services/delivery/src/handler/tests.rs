@@ -155,6 +155,7 @@ path = "/records"
 
 fn request() -> DeliveryRequest {
     DeliveryRequest {
+        tenant: None,
         link: None,
         event_id: "e1".into(),
         flow_id: "app-to-crm".into(),

@@ -81,6 +81,7 @@ fn crossed(out: &Entry, echoed: &Write) -> bool {
 /// again.
 pub fn answered(link: &Entry, request: &DeliveryRequest) -> Link {
     Link {
+        tenant: request.tenant.clone(),
         flow_id: link.flow_id.clone(),
         mode: link.mode,
         via_flow: link.via_flow.clone(),
@@ -141,6 +142,7 @@ mod tests {
     #[test]
     fn seen_never_moves_back() {
         let mut request = DeliveryRequest {
+            tenant: None,
             event_id: "e".into(),
             flow_id: "f".into(),
             flow_version: "v".into(),

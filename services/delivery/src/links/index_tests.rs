@@ -8,6 +8,7 @@ use super::*;
 
 fn link(flow: &str, key: &str, record_id: Option<&str>, updated_at: i64) -> Link {
     Link {
+        tenant: None,
         flow_id: flow.into(),
         mode: LinkMode::Capture,
         via_flow: None,

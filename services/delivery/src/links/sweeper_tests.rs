@@ -11,6 +11,7 @@ const DAY: i64 = 24 * 3600 * 1_000_000;
 
 fn link(flow: &str, key: &str, record_id: &str, target: &str, updated_at: i64) -> Link {
     Link {
+        tenant: None,
         flow_id: flow.into(),
         mode: LinkMode::Capture,
         via_flow: None,

@@ -10,6 +10,7 @@ fn flows(slo: &str) -> Flows {
 
 fn outcome(status: OutcomeStatus, at: i64) -> Outcome {
     Outcome {
+        tenant: None,
         link_action: None,
         record_id: None,
         event_id: "e".into(),
@@ -214,6 +215,7 @@ path = "/more"
 
 fn event(at: i64, payload: serde_json::Value) -> IntegrationEvent {
     IntegrationEvent {
+        tenant: None,
         event_id: format!("e{at}"),
         source_id: "app".into(),
         event_type: "updated".into(),

@@ -71,6 +71,7 @@ fn handler() -> (Handler<MemoryPublisher>, MemoryPublisher) {
 
 fn event(payload: &str) -> IntegrationEvent {
     IntegrationEvent {
+        tenant: None,
         event_id: "e1".into(),
         source_id: "app".into(),
         event_type: "created".into(),

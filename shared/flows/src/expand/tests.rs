@@ -49,6 +49,7 @@ tables = { priority = { "1" = "Blocker" } }
 
 fn event(payload: &str) -> intops_events::IntegrationEvent {
     intops_events::IntegrationEvent {
+        tenant: None,
         event_id: "e".into(),
         source_id: String::new(),
         event_type: "created".into(),

@@ -24,6 +24,7 @@ impl Validator {
                         a.cooldown.as_deref(),
                         Duration::from_secs(600),
                     ),
+                    tenant: a.tenant.clone(),
                 }
             })
             .collect()

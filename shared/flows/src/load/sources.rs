@@ -44,6 +44,7 @@ impl Validator {
                     s.id.clone(),
                     Source {
                         id: s.id.clone(),
+                        tenant: s.tenant.clone(),
                         kind: s.kind,
                         auth,
                         entity_key,

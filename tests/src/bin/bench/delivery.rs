@@ -47,6 +47,7 @@ pub async fn measure(
     let deliveries = topics.deliveries("bench");
     let encode = async |key: String| -> anyhow::Result<(String, Vec<u8>)> {
         let request = DeliveryRequest {
+            tenant: None,
             link: None,
             event_id: format!("event-{key}"),
             flow_id: "app-to-bench".into(),

@@ -68,6 +68,7 @@ pub async fn measure(
         let key = format!("bench{i:027}");
         let priority = (i % 4 + 1).to_string();
         let event = IntegrationEvent {
+            tenant: None,
             event_id: uuid::Uuid::now_v7().to_string(),
             source_id: "servicenow".into(),
             event_type: "created".into(),

@@ -138,6 +138,7 @@ pub async fn index(count: usize) -> anyhow::Result<Index> {
             let entity_key = format!("{:032x}", rng.random::<u128>());
             let now = now_micros();
             let link = Link {
+                tenant: None,
                 flow_id: FLOW.into(),
                 mode: LinkMode::Capture,
                 via_flow: None,

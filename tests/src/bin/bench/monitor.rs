@@ -54,6 +54,7 @@ pub async fn fold(count: usize, flows: usize) -> anyhow::Result<Folded> {
     let mut values = Vec::with_capacity(count);
     for i in 0..count {
         let o = Outcome {
+            tenant: None,
             link_action: None,
             record_id: None,
             event_id: format!("event-{i}"),

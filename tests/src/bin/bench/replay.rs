@@ -37,6 +37,7 @@ pub async fn measure(count: usize, keys: usize, bin_dir: &str) -> anyhow::Result
     intops_kafka::topics::ensure(&settings, &specs).await?;
     let codec = stack::codec();
     let request = DeliveryRequest {
+        tenant: None,
         link: None,
         event_id: "e".into(),
         flow_id: "bench-flow".into(),
@@ -58,6 +59,7 @@ pub async fn measure(count: usize, keys: usize, bin_dir: &str) -> anyhow::Result
     let mut letters = Vec::with_capacity(count);
     for i in 0..count {
         let letter = DeadLetter {
+            tenant: None,
             stage: Stage::Delivery,
             error_class: "http_4xx".into(),
             error_message: "target answered 400".into(),

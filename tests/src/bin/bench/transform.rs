@@ -39,6 +39,7 @@ pub async fn in_process(
         let (event_type, fixture) = fixtures[i % fixtures.len()];
         let entity_key = format!("bench{i:027}");
         let event = IntegrationEvent {
+            tenant: None,
             event_id: uuid::Uuid::now_v7().to_string(),
             source_id: "servicenow".into(),
             event_type: event_type.into(),
@@ -130,6 +131,7 @@ pub async fn on_broker(flows_text: &str, payloads: &[String]) -> anyhow::Result<
     let mut values = Vec::with_capacity(payloads.len());
     for (i, p) in payloads.iter().enumerate() {
         let e = IntegrationEvent {
+            tenant: None,
             event_id: uuid::Uuid::now_v7().to_string(),
             source_id: "servicenow".into(),
             event_type: "created".into(),

@@ -79,6 +79,7 @@ impl Landing {
     /// The outcome to write, for dead letters that name their event.
     fn outcome(&self, d: &DeadLetter, at: i64) -> Option<Outcome> {
         d.event_id.as_ref().map(|event_id| Outcome {
+            tenant: d.tenant.clone(),
             link_action: None,
             record_id: None,
             event_id: event_id.clone(),

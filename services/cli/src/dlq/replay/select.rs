@@ -194,6 +194,7 @@ pub(super) mod tests {
             partition: 0,
             offset,
             letter: DeadLetter {
+                tenant: None,
                 stage: Stage::Transform,
                 error_class: "mapping".into(),
                 error_message: "boom".into(),

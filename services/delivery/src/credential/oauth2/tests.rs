@@ -257,6 +257,7 @@ impl Setup {
 
 fn request() -> DeliveryRequest {
     DeliveryRequest {
+        tenant: None,
         link: None,
         event_id: "e1".into(),
         flow_id: "app-to-itsm".into(),

@@ -224,6 +224,7 @@ path = "/api/now/table/incident/{{{{ $link }}}}"
 /// transform makes it: the create, and the update in the plan.
 fn capture_request(event: &str, entity: &str, summary: &str) -> DeliveryRequest {
     DeliveryRequest {
+        tenant: None,
         event_id: event.into(),
         flow_id: "snow-to-jira".into(),
         flow_version: "v1".into(),
@@ -251,6 +252,7 @@ fn capture_request(event: &str, entity: &str, summary: &str) -> DeliveryRequest 
 /// A request of write-back flow `jira-to-snow` for Jira issue `issue`.
 fn write_back_request(event: &str, issue: &str, note: &str) -> DeliveryRequest {
     DeliveryRequest {
+        tenant: None,
         event_id: event.into(),
         flow_id: "jira-to-snow".into(),
         flow_version: "v1".into(),
@@ -533,6 +535,7 @@ async fn a_pending_link_is_written_before_a_create() {
     // A crash after the create's 2xx, before its link: the pending link
     // is on the topic, the record comes again.
     let mut pending = Link {
+        tenant: None,
         flow_id: "pending-first".into(),
         mode: LinkMode::Capture,
         via_flow: None,

@@ -50,6 +50,7 @@ map = '{work_notes: .comment.body}'
 
 fn event(source: &str, payload: &str) -> IntegrationEvent {
     IntegrationEvent {
+        tenant: None,
         event_id: "e1".into(),
         source_id: source.into(),
         event_type: "updated".into(),
