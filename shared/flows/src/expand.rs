@@ -112,6 +112,8 @@ struct Instance<'a> {
     tenant: String,
     /// The tenant's `owner`, `description` and `tags`.
     tenant_meta: Table,
+    /// The tenant's `quota` (events per period over all its sources).
+    quota: Option<Value>,
     template: &'a Table,
     params: params::Params,
     secrets: Table,
@@ -153,6 +155,7 @@ impl<'a> Instance<'a> {
             "owner",
             "description",
             "tags",
+            "quota",
         ];
         for key in tenant.keys().filter(|k| !known.contains(&k.as_str())) {
             errors.push(error(format!("{at}.{key}"), "unknown field"));
@@ -192,6 +195,7 @@ impl<'a> Instance<'a> {
         Some(Self {
             tenant: id.to_string(),
             tenant_meta,
+            quota: tenant.get("quota").cloned(),
             template,
             params,
             secrets: sub_table("secrets", errors),
@@ -238,6 +242,11 @@ impl<'a> Instance<'a> {
             };
             self.prefix(kind, &mut entry);
             entry.insert("tenant".into(), Value::String(self.tenant.clone()));
+            if kind == "sources"
+                && let Some(quota) = &self.quota
+            {
+                entry.insert("tenant_quota".into(), quota.clone());
+            }
             if kind == "flows" {
                 self.tables.apply(&mut entry);
                 self.owners(&mut entry);

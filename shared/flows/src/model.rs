@@ -86,6 +86,9 @@ pub struct Source {
     pub max_body_bytes: usize,
     /// Events accepted per period at most.
     pub rate_limit: Option<RateLimit>,
+    /// Events accepted per period at most from all of its tenant's
+    /// sources together.
+    pub tenant_quota: Option<RateLimit>,
     /// How to poll it, for `kind = "poll"`.
     pub poll: Option<Poll>,
 }

@@ -76,6 +76,9 @@ pub struct SourceSpec {
     pub max_body_bytes: Option<usize>,
     /// Events accepted per period at most (`100/s`); default unlimited.
     pub rate_limit: Option<String>,
+    /// Events accepted per period at most from all sources of this
+    /// source's tenant together (the tenant's `quota`, set by expansion).
+    pub tenant_quota: Option<String>,
     /// How to poll a `kind = "poll"` source.
     pub poll: Option<PollSpec>,
 }

@@ -42,6 +42,7 @@ mod schemas_registry;
 mod stack_restart;
 mod static_membership;
 mod tenants_example;
+mod tenants_isolation;
 mod topics_plan;
 mod transform_cap;
 mod transform_crash;

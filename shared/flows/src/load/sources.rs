@@ -37,6 +37,17 @@ impl Validator {
                     .map_err(|m| self.error(format!("{at}.rate_limit"), m))
                     .ok()
             });
+            let tenant_quota = s.tenant_quota.as_deref().and_then(|r| {
+                parse_rate(r)
+                    .map_err(|m| self.error(format!("{at}.tenant_quota"), m))
+                    .ok()
+            });
+            if tenant_quota.is_some() && s.tenant.is_none() {
+                self.error(
+                    format!("{at}.tenant_quota"),
+                    "only a tenant's source has a tenant quota (set `quota` on the [[tenants]] entry)",
+                );
+            }
             if let (Some(auth), Some(entity_key), Some(event_type), Some(dedupe_key), Some(poll)) =
                 (auth, entity_key, event_type, dedupe_key, poll)
             {
@@ -52,6 +63,7 @@ impl Validator {
                         dedupe_key,
                         max_body_bytes,
                         rate_limit,
+                        tenant_quota,
                         poll,
                     },
                 );

@@ -1,0 +1,145 @@
+//! Tenant isolation on the real stack (issue 19, item 5): one template,
+//! two tenants. Acme sends a burst of bad events (its source's dead-letter
+//! cap trips), its target fails (its circuit opens) and is paused by an
+//! operator, and it goes over its ingest quota; all the while every one of
+//! globex's events is accepted and delivered.
+
+use std::time::Duration;
+
+use intops_tests::{MockTarget, Pipeline, cli, metrics, poll_until};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn flows(acme: &MockTarget, globex: &MockTarget) -> String {
+    format!(
+        r#"
+[[templates]]
+id = "app-to-crm"
+params = ["url"]
+
+  [[templates.sources]]
+  id = "app"
+  kind = "webhook"
+  auth = "none"
+  entity_key = ".id"
+
+  [[templates.targets]]
+  id = "crm"
+  base_url = "{{{{ $params.url }}}}"
+  retry = {{ max_attempts = 1 }}
+  circuit_breaker = {{ failures = 2, open_for = "10m" }}
+
+  [[templates.flows]]
+  id = "sync"
+  source = "app"
+  target = "crm"
+  path = "/records"
+  map = '{{id: .id, name: (.name | ascii_downcase)}}'
+
+[[tenants]]
+id = "acme"
+template = "app-to-crm"
+params = {{ url = "{}" }}
+quota = "60/h"
+
+[[tenants]]
+id = "globex"
+template = "app-to-crm"
+params = {{ url = "{}" }}
+"#,
+        acme.base_url(),
+        globex.base_url()
+    )
+}
+
+fn records(tag: &str, n: usize, good: bool) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                if good {
+                    json!({"id": format!("{tag}-{i}"), "name": "Ada"})
+                } else {
+                    json!({"id": format!("{tag}-{i}")})
+                }
+            })
+            .collect(),
+    )
+}
+
+async fn post(p: &Pipeline, source: &str, body: &Value) -> u16 {
+    reqwest::Client::new()
+        .post(p.ingest_url(source))
+        .json(body)
+        .send()
+        .await
+        .expect("ingest answers")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_tenants_trouble_never_holds_another_tenants_events() {
+    let _turn = intops_tests::serial::beside_others().await;
+    let (acme, globex) = (
+        MockTarget::start().await.expect("target"),
+        MockTarget::start().await.expect("target"),
+    );
+    let p = Pipeline::start("isolation", &flows(&acme, &globex), &[])
+        .await
+        .expect("pipeline");
+    let gauge = |line: String| async move { metrics::sum(p.monitor, &line).await };
+
+    // Acme's target fails: two failures open its circuit.
+    acme.set_status(500);
+    assert_eq!(post(&p, "acme.app", &records("fail", 2, true)).await, 202);
+    poll_until("acme's circuit open", WAIT, || async {
+        (gauge(r#"intops_delivery_circuit_state{target="acme.crm"}"#.into()).await == Some(1.0))
+            .then_some(())
+    })
+    .await;
+
+    // An operator pauses it too.
+    cli::run(
+        &p.prefix,
+        &[
+            "target",
+            "pause",
+            "acme.crm",
+            "--reason",
+            "acme maintenance",
+        ],
+    )
+    .await;
+
+    // A burst of bad events trips acme's source's dead-letter cap.
+    assert_eq!(post(&p, "acme.app", &records("bad", 25, false)).await, 202);
+    poll_until("acme's dead-letter cap tripped", WAIT, || async {
+        (gauge(r#"intops_dead_letter_cap_tripped{stage="transform",scope="acme.app"}"#.into())
+            .await
+            == Some(1.0))
+        .then_some(())
+    })
+    .await;
+
+    // Acme is over its quota (2 + 25 + 40 > 60).
+    assert_eq!(post(&p, "acme.app", &records("over", 40, true)).await, 429);
+
+    // Globex: every event accepted and delivered.
+    for round in 0..3 {
+        assert_eq!(
+            post(&p, "globex.app", &records(&format!("g{round}"), 30, true)).await,
+            202
+        );
+    }
+    poll_until("every globex event delivered", WAIT, || async {
+        (globex.request_count() == 90).then_some(())
+    })
+    .await;
+    let acme_requests = acme.request_count();
+    assert!(
+        acme_requests <= 2,
+        "acme's target was called {acme_requests} times"
+    );
+    p.stop().await.expect("clean stop");
+}
