@@ -257,7 +257,7 @@ impl<P: Publish> Handler<P> {
                     });
                 }
                 if let Some(ms) = latency_ms {
-                    metrics::histogram!(m::END_TO_END_SECONDS, "target" => target.clone())
+                    metrics::histogram!(m::END_TO_END_SECONDS, "target" => target.clone(), "tenant" => request.tenant.clone().unwrap_or_default())
                         .record(ms as f64 / 1000.0);
                 }
                 tracing::debug!(target = %target, event_id = %request.event_id, status = outcome.http_status, attempts, "delivered");
@@ -283,7 +283,7 @@ impl<P: Publish> Handler<P> {
                 failures.push(failure);
             }
         }
-        metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "flow" => request.flow_id.clone(), "status" => outcome.status.as_str()).increment(1);
+        metrics::counter!(m::DELIVERY_RESULTS, "target" => target, "flow" => request.flow_id.clone(), "status" => outcome.status.as_str(), "tenant" => request.tenant.clone().unwrap_or_default()).increment(1);
         count_link_action(request, outcome.link_action);
         let then = both(link_ack, self.write_outcome(key.to_vec(), outcome));
         if failures.is_empty() {
@@ -327,7 +327,7 @@ impl<P: Publish> Handler<P> {
             link_action: Some(action),
             record_id,
         };
-        metrics::counter!(m::DELIVERY_RESULTS, "target" => self.target.id.clone(), "flow" => request.flow_id.clone(), "status" => status.as_str()).increment(1);
+        metrics::counter!(m::DELIVERY_RESULTS, "target" => self.target.id.clone(), "flow" => request.flow_id.clone(), "status" => status.as_str(), "tenant" => request.tenant.clone().unwrap_or_default()).increment(1);
         count_link_action(request, Some(action));
         Handled::Acknowledging(both(seen, self.write_outcome(key.to_vec(), outcome)))
     }

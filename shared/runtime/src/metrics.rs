@@ -53,12 +53,12 @@ pub const DELIVERY_IN_FLIGHT: &str = "intops_delivery_in_flight";
 pub const DELIVERY_CIRCUIT_STATE: &str = "intops_delivery_circuit_state";
 /// Final delivery results; labels `target`, `flow`, `status` (delivered,
 /// dead_lettered; for flows with links also echo, and unrouted for a
-/// write-back without a link). Flow ids come from the flows file: a small
-/// fixed set.
+/// write-back without a link), `tenant` (the flow's, empty for none).
+/// Flow and tenant ids come from the flows file: a small fixed set.
 pub const DELIVERY_RESULTS: &str = "intops_delivery_results_total";
 /// Seconds per HTTP attempt; label `target`.
 pub const DELIVERY_REQUEST_SECONDS: &str = "intops_delivery_request_seconds";
-/// Seconds from ingest to delivery; label `target`.
+/// Seconds from ingest to delivery; labels `target`, `tenant`.
 pub const END_TO_END_SECONDS: &str = "intops_end_to_end_seconds";
 /// Requests of flows with links by what delivery did; labels `flow`,
 /// `action` (create, update, write_back, echo, no_link).
