@@ -52,15 +52,18 @@ impl Limits {
     /// Takes `events` tokens of `source` (and of its tenant's quota), or
     /// says when to retry.
     pub(crate) fn take(&self, source: &str, events: usize) -> Result<(), IngestError> {
+        // The source's own limit first: a request it refuses costs the
+        // tenant's quota nothing, so one retrying source cannot starve its
+        // siblings.
+        if let Some((_, limiter)) = self.by_source.get(source) {
+            check(limiter, events, &format!("source {source}"), "rate limit")?;
+        }
         if let Some(tenant) = self.tenant_of.get(source)
             && let Some((_, limiter)) = self.by_tenant.get(tenant)
         {
             check(limiter, events, &format!("tenant {tenant}"), "quota")?;
         }
-        match self.by_source.get(source) {
-            Some((_, limiter)) => check(limiter, events, &format!("source {source}"), "rate limit"),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -59,11 +59,9 @@ pub(crate) async fn index(State(s): State<Shared>, Query(query): Query<PageQuery
         .into_iter()
         .filter(|f| of_tenant(tenant, f.owner.tenant.as_deref()))
         .collect();
-    let flow_ids: std::collections::HashSet<&str> =
-        flows.iter().map(|f| f.flow_id.as_str()).collect();
     let dead: Vec<_> = dead
         .into_iter()
-        .filter(|d| tenant.is_none() || d.flow_id.as_deref().is_some_and(|f| flow_ids.contains(f)))
+        .filter(|d| of_tenant(tenant, d.tenant.as_deref()))
         .take(20)
         .collect();
     let q = query.q.filter(|q| !q.trim().is_empty());

@@ -50,7 +50,17 @@ pub fn expand(mut file: Table) -> Result<Table, Vec<LoadError>> {
             tables.apply(flow);
         }
     }
+    let mut seen_tenants = std::collections::HashSet::new();
     for (i, tenant) in tenants.iter().enumerate() {
+        if let Some(id) = tenant.get("id").and_then(Value::as_str)
+            && !seen_tenants.insert(id.to_string())
+        {
+            errors.push(error(
+                format!("tenants[{i}].id"),
+                format!("duplicate id {id:?}"),
+            ));
+            continue;
+        }
         let Some(instance) = Instance::of(i, tenant, &by_id, &tables, &mut errors) else {
             continue;
         };
@@ -64,6 +74,16 @@ pub fn expand(mut file: Table) -> Result<Table, Vec<LoadError>> {
         Ok(file)
     } else {
         Err(errors)
+    }
+}
+
+/// Whether `value` holds a `{ secret = "<name>" }` anywhere.
+fn has_secret_placeholder(value: &Value) -> bool {
+    match value {
+        Value::Table(t) if t.len() == 1 && t.get("secret").is_some_and(Value::is_str) => true,
+        Value::Table(t) => t.values().any(has_secret_placeholder),
+        Value::Array(items) => items.iter().any(has_secret_placeholder),
+        _ => false,
     }
 }
 
@@ -192,14 +212,78 @@ impl<'a> Instance<'a> {
             .into_iter()
             .filter_map(|k| tenant.get(k).map(|v| (k.to_string(), v.clone())))
             .collect();
+        let secrets = sub_table("secrets", errors);
+        for (name, reference) in &secrets {
+            // A reference, never a value: the value would reach flow
+            // definitions, logs and error messages.
+            let is_reference = reference.as_table().is_some_and(|t| {
+                t.len() == 1
+                    && (t.get("env").is_some_and(Value::is_str)
+                        || t.get("file").is_some_and(Value::is_str))
+            });
+            if !is_reference {
+                errors.push(error(
+                    format!("{at}.secrets.{name}"),
+                    "must be a secret reference: { env = \"VARIABLE\" } or { file = \"/path\" } (the value itself is never written in the flows file)",
+                ));
+            }
+        }
+        // Entries of the template no tenant can instantiate are mistakes.
+        for key in template.keys().filter(|k| {
+            ![
+                "id",
+                "params",
+                "sources",
+                "targets",
+                "flows",
+                "owner",
+                "description",
+                "tags",
+            ]
+            .contains(&k.as_str())
+        }) {
+            errors.push(error(
+                format!("templates[{template_id}].{key}"),
+                "unknown field",
+            ));
+        }
+        let overrides = sub_table("overrides", errors);
+        for (kind, entries) in &overrides {
+            let Some(entries) = entries
+                .as_table()
+                .filter(|_| KINDS.contains(&kind.as_str()))
+            else {
+                errors.push(error(
+                    format!("{at}.overrides.{kind}"),
+                    "must be sources, targets or flows, each a table of entry ids",
+                ));
+                continue;
+            };
+            for (entry, fields) in entries {
+                let exists = template
+                    .get(kind)
+                    .and_then(Value::as_array)
+                    .is_some_and(|items| {
+                        items
+                            .iter()
+                            .any(|i| i.get("id").and_then(Value::as_str) == Some(entry.as_str()))
+                    });
+                if !exists || !fields.is_table() {
+                    errors.push(error(
+                        format!("{at}.overrides.{kind}.{entry}"),
+                        format!("template {template_id} has no {kind} entry {entry:?} (or the override is not a table)"),
+                    ));
+                }
+            }
+        }
         Some(Self {
             tenant: id.to_string(),
             tenant_meta,
             quota: tenant.get("quota").cloned(),
             template,
             params,
-            secrets: sub_table("secrets", errors),
-            overrides: sub_table("overrides", errors),
+            secrets,
+            overrides,
             tables: own_tables,
         })
     }
@@ -236,7 +320,16 @@ impl<'a> Instance<'a> {
             }
             let mut entry = Value::Table(entry);
             self.params.substitute(&at, &mut entry, errors);
-            self.secrets(&at, &mut entry, errors);
+            if kind == "flows" {
+                if has_secret_placeholder(&entry) {
+                    errors.push(error(
+                        &at,
+                        "a flow holds no secrets: put credentials in the target's auth",
+                    ));
+                }
+            } else {
+                self.secrets(&at, &mut entry, errors);
+            }
             let Value::Table(mut entry) = entry else {
                 continue;
             };
@@ -311,7 +404,7 @@ impl<'a> Instance<'a> {
     /// of that name.
     fn secrets(&self, at: &str, value: &mut Value, errors: &mut Vec<LoadError>) {
         match value {
-            Value::Table(t) if t.len() == 1 && t.contains_key("secret") => {
+            Value::Table(t) if t.len() == 1 && t.get("secret").is_some_and(Value::is_str) => {
                 let name = t.get("secret").and_then(Value::as_str).unwrap_or_default();
                 match self.secrets.get(name) {
                     Some(reference) => *value = reference.clone(),

@@ -202,7 +202,9 @@ fn evaluate<R: Run>(
     let headers = render_headers(&flow.headers, run, &vars)?;
     let link = link::plan(flow, run)?;
     Ok(Some(DeliveryRequest {
-        tenant: flow.tenant.clone(),
+        // The flow's tenant, else its event's (as transform's outcomes and
+        // dead letters): one rule for every record.
+        tenant: flow.tenant.clone().or_else(|| event.tenant.clone()),
         link,
         event_id: event.event_id.clone(),
         flow_id: flow.id.clone(),

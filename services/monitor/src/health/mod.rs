@@ -146,6 +146,9 @@ pub struct DeadView {
     pub flow_id: Option<String>,
     /// The target, if known.
     pub target_id: Option<String>,
+    /// The tenant, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Why.
     pub error: Option<String>,
     /// When (RFC 3339).
@@ -393,6 +396,7 @@ impl Health {
             stage: o.stage.as_str(),
             flow_id: o.flow_id.clone(),
             target_id: o.target_id.clone(),
+            tenant: o.tenant.clone(),
             error: o.error.clone(),
             at: rfc3339(o.at),
             at_micros: o.at,

@@ -36,6 +36,13 @@ impl Tables {
             {
                 errors.push(error(format!("{at}.{key}"), "unknown field"));
             }
+            if out.by_name.contains_key(id) {
+                errors.push(error(
+                    format!("tables[{i}].id"),
+                    format!("duplicate id {id:?}"),
+                ));
+                continue;
+            }
             match t.get("rows") {
                 Some(Value::Table(rows)) => {
                     out.by_name.insert(id.to_string(), rows_of(rows));
@@ -53,6 +60,13 @@ impl Tables {
     /// "1" = "P1" } }`).
     pub fn override_with(&mut self, at: &str, own: &Table, errors: &mut Vec<LoadError>) {
         for (name, rows) in own {
+            if !self.by_name.contains_key(name) {
+                errors.push(error(
+                    format!("{at}.tables.{name}"),
+                    "names no [[tables]] entry (a tenant overrides tables, it does not add them)",
+                ));
+                continue;
+            }
             match rows {
                 Value::Table(rows) => {
                     self.by_name.insert(name.clone(), rows_of(rows));
@@ -68,12 +82,11 @@ impl Tables {
     /// Defines `lookup` in front of the flow's `when`, `map` and update
     /// `map` when they call it.
     pub fn apply(&self, flow: &mut Table) {
-        let prelude = self.prelude();
         let define = |program: Option<&mut Value>| {
             if let Some(Value::String(code)) = program
                 && code.contains("lookup(")
             {
-                *code = format!("{prelude}{code}");
+                *code = format!("{}{code}", self.prelude(code));
             }
         };
         define(flow.get_mut("when"));
@@ -83,8 +96,24 @@ impl Tables {
         }
     }
 
-    fn prelude(&self) -> String {
-        let tables = serde_json::to_string(&self.by_name).unwrap_or_else(|_| "{}".into());
+    /// The definition of `lookup` for `code`: with the tables it names
+    /// as `lookup("<name>"; ...)` (every table when a name is not a
+    /// literal), so a version changes only with the tables it uses.
+    fn prelude(&self, code: &str) -> String {
+        let named: Option<Vec<&str>> = code
+            .match_indices("lookup(")
+            .map(|(i, _)| {
+                let rest = code[i + "lookup(".len()..].trim_start();
+                let name = rest.strip_prefix('"')?;
+                name.split('"').next()
+            })
+            .collect();
+        let used: BTreeMap<&String, &BTreeMap<String, serde_json::Value>> = self
+            .by_name
+            .iter()
+            .filter(|(name, _)| named.as_ref().is_none_or(|n| n.contains(&name.as_str())))
+            .collect();
+        let tables = serde_json::to_string(&used).unwrap_or_else(|_| "{}".into());
         format!(
             "def lookup($table; $key; $default): ({tables}[$table] // error(\"no lookup table \" + ($table | tostring))) as $rows | ($rows[$key | tostring] // $default); "
         )

@@ -31,6 +31,15 @@ impl Params {
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let before = errors.len();
+        for name in declared
+            .iter()
+            .filter(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            errors.push(error(
+                format!("templates[{template_id}].params"),
+                format!("{name:?}: a parameter name uses only letters, digits and '_'"),
+            ));
+        }
         for name in &declared {
             if !given.contains_key(*name) {
                 errors.push(error(
@@ -107,6 +116,10 @@ impl Params {
             let name = &name_part[..len];
             let value = self.values.get(name).ok_or_else(|| name.to_string())?;
             let tail = &name_part[len..];
+            if tail.starts_with(['.', '[']) {
+                // `$params.a.b`: parameters are plain values.
+                return Err(format!("{name}{}", &tail[..1]));
+            }
             // `{{ $params.NAME }}` as a whole expression: the value itself.
             let open = before.trim_end();
             let close = tail.trim_start();

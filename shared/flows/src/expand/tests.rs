@@ -185,3 +185,67 @@ fn owners_and_tags_come_down_to_the_instances() {
     let renamed = load_str(&FILE.replace("acme service desk", "acme ops")).expect("valid");
     assert_eq!(renamed.flows[0].version, acme.version);
 }
+
+/// A tenant's secrets are references, never values; a flow holds none;
+/// overrides, tables and template fields that name nothing are errors.
+#[test]
+fn mistakes_are_reported_not_ignored() {
+    let value = FILE.replace(
+        r#"secrets = { snow = { env = "ACME_SNOW_SECRET" } }"#,
+        r#"secrets = { snow = "s3cret-value" }"#,
+    );
+    let e = load_str(&value).expect_err("invalid").to_string();
+    assert!(
+        e.contains("tenants[acme].secrets.snow: must be a secret reference"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret-value"), "the value never appears: {e}");
+
+    let in_flow = FILE.replace(
+        r#"path = "/rest/api/3/issue""#,
+        "path = \"/rest/api/3/issue\"\n  headers = { X-Key = { secret = \"snow\" } }",
+    );
+    let e = load_str(&in_flow).expect_err("invalid").to_string();
+    assert!(e.contains("flows[p1]: a flow holds no secrets"), "{e}");
+
+    let overrides = FILE.replace(
+        r#"tables = { priority = { "1" = "Blocker" } }"#,
+        r#"overrides = { targets = { jra = { concurrency = 2 } } }"#,
+    );
+    let e = load_str(&overrides).expect_err("invalid").to_string();
+    assert!(
+        e.contains(
+            "tenants[globex].overrides.targets.jra: template snow-to-jira has no targets entry"
+        ),
+        "{e}"
+    );
+
+    let table = FILE.replace(r#"tables = { priority"#, r#"tables = { prio"#);
+    let e = load_str(&table).expect_err("invalid").to_string();
+    assert!(
+        e.contains("tenants[globex].tables.prio: names no [[tables]] entry"),
+        "{e}"
+    );
+
+    let nested = FILE.replace("$params.project", "$params.project.key");
+    let e = load_str(&nested).expect_err("invalid").to_string();
+    assert!(e.contains("uses $params.project."), "{e}");
+}
+
+/// A program carries only the tables it names: another table's change
+/// leaves its version alone.
+#[test]
+fn a_program_carries_only_the_tables_it_names() {
+    let two = FILE.replace(
+        "[[tenants]]\nid = \"acme\"",
+        "[[tables]]\nid = \"state\"\nrows = { \"1\" = \"New\" }\n\n[[tenants]]\nid = \"acme\"",
+    );
+    let a = load_str(&two).expect("valid");
+    let b = load_str(&two.replace(r#""1" = "New""#, r#""1" = "Open""#)).expect("valid");
+    assert_eq!(a.flows[0].version, b.flows[0].version);
+    assert!(
+        !a.flows[0].definition.contains("\"state\""),
+        "{}",
+        a.flows[0].definition
+    );
+}
