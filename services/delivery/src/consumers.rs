@@ -17,6 +17,7 @@ use intops_kafka::{
     CapSettings, ConsumeOptions, DeadLetterCap, DeadLetterWriter, ServiceContext, consume,
     new_consumer,
 };
+use intops_runtime::keyed::{after, first_ended};
 use intops_runtime::reload::Shared;
 use intops_runtime::{CancellationToken, Readiness};
 use tokio::sync::Notify;
@@ -99,7 +100,7 @@ impl Consumers {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break Ok(()),
-                (id, ended) = first_ended(&mut running) => {
+                (id, ended) = first_ended(&mut running, |r| &mut r.handle) => {
                     running.remove(&id);
                     match ended {
                         Ok(Ok(())) => {}
@@ -254,25 +255,4 @@ impl Consumers {
             self.readiness.set(&check, true);
         }
     }
-}
-
-/// Waits `wait`, or forever when `None`.
-async fn after(wait: Option<Duration>) {
-    match wait {
-        Some(wait) => tokio::time::sleep(wait).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The first consumer to end, with how it ended; pending while none runs.
-async fn first_ended(
-    running: &mut BTreeMap<String, Running>,
-) -> (String, Result<anyhow::Result<()>, tokio::task::JoinError>) {
-    if running.is_empty() {
-        return std::future::pending().await;
-    }
-    let (result, index, _) =
-        futures::future::select_all(running.values_mut().map(|r| &mut r.handle)).await;
-    let id = running.keys().nth(index).cloned().unwrap_or_default();
-    (id, result)
 }

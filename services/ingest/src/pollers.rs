@@ -11,6 +11,7 @@ use intops_flows::Flows;
 use intops_kafka::ServiceContext;
 use intops_kafka::backoff::retry_delays;
 use intops_runtime::CancellationToken;
+use intops_runtime::keyed::{after, first_ended};
 use intops_runtime::reload::Shared;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -81,7 +82,7 @@ pub(crate) async fn run(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => break Ok(()),
-            (id, result) = first_ended(&mut running) => {
+            (id, result) = first_ended(&mut running, |r| &mut r.handle) => {
                 running.remove(&id);
                 if let Err(e) = result {
                     break Err(anyhow::anyhow!("poller {id}: {e}"));
@@ -177,25 +178,4 @@ impl Starter {
         }
         Ok(())
     }
-}
-
-/// Waits `wait`, or forever when `None`.
-async fn after(wait: Option<Duration>) {
-    match wait {
-        Some(wait) => tokio::time::sleep(wait).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The first poller to end, with how it ended; pending while none runs.
-async fn first_ended(
-    running: &mut BTreeMap<String, Running>,
-) -> (String, Result<(), tokio::task::JoinError>) {
-    if running.is_empty() {
-        return std::future::pending().await;
-    }
-    let (result, index, _) =
-        futures::future::select_all(running.values_mut().map(|r| &mut r.handle)).await;
-    let id = running.keys().nth(index).cloned().unwrap_or_default();
-    (id, result)
 }

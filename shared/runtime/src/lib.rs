@@ -12,6 +12,7 @@
 pub mod admin;
 mod exit;
 mod host;
+pub mod keyed;
 pub mod metrics;
 mod readiness;
 pub mod reload;

@@ -221,6 +221,24 @@ struct FlowState {
     reason: String,
 }
 
+impl FlowState {
+    /// A flow as it starts: healthy at `now`, with nothing counted.
+    fn new(f: &intops_flows::Flow, now: i64) -> Self {
+        Self {
+            owner: Owner::of(f),
+            source: f.source.clone(),
+            target: f.target.clone(),
+            slo: f.slo,
+            series: Series::default(),
+            last_success: None,
+            last_echo: None,
+            status: Status::Healthy,
+            since: now,
+            reason: String::new(),
+        }
+    }
+}
+
 /// Health of every flow of the flows file.
 #[derive(Debug)]
 pub struct Health {
@@ -244,23 +262,7 @@ impl Health {
             flows: flows
                 .flows
                 .iter()
-                .map(|f| {
-                    (
-                        f.id.clone(),
-                        FlowState {
-                            owner: Owner::of(f),
-                            source: f.source.clone(),
-                            target: f.target.clone(),
-                            slo: f.slo,
-                            series: Series::default(),
-                            last_success: None,
-                            last_echo: None,
-                            status: Status::Healthy,
-                            since: now,
-                            reason: String::new(),
-                        },
-                    )
-                })
+                .map(|f| (f.id.clone(), FlowState::new(f, now)))
                 .collect(),
             targets: flows
                 .targets
@@ -311,18 +313,7 @@ impl Health {
                     state.slo = f.slo;
                     state
                 }
-                None => FlowState {
-                    owner: Owner::of(f),
-                    source: f.source.clone(),
-                    target: f.target.clone(),
-                    slo: f.slo,
-                    series: Series::default(),
-                    last_success: None,
-                    last_echo: None,
-                    status: Status::Healthy,
-                    since: now,
-                    reason: String::new(),
-                },
+                None => FlowState::new(f, now),
             };
             self.flows.insert(f.id.clone(), state);
         }
