@@ -285,13 +285,15 @@ impl Health {
     /// without it, and whether it drifts.
     pub fn field_figures(&self, now: i64) -> Vec<(String, String, f64, bool)> {
         let secs = now / 1_000_000;
+        // Each flow's drift is judged once, not once per field.
+        let mut reasons: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         self.drift
             .missing_shares(secs)
             .into_iter()
             .map(|(flow, field, missing)| {
-                let drifting = self
-                    .drift
-                    .reasons(flow, secs)
+                let drifting = reasons
+                    .entry(flow)
+                    .or_insert_with(|| self.drift.reasons(flow, secs))
                     .iter()
                     .any(|r| r.starts_with(&format!("reads .{field}:")));
                 (flow.to_string(), field.to_string(), missing, drifting)

@@ -249,3 +249,33 @@ fn a_program_carries_only_the_tables_it_names() {
         a.flows[0].definition
     );
 }
+
+/// A table's rows can come from a CSV file beside the flows file (a header
+/// line, then key,value); a missing file is an error naming the table.
+#[test]
+fn a_table_from_a_csv_file_beside_the_flows_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("priorities.csv"),
+        "key,value\n1,Highest\n\"2\",\"High\"\n",
+    )
+    .expect("csv");
+    let text = FILE.replace(
+        r#"rows = { "1" = "Highest", "2" = "High" }"#,
+        r#"file = "priorities.csv""#,
+    );
+    let path = dir.path().join("flows.toml");
+    std::fs::write(&path, &text).expect("flows");
+    let flows = crate::load_file(&path).expect("valid");
+    let mut e = event(r#"{"sys_id": "s1", "priority": "1", "short_description": "x"}"#);
+    e.source_id = "acme.servicenow".into();
+    let body = crate::route::plan_flow(&flows.flows[0], &e)
+        .expect("maps")
+        .expect("routed")
+        .body;
+    assert!(body.contains(r#""name":"Highest""#), "{body}");
+
+    std::fs::remove_file(dir.path().join("priorities.csv")).expect("remove");
+    let e = crate::load_file(&path).expect_err("no file").to_string();
+    assert!(e.contains("tables[priority].file: cannot read"), "{e}");
+}
