@@ -38,7 +38,8 @@ mock=http://127.0.0.1:8090
 "$bin/intops-ingest" >"$logs/ingest.log" 2>&1 & pids+=($!)
 INTOPS_ADMIN_LISTEN=127.0.0.1:9101 "$bin/intops-transform" >"$logs/transform.log" 2>&1 & pids+=($!)
 INTOPS_ADMIN_LISTEN=127.0.0.1:9102 "$bin/intops-delivery" >"$logs/delivery.log" 2>&1 & pids+=($!)
-"$bin/intops-monitor" >"$logs/monitor.log" 2>&1 & pids+=($!)
+# Rollups every 5 s (60 s by default) so the report below has today at once.
+INTOPS_MONITOR_ROLLUP_EVERY=5s "$bin/intops-monitor" >"$logs/monitor.log" 2>&1 & pids+=($!)
 for url in http://127.0.0.1:8080/readyz http://127.0.0.1:9101/readyz http://127.0.0.1:9102/readyz http://127.0.0.1:9100/readyz; do
   for i in $(seq 1 300); do
     curl -fsS "$url" >/dev/null 2>&1 && break
@@ -87,3 +88,4 @@ for tenant in acme globex; do
 done
 echo
 echo "Each tenant's flows, owner and health: curl -sS 'http://127.0.0.1:9100/api/v1/flows?tenant=acme'"
+echo "Acme's service report so far (docs/operations.md#sla-reports): $bin/intops report --tenant acme --from 1d --to 0s [--format csv|html]"

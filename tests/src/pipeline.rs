@@ -205,6 +205,7 @@ pub async fn start_monitor(pipeline: &Pipeline) -> anyhow::Result<Monitor> {
         max_events: 100_000,
         api_token_file: None,
         window: Duration::from_secs(86_400),
+        rollup_every: Duration::from_secs(1),
     };
     let task = tokio::spawn(intops_monitor::run(args, listener, shutdown.clone()));
     wait_ready(&format!("http://{addr}/readyz")).await;
@@ -225,7 +226,7 @@ pub const TRANSFORM_LANES: usize = 32;
 pub enum Profile {
     /// The tests' settings: topics of 3 partitions, [`TRANSFORM_LANES`]
     /// transform lanes, a transform dead-letter window of 20, ingest's
-    /// default request limits.
+    /// default request limits, rollups written every second.
     Test,
     /// Every setting as the binaries parse it when given only the flows
     /// file, the topic prefix and the stack's addresses (and ephemeral
@@ -283,6 +284,7 @@ impl Profile {
                         max_events: 100_000,
                         api_token_file: None,
                         window: Duration::from_secs(86_400),
+                        rollup_every: Duration::from_secs(1),
                     },
                 })
             }

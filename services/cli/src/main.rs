@@ -18,6 +18,7 @@ mod followups;
 mod lanes;
 mod links;
 mod pace;
+mod report;
 mod rewind;
 mod send;
 mod tap;
@@ -75,6 +76,16 @@ enum Command {
         connect: ConnectArgs,
         #[command(subcommand)]
         command: FlowCommand,
+    },
+    /// A tenant's service report over a period (per flow: received,
+    /// delivered, dead-lettered, replayed, success ratio, latency, time
+    /// healthy, objectives; per day: usage), from the monitor's hourly
+    /// rollups (`<prefix>.rollups`, kept 400 days).
+    Report {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        args: report::ReportArgs,
     },
     /// Conversations' links (`<prefix>.links`): which target record a
     /// flow's source entity is linked to (joins no consumer group).
@@ -288,6 +299,9 @@ fn main() -> ExitCode {
                 LinksCommand::Find { record_id, json } => (links::Query::find(&record_id), json),
             };
             online(&connect, async |ctx| links::run(ctx, &query, json).await)
+        }
+        Command::Report { connect, args } => {
+            online(&connect, async |ctx| report::run(ctx, &args).await)
         }
         Command::Tap { connect, args } => {
             online(&connect, async |ctx| tap::run(ctx, &args).await.map(ok))

@@ -71,6 +71,7 @@ fn cleanup_words(c: Cleanup) -> (&'static str, String) {
     match c {
         Cleanup::Delete(r) => ("delete", format!("{}d", r.as_secs() / 86_400)),
         Cleanup::Compact => ("compact", "-".into()),
+        Cleanup::CompactFor(r) => ("compact,delete", format!("{}d", r.as_secs() / 86_400)),
     }
 }
 

@@ -12,11 +12,13 @@ use intops_runtime::{CancellationToken, Readiness};
 use tokio::sync::mpsc;
 
 use crate::health::{Change, Health, Status};
+use crate::rollup::Rollups;
 
 /// Evaluates every `every` until `shutdown`; sends reported changes to
 /// `alerts`.
 pub(crate) async fn run(
     health: Arc<RwLock<Health>>,
+    rollups: Arc<RwLock<Rollups>>,
     readiness: Readiness,
     every: Duration,
     alerts: mpsc::UnboundedSender<Change>,
@@ -46,6 +48,12 @@ pub(crate) async fn run(
                 .set(0.0);
         }
         fields_before = reported;
+        // Time in each state counts once the history decided the state.
+        if readiness.is_ready()
+            && let Ok(mut r) = rollups.write()
+        {
+            r.observe(views.iter().map(|f| (f.flow_id.clone(), f.status)), now);
+        }
         for f in &views {
             // `tenant` is one of the flows file's tenants ("" for none).
             let tenant = f.owner.tenant.clone().unwrap_or_default();

@@ -2,7 +2,9 @@
 //! lineage index and each flow's health; answers `/api/v1/flows`,
 //! `/api/v1/flows/{flow_id}`, `/api/v1/events/{event_id}` and
 //! `/api/v1/search`; serves the status page (`/`, `/events/{event_id}`);
-//! measures consumer lag; serves `/metrics`, `/healthz`, `/readyz`.
+//! measures consumer lag; writes hourly rollups per flow and tenant to
+//! `<prefix>.rollups` (what `intops report` reads); serves `/metrics`,
+//! `/healthz`, `/readyz`.
 
 mod alert;
 mod api;
@@ -12,6 +14,7 @@ mod lag;
 pub mod lineage;
 mod page;
 mod reader;
+pub mod rollup;
 #[cfg(test)]
 mod test_flows;
 
@@ -31,6 +34,7 @@ use tokio::net::TcpListener;
 use crate::health::Health;
 use crate::lineage::Lineage;
 use crate::reader::{Reader, TopicKind};
+use crate::rollup::Rollups;
 
 /// Settings of the monitor service.
 #[derive(Debug, Clone, clap::Parser)]
@@ -56,6 +60,11 @@ pub struct Args {
     /// How far back flow figures reach (records older are forgotten).
     #[arg(long, env = "INTOPS_MONITOR_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
     pub window: Duration,
+
+    /// How often the hours whose figures changed are written to
+    /// `<prefix>.rollups` (what `intops report` reads).
+    #[arg(long, env = "INTOPS_MONITOR_ROLLUP_EVERY", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub rollup_every: Duration,
 }
 
 /// Runs the monitor on `listener` until `shutdown`.
@@ -106,12 +115,18 @@ pub async fn run(
     );
     let lineage = Arc::new(RwLock::new(Lineage::new(args.max_events)));
     let health = Arc::new(RwLock::new(Health::new(&flows, args.window, now_micros())));
+    let rollups = Arc::new(RwLock::new(Rollups::new(&flows)));
+    let kept = rollup::load(&ctx, &rollups)
+        .await
+        .context("reading the rollups topic")?;
+    tracing::info!(hours = kept, "rollups read");
     let reader = Reader {
         kafka: ctx.kafka.clone(),
         codec: ctx.codec.clone(),
         topics,
         lineage: lineage.clone(),
         health: health.clone(),
+        rollups: rollups.clone(),
         readiness: readiness.clone(),
         shutdown: shutdown.clone(),
     };
@@ -142,6 +157,7 @@ pub async fn run(
         "evaluate",
         evaluate::run(
             health.clone(),
+            rollups.clone(),
             readiness.clone(),
             Duration::from_secs(1),
             changes_tx,
@@ -152,8 +168,23 @@ pub async fn run(
         flows,
         webhooks: webhooks.load_full(),
     }));
-    let (reload_health, reload_webhooks, loaded) =
-        (health.clone(), webhooks.clone(), current.clone());
+    tasks.spawn(
+        "rollups",
+        rollup::Publisher {
+            ctx: ctx.clone(),
+            rollups: rollups.clone(),
+            readiness: readiness.clone(),
+            every: args.rollup_every,
+            shutdown: shutdown.clone(),
+        }
+        .run(),
+    );
+    let (reload_health, reload_rollups, reload_webhooks, loaded) = (
+        health.clone(),
+        rollups.clone(),
+        webhooks.clone(),
+        current.clone(),
+    );
     // Lookup tables' CSV files are relative to the flows file.
     let flows_dir = args.common.flows.parent().map(std::path::Path::to_path_buf);
     tasks.spawn(
@@ -177,6 +208,9 @@ pub async fn run(
                 let now = loaded.load();
                 if let Ok(mut h) = reload_health.write() {
                     h.reconfigure(&now.flows, now_micros());
+                }
+                if let Ok(mut r) = reload_rollups.write() {
+                    r.reconfigure(&now.flows);
                 }
                 reload_webhooks.store(now.webhooks.clone());
             }),

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use intops_events::{Codec, CodecError, DeadLetter, DeliveryRequest, IntegrationEvent, Outcome};
 use intops_kafka::backoff::retry_delays;
-use intops_kafka::{KafkaError, KafkaSettings, Message, Pace, Scan, Scanned, Start};
+use intops_kafka::{
+    Headers as _, KafkaError, KafkaSettings, Message, Pace, Scan, Scanned, Start, dlq_headers,
+};
 use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, Readiness};
 
 use crate::health::Health;
 use crate::lineage::Lineage;
+use crate::rollup::Rollups;
 
 /// Which record type a topic holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +35,7 @@ pub(crate) struct Reader {
     pub topics: Vec<(String, TopicKind)>,
     pub lineage: Arc<RwLock<Lineage>>,
     pub health: Arc<RwLock<Health>>,
+    pub rollups: Arc<RwLock<Rollups>>,
     pub readiness: Readiness,
     pub shutdown: CancellationToken,
 }
@@ -68,7 +72,7 @@ impl Reader {
                 Some(Scanned::Record(message)) => {
                     let kind = kinds.get(message.topic()).copied();
                     if let (Some(kind), Some(bytes)) = (kind, message.payload()) {
-                        self.fold(kind, bytes).await;
+                        self.fold(kind, bytes, is_replay(&message)).await;
                     }
                 }
                 Some(Scanned::CaughtUp) => {
@@ -81,21 +85,24 @@ impl Reader {
         }
     }
 
-    async fn fold(&self, kind: TopicKind, bytes: &[u8]) {
+    async fn fold(&self, kind: TopicKind, bytes: &[u8], replayed: bool) {
         let mut backoff = retry_delays(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             let result = match kind {
                 TopicKind::Event => self.codec.decode::<IntegrationEvent>(bytes).await.map(|e| {
                     self.write(|l| l.on_event(&e));
                     self.fold_health(|h| h.on_event(&e));
+                    self.fold_rollups(|r| r.on_event(&e, replayed));
                 }),
                 TopicKind::Request => self.codec.decode::<DeliveryRequest>(bytes).await.map(|r| {
                     self.write(|l| l.on_request(&r));
                     self.fold_health(|h| h.on_request(&r));
+                    self.fold_rollups(|ro| ro.on_request(&r, replayed));
                 }),
                 TopicKind::Outcome => self.codec.decode::<Outcome>(bytes).await.map(|o| {
                     self.write(|l| l.on_outcome(&o));
                     self.fold_health(|h| h.on_outcome(&o));
+                    self.fold_rollups(|r| r.on_outcome(&o));
                 }),
                 TopicKind::DeadLetter => self
                     .codec
@@ -138,10 +145,23 @@ impl Reader {
         }
     }
 
+    fn fold_rollups(&self, f: impl FnOnce(&mut Rollups)) {
+        if let Ok(mut rollups) = self.rollups.write() {
+            f(&mut rollups);
+        }
+    }
+
     fn write(&self, f: impl FnOnce(&mut Lineage)) {
         if let Ok(mut lineage) = self.lineage.write() {
             f(&mut lineage);
             metrics::gauge!(m::MONITOR_TRACKED_EVENTS).set(lineage.len() as f64);
         }
     }
+}
+
+/// Whether a replay wrote `message` (it carries the replay count header).
+fn is_replay(message: &impl Message) -> bool {
+    message
+        .headers()
+        .is_some_and(|hs| hs.iter().any(|h| h.key == dlq_headers::REPLAY_COUNT))
 }

@@ -5,6 +5,7 @@
 mod codec;
 mod flow_version;
 mod json_depth;
+mod rollup;
 mod schemas;
 mod time;
 mod topics;
@@ -13,6 +14,7 @@ mod types;
 pub use codec::{Codec, CodecError, RegistrySettings};
 pub use flow_version::FlowVersion;
 pub use json_depth::{DEFAULT_MAX_JSON_DEPTH, exceeds_depth};
+pub use rollup::{HOUR_MICROS, HourlyRollup, hour_of, quantile_bound};
 pub use schemas::{RecordKind, parse_all_schemas};
 pub use time::now_micros;
 pub use topics::Topics;

@@ -23,11 +23,13 @@ pub enum RecordKind {
     Link,
     /// `FlowVersion`.
     FlowVersion,
+    /// `HourlyRollup`.
+    HourlyRollup,
 }
 
 impl RecordKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [RecordKind; 10] = [
+    pub const ALL: [RecordKind; 11] = [
         RecordKind::IntegrationEvent,
         RecordKind::DeliveryRequest,
         RecordKind::Outcome,
@@ -38,6 +40,7 @@ impl RecordKind {
         RecordKind::ControlCommand,
         RecordKind::Link,
         RecordKind::FlowVersion,
+        RecordKind::HourlyRollup,
     ];
 
     /// The schema's JSON text as shipped in `schemas/`.
@@ -53,6 +56,7 @@ impl RecordKind {
             RecordKind::ControlCommand => include_str!("../../../schemas/control_command.avsc"),
             RecordKind::Link => include_str!("../../../schemas/link.avsc"),
             RecordKind::FlowVersion => include_str!("../../../schemas/flow_version.avsc"),
+            RecordKind::HourlyRollup => include_str!("../../../schemas/hourly_rollup.avsc"),
         }
     }
 
@@ -69,6 +73,7 @@ impl RecordKind {
             RecordKind::ControlCommand => "io.intops.v1.ControlCommand",
             RecordKind::Link => "io.intops.v1.Link",
             RecordKind::FlowVersion => "io.intops.v1.FlowVersion",
+            RecordKind::HourlyRollup => "io.intops.v1.HourlyRollup",
         }
     }
 }

@@ -86,6 +86,12 @@ impl Topics {
         format!("{}.flow-versions", self.prefix)
     }
 
+    /// Hourly figures per flow, source and tenant, written by the monitor
+    /// for SLA reports (compacted, kept 400 days).
+    pub fn rollups(&self) -> String {
+        format!("{}.rollups", self.prefix)
+    }
+
     /// Polling positions of ingest's polled sources (compacted).
     pub fn ingest_cursors(&self) -> String {
         format!("{}.ingest.cursors", self.prefix)
@@ -114,6 +120,7 @@ mod tests {
         assert_eq!(t.audit(), "acme.audit");
         assert_eq!(t.control(), "acme.control");
         assert_eq!(t.flow_versions(), "acme.flow-versions");
+        assert_eq!(t.rollups(), "acme.rollups");
         assert_eq!(t.group("delivery.jira"), "acme.delivery.jira");
     }
 }

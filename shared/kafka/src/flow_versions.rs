@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use intops_events::{FlowVersion, RecordKind, now_micros};
 
-use crate::{KafkaError, Message as _, Scan, ServiceContext, Start, topics};
+use crate::{KafkaError, ServiceContext};
 
 /// One flow of a loaded flows file.
 #[derive(Debug, Clone, Copy)]
@@ -95,37 +95,7 @@ pub async fn record(
 /// of each. Empty when the topic does not exist (no transform ran yet).
 /// A record that does not decode is skipped with a warning.
 pub async fn read(ctx: &ServiceContext) -> Result<BTreeMap<String, FlowVersion>, KafkaError> {
-    let topic = ctx.topics.flow_versions();
-    let mut kept = BTreeMap::new();
-    if !topics::exists(&ctx.kafka, &topic).await? {
-        return Ok(kept);
-    }
-    let mut scan = Scan::open(
-        &ctx.kafka,
-        std::slice::from_ref(&topic),
-        Start::Beginning,
-        false,
-    )
-    .await?;
-    while let Some(message) = scan.next().await? {
-        let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-            continue;
-        };
-        let Some(bytes) = message.payload() else {
-            kept.remove(key);
-            continue;
-        };
-        match ctx.codec.decode::<FlowVersion>(bytes).await {
-            Ok(version) => {
-                kept.insert(key.to_string(), version);
-            }
-            Err(e) if e.is_retryable() => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(topic = %topic, offset = message.offset(), error = %e, "flow version record does not decode, skipped");
-            }
-        }
-    }
-    Ok(kept)
+    crate::latest::read(ctx, &ctx.topics.flow_versions()).await
 }
 
 #[cfg(test)]

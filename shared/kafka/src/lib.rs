@@ -11,6 +11,7 @@
 //! - [`DeadLetterWriter`]: dead letters with full provenance, slim when
 //!   the original does not fit;
 //! - [`flow_versions`]: every flow version loaded, with its definition;
+//! - [`latest`]: a compacted topic read into its latest record per key;
 //! - [`Scan`]: the one topic scanner: reading topics without a consumer
 //!   group (operator tools, the monitor, control commands, cursors);
 //! - [`topics::partitions`]: the one look-up of a topic's partitions;
@@ -35,6 +36,7 @@ mod error;
 pub mod flow_versions;
 mod lane;
 mod lanes;
+pub mod latest;
 mod offsets;
 pub mod plan;
 mod producer;

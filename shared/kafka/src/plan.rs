@@ -17,6 +17,9 @@ pub enum Cleanup {
     Delete(Duration),
     /// The latest record per key is kept (state).
     Compact,
+    /// The latest record per key is kept, and deleted after the
+    /// retention (history kept for a while).
+    CompactFor(Duration),
 }
 
 impl Cleanup {
@@ -28,6 +31,10 @@ impl Cleanup {
                 ("retention.ms".into(), retention.as_millis().to_string()),
             ],
             Cleanup::Compact => vec![("cleanup.policy".into(), "compact".into())],
+            Cleanup::CompactFor(retention) => vec![
+                ("cleanup.policy".into(), "compact,delete".into()),
+                ("retention.ms".into(), retention.as_millis().to_string()),
+            ],
         }
     }
 }
@@ -80,6 +87,7 @@ impl TopicPlan {
             t.control(),
             t.links(),
             t.flow_versions(),
+            t.rollups(),
         ]);
         if polled {
             names.push(t.ingest_cursors());
@@ -171,6 +179,12 @@ impl TopicPlan {
                 "transform",
                 "every flow version loaded, with its definition",
             )
+        } else if name == t.rollups() {
+            (
+                Cleanup::CompactFor(400 * DAY),
+                "monitor",
+                "hourly figures per flow and tenant, for SLA reports",
+            )
         } else {
             (Cleanup::Delete(7 * DAY), "-", "not an intops topic")
         }
@@ -200,6 +214,14 @@ mod tests {
             assert_eq!(find(compacted).cleanup, Cleanup::Compact, "{compacted}");
         }
         assert_eq!(find("acme.events").cleanup, Cleanup::Delete(7 * DAY));
+        let rollups = find("acme.rollups");
+        assert_eq!(rollups.cleanup, Cleanup::CompactFor(400 * DAY));
+        assert!(
+            rollups
+                .spec
+                .configs
+                .contains(&("cleanup.policy".into(), "compact,delete".into()))
+        );
         assert_eq!(find("acme.dlq.delivery").cleanup, Cleanup::Delete(30 * DAY));
         let deliveries = find("acme.deliveries.jira");
         assert_eq!(deliveries.spec.partitions, 6);
@@ -210,7 +232,7 @@ mod tests {
                 .configs
                 .contains(&("retention.ms".into(), "604800000".into()))
         );
-        assert_eq!(all.len(), 12);
-        assert_eq!(plan.all(["jira"], false).len(), 11);
+        assert_eq!(all.len(), 13);
+        assert_eq!(plan.all(["jira"], false).len(), 12);
     }
 }

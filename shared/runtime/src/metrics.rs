@@ -79,6 +79,8 @@ pub const LINK_EXPIRED: &str = "intops_link_expired_total";
 /// Records the monitor folded; label `kind` (event, delivery_request,
 /// outcome, dead_letter).
 pub const MONITOR_RECORDS: &str = "intops_monitor_records_total";
+/// Hourly rollups the monitor wrote to `<prefix>.rollups`.
+pub const MONITOR_ROLLUPS_WRITTEN: &str = "intops_monitor_rollups_written_total";
 /// Events the monitor holds in its lineage index.
 pub const MONITOR_TRACKED_EVENTS: &str = "intops_monitor_tracked_events";
 /// Share of a flow's recent events (its `slo.drift.window`) without a
@@ -243,6 +245,10 @@ fn describe() {
     );
     describe_counter!(LINK_EXPIRED, "links expired by the sweeper, by flow");
     describe_counter!(MONITOR_RECORDS, "records folded by the monitor, by kind");
+    describe_counter!(
+        MONITOR_ROLLUPS_WRITTEN,
+        "hourly rollups written for sla reports"
+    );
     describe_gauge!(
         FLOW_FIELD_MISSING,
         "share of a flow's recent events without a payload field it reads"

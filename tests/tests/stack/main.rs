@@ -39,6 +39,7 @@ mod monitor_reload;
 mod pipeline_e2e;
 mod rebalance_drain;
 mod schemas_registry;
+mod sla_report;
 mod stack_restart;
 mod static_membership;
 mod tenants_example;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(90);
 
 /// The DOM of `url` after Chromium loaded it.
-async fn dump_dom(url: &str) -> String {
+pub(crate) async fn dump_dom(url: &str) -> String {
     let chromium = std::env::var("INTOPS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let profile = tempfile::tempdir().expect("profile dir");
     let run = tokio::process::Command::new(&chromium)

@@ -26,6 +26,11 @@ pub const LATENCY_BOUNDS_MS: [i64; 13] = [
     i64::MAX,
 ];
 
+/// The index of the latency bucket holding `ms`.
+pub fn latency_bucket(ms: i64) -> usize {
+    LATENCY_BOUNDS_MS.partition_point(|bound| *bound < ms)
+}
+
 /// What happened in one bucket (or a sum of buckets).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -74,8 +79,7 @@ impl Counts {
 
     /// Records one delivered latency.
     pub fn observe_latency(&mut self, ms: i64) {
-        let i = LATENCY_BOUNDS_MS.partition_point(|bound| *bound < ms);
-        if let Some(slot) = self.latency.get_mut(i) {
+        if let Some(slot) = self.latency.get_mut(latency_bucket(ms)) {
             *slot += 1;
         }
     }
@@ -84,19 +88,7 @@ impl Counts {
     /// latencies; `None` without latencies. `i64::MAX` means slower than
     /// the largest bound.
     pub fn latency_quantile_ms(&self, q: f64) -> Option<i64> {
-        let total: u64 = self.latency.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((total as f64) * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (count, bound) in self.latency.iter().zip(LATENCY_BOUNDS_MS) {
-            seen += count;
-            if seen >= rank {
-                return Some(bound);
-            }
-        }
-        LATENCY_BOUNDS_MS.last().copied()
+        intops_events::quantile_bound(&LATENCY_BOUNDS_MS, &self.latency, q)
     }
 
     /// Delivered share of final results that were sent (delivered or
