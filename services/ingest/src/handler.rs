@@ -41,9 +41,16 @@ pub(crate) async fn accept(
     } else {
         "unknown".to_string()
     };
+    // The flows file's tenants ("" for none): bounded like the sources.
+    let tenant = sources
+        .flows
+        .sources
+        .get(&source_id)
+        .and_then(|s| s.tenant.clone())
+        .unwrap_or_default();
     let response = match accept_inner(&state, &sources, &source_id, &headers, body).await {
         Ok(ids) => {
-            metrics::counter!(m::INGEST_EVENTS, "source" => label.clone())
+            metrics::counter!(m::INGEST_EVENTS, "source" => label.clone(), "tenant" => tenant.clone())
                 .increment(ids.len() as u64);
             metrics::histogram!(m::INGEST_ACK_SECONDS, "source" => label.clone())
                 .record(started.elapsed().as_secs_f64());
@@ -59,7 +66,7 @@ pub(crate) async fn accept(
             e.into_response()
         }
     };
-    metrics::counter!(m::INGEST_REQUESTS, "source" => label, "status" => response.status().as_str().to_string())
+    metrics::counter!(m::INGEST_REQUESTS, "source" => label, "status" => response.status().as_str().to_string(), "tenant" => tenant)
         .increment(1);
     response
 }

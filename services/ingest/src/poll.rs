@@ -207,7 +207,7 @@ impl Task {
         if *position != before {
             cursors::save(&self.ctx, &source.id, position).await?;
         }
-        metrics::counter!(m::INGEST_EVENTS, "source" => source.id.clone())
+        metrics::counter!(m::INGEST_EVENTS, "source" => source.id.clone(), "tenant" => source.tenant.clone().unwrap_or_default())
             .increment(fresh.len() as u64);
         Ok(fresh.len())
     }

@@ -174,7 +174,8 @@ impl DeadLetterWriter {
         metrics::counter!(
             intops_runtime::metrics::DEAD_LETTERS,
             "stage" => self.stage.as_str(),
-            "class" => failure.class.clone()
+            "class" => failure.class.clone(),
+            "tenant" => failure.tenant.clone().unwrap_or_default()
         )
         .increment(1);
         tracing::warn!(

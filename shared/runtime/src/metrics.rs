@@ -5,9 +5,9 @@
 #[cfg(feature = "admin")]
 use metrics_exporter_prometheus::PrometheusHandle;
 
-/// HTTP requests answered by ingest; labels `source`, `status`.
+/// HTTP requests answered by ingest; labels `source`, `status`, `tenant`.
 pub const INGEST_REQUESTS: &str = "intops_ingest_requests_total";
-/// Events accepted by ingest; label `source`.
+/// Events accepted by ingest; labels `source`, `tenant`.
 pub const INGEST_EVENTS: &str = "intops_ingest_events_total";
 /// Request body bytes received; label `source`.
 pub const INGEST_BYTES: &str = "intops_ingest_bytes_total";
@@ -35,7 +35,7 @@ pub const TRANSFORM_EVENTS: &str = "intops_transform_events_total";
 pub const TRANSFORM_ROUTED: &str = "intops_transform_routed_total";
 /// Events no flow matched; label `source`.
 pub const TRANSFORM_UNROUTED: &str = "intops_transform_unrouted_total";
-/// Records dead-lettered; labels `stage`, `class`.
+/// Records dead-lettered; labels `stage`, `class`, `tenant`.
 pub const DEAD_LETTERS: &str = "intops_dead_letters_total";
 /// Delivery HTTP attempts; labels `target`, `status` (2xx, 4xx, 5xx, error).
 pub const DELIVERY_ATTEMPTS: &str = "intops_delivery_attempts_total";

@@ -22,7 +22,7 @@ const NOV: i64 = 1_793_491_200_000_000;
 const HOUR: i64 = 3_600_000_000;
 const DAY: i64 = 24 * HOUR;
 
-fn flows(acme: &MockTarget, globex: &MockTarget) -> String {
+fn flows(initech: &MockTarget, umbrella: &MockTarget) -> String {
     format!(
         r#"
 [[templates]]
@@ -48,17 +48,17 @@ params = ["url"]
   slo = {{ success_ratio = 0.9, latency_p95 = "30s" }}
 
 [[tenants]]
-id = "acme"
+id = "initech"
 template = "app-to-crm"
 params = {{ url = "{}" }}
 
 [[tenants]]
-id = "globex"
+id = "umbrella"
 template = "app-to-crm"
 params = {{ url = "{}" }}
 "#,
-        acme.base_url(),
-        globex.base_url()
+        initech.base_url(),
+        umbrella.base_url()
     )
 }
 
@@ -183,7 +183,7 @@ impl History {
         .await;
     }
 
-    /// November: each day at 10:00 one event delivered; for acme on the
+    /// November: each day at 10:00 one event delivered; for initech on the
     /// 10th a second one dead-lettered in the same hour, replayed on the
     /// 11th.
     async fn november(&self, tenant: &str) {
@@ -192,7 +192,7 @@ impl History {
             self.event(tenant, &day.to_string(), at, OutcomeStatus::Delivered)
                 .await;
         }
-        if tenant == "acme" {
+        if tenant == "initech" {
             let at = NOV + 9 * DAY + 10 * HOUR;
             self.event(tenant, "dead", at, OutcomeStatus::DeadLettered)
                 .await;
@@ -200,7 +200,7 @@ impl History {
             self.write(
                 &format!("{}.outcomes", self.prefix),
                 RecordKind::Outcome,
-                "acme.app:hdead",
+                "initech.app:hdead",
                 &replay,
             )
             .await;
@@ -226,36 +226,40 @@ async fn november_json(prefix: &str, tenant: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenants_month_is_reported_per_flow_and_per_day() {
     let _turn = intops_tests::serial::beside_others().await;
-    let (acme, globex) = (
+    let (initech, umbrella) = (
         MockTarget::start().await.expect("target"),
         MockTarget::start().await.expect("target"),
     );
-    let p = Pipeline::start("report", &flows(&acme, &globex), &[])
+    let p = Pipeline::start("report", &flows(&initech, &umbrella), &[])
         .await
         .expect("pipeline");
     let history = History::new(&p.prefix);
-    history.november("acme").await;
-    history.november("globex").await;
-    p.post_json("acme.app", &json!([{"id": "live-1"}, {"id": "live-2"}]))
+    history.november("initech").await;
+    history.november("umbrella").await;
+    p.post_json("initech.app", &json!([{"id": "live-1"}, {"id": "live-2"}]))
         .await;
 
-    let month = poll_until("acme's november on the rollups topic", WAIT, || async {
-        let r = november_json(&p.prefix, "acme").await;
+    let month = poll_until("initech's november on the rollups topic", WAIT, || async {
+        let r = november_json(&p.prefix, "initech").await;
         let f = &r["flows"][0];
-        (f["delivered"] == 30 && f["dead_lettered"] == 1 && f["replayed"] == 1 && r["events"] == 31)
+        (f["received"] == 31
+            && f["delivered"] == 30
+            && f["dead_lettered"] == 1
+            && f["replayed"] == 1
+            && r["events"] == 31)
             .then_some(r)
     })
     .await;
-    assert_eq!(month["tenant"], "acme");
+    assert_eq!(month["tenant"], "initech");
     assert_eq!(month["from"], "2026-11-01T00:00:00.000Z");
     assert_eq!(
         month["to"], "2026-12-01T00:00:00.000Z",
         "--to is a whole day"
     );
     let flows = month["flows"].as_array().expect("flows");
-    assert_eq!(flows.len(), 1, "only acme's flows: {month}");
+    assert_eq!(flows.len(), 1, "only initech's flows: {month}");
     let f = &flows[0];
-    assert_eq!(f["flow_id"], "acme.sync");
+    assert_eq!(f["flow_id"], "initech.sync");
     assert_eq!(f["received"], 31);
     let ratio = f["success_ratio"].as_f64().expect("ratio");
     assert!((ratio - 30.0 / 31.0).abs() < 1e-9, "{ratio}");
@@ -282,23 +286,29 @@ async fn a_tenants_month_is_reported_per_flow_and_per_day() {
     assert_eq!(days[9]["dead_lettered"], 1);
     assert_eq!(days[9]["success_ratio"], 0.5);
 
-    let other = november_json(&p.prefix, "globex").await;
-    assert_eq!(other["flows"][0]["flow_id"], "globex.sync", "{other}");
-    assert_eq!(other["flows"][0]["delivered"], 30);
+    let other = poll_until("umbrella's november", WAIT, || async {
+        let r = november_json(&p.prefix, "umbrella").await;
+        (r["flows"][0]["delivered"] == 30 && r["events"] == 30).then_some(r)
+    })
+    .await;
+    assert_eq!(other["flows"][0]["flow_id"], "umbrella.sync", "{other}");
     assert_eq!(other["flows"][0]["dead_lettered"], 0);
 
     // CSV: the month's total, then each day per flow and its usage.
-    let csv = report(&p.prefix, "acme", "2026-11-01", "2026-11-30", "csv").await;
+    let csv = report(&p.prefix, "initech", "2026-11-01", "2026-11-30", "csv").await;
     let lines: Vec<&str> = csv.lines().collect();
     assert!(
         lines[0]
             .starts_with("period,flow_id,received,delivered,dead_lettered,replayed,success_ratio")
     );
-    assert!(lines[1].starts_with("total,acme.sync,31,30,1,1,"), "{csv}");
+    assert!(
+        lines[1].starts_with("total,initech.sync,31,30,1,1,"),
+        "{csv}"
+    );
     assert!(
         lines
             .iter()
-            .any(|l| l.starts_with("2026-11-10,acme.sync,2,1,1,0,0.5,")),
+            .any(|l| l.starts_with("2026-11-10,initech.sync,2,1,1,0,0.5,")),
         "{csv}"
     );
     assert!(
@@ -307,20 +317,20 @@ async fn a_tenants_month_is_reported_per_flow_and_per_day() {
     );
 
     // HTML: the page a service manager sends, as a browser renders it.
-    let html = report(&p.prefix, "acme", "2026-11-01", "2026-11-30", "html").await;
+    let html = report(&p.prefix, "initech", "2026-11-01", "2026-11-30", "html").await;
     let dir = tempfile::tempdir().expect("dir");
-    let page = dir.path().join("acme-2026-11.html");
+    let page = dir.path().join("initech-2026-11.html");
     std::fs::write(&page, html).expect("page");
     let dom = crate::monitor_page::dump_dom(&format!("file://{}", page.display())).await;
-    assert!(dom.contains("Service report: acme"), "{dom}");
+    assert!(dom.contains("Service report: initech"), "{dom}");
     assert_eq!(dom.matches(r#"class="bar""#).count(), 30, "a bar per day");
     assert!(dom.contains(r#"id="success""#), "the success-ratio line");
-    assert!(dom.contains("acme.sync"));
+    assert!(dom.contains("initech.sync"));
 
     // Live traffic: the current hour, with the time the monitor judged the
     // flow.
     poll_until("the live events in the current hour", WAIT, || async {
-        let text = report(&p.prefix, "acme", "2h", "0s", "json").await;
+        let text = report(&p.prefix, "initech", "2h", "0s", "json").await;
         let now: Value = serde_json::from_str(&text).ok()?;
         let f = &now["flows"][0];
         // The history's requests, delivered again now, are a month late:

@@ -141,5 +141,14 @@ async fn one_tenants_trouble_never_holds_another_tenants_events() {
         acme_requests <= 2,
         "acme's target was called {acme_requests} times"
     );
+    // Ingest counts each tenant's events under its tenant: acme's 27
+    // accepted (the 40 over its quota were refused), globex's 90.
+    let accepted = |source: &str, tenant: &str| {
+        gauge(format!(
+            r#"intops_ingest_events_total{{source="{source}",tenant="{tenant}"}}"#
+        ))
+    };
+    assert_eq!(accepted("globex.app", "globex").await, Some(90.0));
+    assert_eq!(accepted("acme.app", "acme").await, Some(27.0));
     p.stop().await.expect("clean stop");
 }
