@@ -2,7 +2,9 @@
 //! two tenants. Acme sends a burst of bad events (its source's dead-letter
 //! cap trips), its target fails (its circuit opens) and is paused by an
 //! operator, and it goes over its ingest quota; all the while every one of
-//! globex's events is accepted and delivered.
+//! globex's events is accepted and delivered. A second pair: hooli's
+//! target is rate-limited to one request an hour while every one of
+//! piedpiper's events is delivered.
 
 use std::time::Duration;
 
@@ -150,5 +152,83 @@ async fn one_tenants_trouble_never_holds_another_tenants_events() {
     };
     assert_eq!(accepted("globex.app", "globex").await, Some(90.0));
     assert_eq!(accepted("acme.app", "acme").await, Some(27.0));
+    p.stop().await.expect("clean stop");
+}
+
+/// One template for hooli and piedpiper; hooli's target is limited to one
+/// request an hour (an override of the tenant's own).
+fn rate_limited_flows(hooli: &MockTarget, piedpiper: &MockTarget) -> String {
+    format!(
+        r#"
+[[templates]]
+id = "app-to-crm"
+params = ["url"]
+
+  [[templates.sources]]
+  id = "app"
+  kind = "webhook"
+  auth = "none"
+  entity_key = ".id"
+
+  [[templates.targets]]
+  id = "crm"
+  base_url = "{{{{ $params.url }}}}"
+
+  [[templates.flows]]
+  id = "sync"
+  source = "app"
+  target = "crm"
+  path = "/records"
+  map = '{{id: .id}}'
+
+[[tenants]]
+id = "hooli"
+template = "app-to-crm"
+params = {{ url = "{}" }}
+overrides = {{ targets = {{ crm = {{ rate_limit = "1/h" }} }} }}
+
+[[tenants]]
+id = "piedpiper"
+template = "app-to-crm"
+params = {{ url = "{}" }}
+"#,
+        hooli.base_url(),
+        piedpiper.base_url()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_tenants_rate_limit_never_holds_another_tenants_events() {
+    let _turn = intops_tests::serial::beside_others().await;
+    let (hooli, piedpiper) = (
+        MockTarget::start().await.expect("target"),
+        MockTarget::start().await.expect("target"),
+    );
+    let p = Pipeline::start("ratelimit", &rate_limited_flows(&hooli, &piedpiper), &[])
+        .await
+        .expect("pipeline");
+    assert_eq!(post(&p, "hooli.app", &records("h", 5, true)).await, 202);
+    poll_until(
+        "hooli's requests waiting for its rate limit",
+        WAIT,
+        || async {
+            let waits = metrics::sum(
+                p.monitor,
+                r#"intops_delivery_rate_limited_waits_total{target="hooli.crm"}"#,
+            )
+            .await?;
+            (waits >= 1.0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        post(&p, "piedpiper.app", &records("p", 30, true)).await,
+        202
+    );
+    poll_until("every piedpiper event delivered", WAIT, || async {
+        (piedpiper.request_count() == 30).then_some(())
+    })
+    .await;
+    assert_eq!(hooli.request_count(), 1, "one request an hour");
     p.stop().await.expect("clean stop");
 }
