@@ -26,6 +26,9 @@ enum Made {
 #[derive(Debug, Default, Serialize)]
 pub struct FlowDiff {
     pub flow_id: String,
+    /// The tenant whose instance of a template the flow is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// The flow's version in the base (absent: the flow is new).
     pub version_before: Option<String>,
     /// The flow's version in the new file (absent: the flow is removed).
@@ -106,6 +109,9 @@ impl<'f> Comparison<'f> {
             for flow in all.flows.iter().filter(|f| only.is_none_or(|o| o == f.id)) {
                 let entry: &mut FlowDiff = flows.entry(flow.id.clone()).or_default();
                 entry.flow_id = flow.id.clone();
+                if flow.tenant.is_some() {
+                    entry.tenant = flow.tenant.clone();
+                }
                 let (version, source) = (Some(flow.version.clone()), Some(flow.source.clone()));
                 if side {
                     (entry.version_after, entry.source_after) = (version, source);
@@ -465,5 +471,63 @@ path = "/audit/{{ .number }}"
         let example = &audit.examples[0];
         assert_eq!(example.changes[0].path, ".path");
         assert_eq!(example.changes[0].after, Some(json!("/audit/v2/INC1")));
+    }
+
+    fn tenants(map: &str) -> String {
+        format!(
+            r#"
+[[templates]]
+id = "snow-to-jira"
+params = ["url"]
+
+  [[templates.sources]]
+  id = "servicenow"
+  kind = "webhook"
+  auth = "none"
+  entity_key = ".sys_id"
+
+  [[templates.targets]]
+  id = "jira"
+  base_url = "{{{{ $params.url }}}}"
+
+  [[templates.flows]]
+  id = "p1"
+  source = "servicenow"
+  target = "jira"
+  path = "/rest/api/3/issue"
+  map = '{map}'
+
+[[tenants]]
+id = "acme"
+template = "snow-to-jira"
+params = {{ url = "http://acme" }}
+
+[[tenants]]
+id = "globex"
+template = "snow-to-jira"
+params = {{ url = "http://globex" }}
+"#
+        )
+    }
+
+    /// A template's change shows in each tenant's instance, named by its
+    /// tenant.
+    #[test]
+    fn a_template_change_shows_per_tenant() {
+        let base = intops_flows::load_str(&tenants("{summary: .short_description}")).expect("base");
+        let new = intops_flows::load_str(&tenants("{title: .short_description}")).expect("new");
+        let mut c = Comparison::new(&base, &new, None, 1);
+        for (n, tenant) in [(1, "acme"), (2, "globex")] {
+            let mut e = event(n, "1", Some("disk full"));
+            e.source_id = format!("{tenant}.servicenow");
+            e.tenant = Some(tenant.into());
+            c.add(&e);
+        }
+        for tenant in ["acme", "globex"] {
+            let f = &c.flows[&format!("{tenant}.p1")];
+            assert_eq!(f.tenant.as_deref(), Some(tenant));
+            assert_eq!(f.body_changed, 1, "{tenant}: {f:?}");
+            assert_ne!(f.version_before, f.version_after);
+        }
     }
 }

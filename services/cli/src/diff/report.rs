@@ -63,7 +63,30 @@ pub fn print(report: &Report<'_>) -> anyhow::Result<()> {
         "{changed} of {} flow(s) would treat events differently",
         flows.len()
     );
+    if let Some(line) = per_tenant(&flows) {
+        println!("{line}");
+    }
     Ok(())
+}
+
+/// `per tenant: acme 1 of 2 changed, globex 0 of 2`; `None` without
+/// tenants.
+fn per_tenant(flows: &[&FlowDiff]) -> Option<String> {
+    let mut by: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for f in flows {
+        if let Some(t) = f.tenant.as_deref() {
+            let (changed, all) = by.entry(t).or_default();
+            *changed += usize::from(f.changed());
+            *all += 1;
+        }
+    }
+    (!by.is_empty()).then(|| {
+        let parts: Vec<String> = by
+            .iter()
+            .map(|(t, (changed, all))| format!("{t} {changed} of {all} changed"))
+            .collect();
+        format!("per tenant: {}", parts.join(", "))
+    })
 }
 
 /// One flow's lines.
@@ -75,8 +98,12 @@ fn text(f: &FlowDiff) -> String {
         (Some(b), None) => format!("removed, was version {b}"),
         (None, None) => "no version".into(),
     };
+    let tenant = f
+        .tenant
+        .as_deref()
+        .map_or(String::new(), |t| format!(" [tenant {t}]"));
     let mut out = format!(
-        "flow {} ({versions}): {} event(s), routed {} -> {}",
+        "flow {}{tenant} ({versions}): {} event(s), routed {} -> {}",
         f.flow_id, f.events, f.routed_before, f.routed_after
     );
     if !f.changed() {
