@@ -62,6 +62,10 @@ pub struct KafkaSettings {
 /// it. Background readers keep theirs.
 pub const PROMPT_FETCH_WAIT_ENV: &str = "INTOPS_KAFKA_PROMPT_FETCH_WAIT_MS";
 
+/// The values [`PROMPT_FETCH_WAIT_ENV`] accepts (milliseconds): at least
+/// 1, at most the background pace's 500.
+pub const PROMPT_FETCH_WAIT_RANGE: std::ops::RangeInclusive<u32> = 1..=500;
+
 impl std::fmt::Debug for KafkaSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Option values can be credentials (sasl.password): print keys only.
@@ -157,11 +161,21 @@ impl KafkaSettings {
         let mut options = BTreeMap::new();
         for (k, v) in vars {
             if k == PROMPT_FETCH_WAIT_ENV {
-                prompt_wait = Some(v.trim().parse::<u32>().map_err(|_| {
-                    KafkaError::Config(format!(
-                        "{PROMPT_FETCH_WAIT_ENV} must be a whole number of milliseconds, got {v:?}"
-                    ))
-                })?);
+                // 0 would have every idle consumer poll the broker without
+                // pause; above the background pace it is no longer prompt.
+                prompt_wait = Some(
+                    v.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|ms| PROMPT_FETCH_WAIT_RANGE.contains(ms))
+                        .ok_or_else(|| {
+                            KafkaError::Config(format!(
+                                "{PROMPT_FETCH_WAIT_ENV} must be a whole number of milliseconds from {} to {}, got {v:?}",
+                                PROMPT_FETCH_WAIT_RANGE.start(),
+                                PROMPT_FETCH_WAIT_RANGE.end()
+                            ))
+                        })?,
+                );
             } else if let Some(name) = k.strip_prefix(OPTION_ENV_PREFIX) {
                 options.insert(name.to_ascii_lowercase().replace('_', "."), v);
             }
@@ -353,6 +367,18 @@ mod tests {
         )
         .expect_err("not a number");
         assert!(e.to_string().contains(PROMPT_FETCH_WAIT_ENV), "{e}");
+        for out_of_range in ["0", "501", "60000"] {
+            let e = KafkaSettings::from_env(
+                "b:9092",
+                [(PROMPT_FETCH_WAIT_ENV.to_string(), out_of_range.to_string())],
+            )
+            .expect_err("out of range");
+            assert!(e.to_string().contains("from 1 to 500"), "{e}");
+        }
+        for edge in ["1", "500"] {
+            KafkaSettings::from_env("b:9092", [(PROMPT_FETCH_WAIT_ENV.to_string(), edge.into())])
+                .expect("in range");
+        }
     }
 
     #[test]
