@@ -38,6 +38,8 @@ check_layer intops-jq '^intops-' 'intops-events' "intops crates but intops-event
 check_layer intops-flows '^intops-kafka ' '' "intops-kafka (the flows file is no Kafka plumbing)"
 check_layer intops-kafka '^(jaq-core|jaq-std|jaq-json|clap|axum|metrics-exporter-prometheus|intops-flows|intops-jq) ' '' \
   "jq, clap, the admin stack or the flows file (it enables no intops-runtime feature)"
+check_layer intops-ops '^(axum|intops-flows|intops-jq|intops-ingest|intops-transform|intops-delivery|intops-monitor|intops-cli) ' '' \
+  "the HTTP stack, the flows file or a service (operator actions stay below the services)"
 [ "$layering_failed" = 0 ] || exit 1
 
 cargo clippy --workspace --all-targets --features intops-tests/stack --locked -- -D warnings

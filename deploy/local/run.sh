@@ -46,7 +46,12 @@ log="$logs/target.log"
 # restarted one takes its partitions back at once.
 INTOPS_ADMIN_LISTEN=127.0.0.1:9101 INTOPS_INSTANCE_ID=transform-1 "$bin/intops-transform" >"$logs/transform.log" 2>&1 & pids+=($!)
 INTOPS_ADMIN_LISTEN=127.0.0.1:9102 INTOPS_INSTANCE_ID=delivery-1 "$bin/intops-delivery" >"$logs/delivery.log" 2>&1 & pids+=($!)
-"$bin/intops-monitor" >"$logs/monitor.log" 2>&1 & pids+=($!)
+# The console's one user for this run: an operator with a fresh token
+# (docs/console.md); the users file holds only its SHA-256.
+console_token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '[[users]]\nname = "demo"\nrole = "operator"\ntoken_sha256 = "%s"\n' \
+  "$(printf %s "$console_token" | sha256sum | cut -d' ' -f1)" >"$logs/console-users.toml"
+INTOPS_MONITOR_USERS_FILE="$logs/console-users.toml" "$bin/intops-monitor" >"$logs/monitor.log" 2>&1 & pids+=($!)
 
 for url in http://127.0.0.1:8080/readyz http://127.0.0.1:9101/readyz http://127.0.0.1:9102/readyz http://127.0.0.1:9100/readyz; do
   for i in $(seq 1 300); do
@@ -75,7 +80,7 @@ show_log() { tail -n "+$(($1 + 1))" "$log" | sed 's/^/  /'; }
 trace() {
   local t=""
   for _ in $(seq 1 300); do
-    t=$(curl -fsS "http://127.0.0.1:9100/api/v1/events/$1" 2>/dev/null || true)
+    t=$(curl -fsS -H "Authorization: Bearer $console_token" "http://127.0.0.1:9100/api/v1/events/$1" 2>/dev/null || true)
     case "$t" in *"$2"*) break ;; esac
     sleep 0.2
   done
@@ -129,6 +134,7 @@ echo "  curl -sS -X PATCH $mock/api/now/table/incident/$sys_id -H 'Content-Type:
 echo "  curl -sS -X POST $mock/rest/api/3/issue/$key/comment -H 'Content-Type: application/json' -d '{\"body\": \"Fixed.\"}'"
 echo "  curl -sS $mock/rest/api/3/issue/$key ; curl -sS $mock/api/now/table/incident/$sys_id"
 echo "  SNOW_SECRET=$SNOW_SECRET deploy/local/send.sh tests/fixtures/servicenow-incident-created.json   # a webhook straight to ingest"
+echo "The operator console: http://127.0.0.1:9100/login with token $console_token (user demo, operator)"
 echo "Ctrl-C stops everything. Requests and webhooks as they happen:"
 tail -n 0 -f "$log" & pids+=($!)
 wait "${pids[0]}"

@@ -25,12 +25,15 @@ if ! cmp -s "$reqs" "$venv/requirements.txt" 2>/dev/null; then
   cp "$reqs" "$venv/requirements.txt"
 fi
 export INTOPS_INTEROP_PYTHON="$venv/bin/python"
-# Headless Chromium for the status page test (tests/tests/stack/monitor_page.rs).
-if ! command -v chromium >/dev/null; then
+# Headless Chromium for the status page test (tests/tests/stack/monitor_page.rs)
+# and Debian's chromedriver for the console's browser test
+# (tests/tests/stack/console_browser.rs, WebDriver).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
-  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+  $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
 fi
 export INTOPS_CHROMIUM="$(command -v chromium)"
+export INTOPS_CHROMEDRIVER="$(command -v chromedriver)"
 # The broker binary, for tests that run a private broker to stop it.
 export INTOPS_TANSU_BIN="$TANSU_BIN"
 

@@ -3,6 +3,7 @@
 //! four services started in-process, and polling with a deadline.
 
 pub mod broker;
+pub mod browser;
 pub mod cli;
 pub mod conversation;
 pub mod deliveries;

@@ -193,6 +193,35 @@ impl Monitor {
 /// Starts another monitor on `pipeline`'s topics and flows file and waits
 /// until it has read them (ready).
 pub async fn start_monitor(pipeline: &Pipeline) -> anyhow::Result<Monitor> {
+    start_monitor_with_users(pipeline, None).await
+}
+
+/// [`start_monitor`] with a users file (`INTOPS_MONITOR_USERS_FILE`,
+/// beside the flows file) naming `users` as (name, role, token).
+pub async fn start_console(
+    pipeline: &Pipeline,
+    users: &[(&str, &str, &str)],
+) -> anyhow::Result<Monitor> {
+    use sha2::Digest as _;
+    let text: String = users
+        .iter()
+        .map(|(name, role, token)| {
+            format!(
+                "[[users]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken_sha256 = \"{}\"\n\n",
+                hex::encode(sha2::Sha256::digest(token.as_bytes()))
+            )
+        })
+        .collect();
+    let file = pipeline.flows_path().with_file_name("users.toml");
+    std::fs::write(&file, text)?;
+    start_monitor_with_users(pipeline, Some(file)).await
+}
+
+/// [`start_monitor`] with the console's users file (`INTOPS_MONITOR_USERS_FILE`).
+pub async fn start_monitor_with_users(
+    pipeline: &Pipeline,
+    users_file: Option<PathBuf>,
+) -> anyhow::Result<Monitor> {
     let mut common = CommonArgs::local(pipeline.flows_path(), &pipeline.prefix);
     common.connect.kafka_bootstrap = stack::bootstrap();
     common.connect.schema_registry_url = stack::registry_url();
@@ -204,6 +233,9 @@ pub async fn start_monitor(pipeline: &Pipeline) -> anyhow::Result<Monitor> {
         listen: addr,
         max_events: 100_000,
         api_token_file: None,
+        users_file,
+        trusted_user_header: None,
+        trusted_role: intops_monitor::access::Role::Viewer,
         window: Duration::from_secs(86_400),
         rollup_every: Duration::from_secs(1),
     };
@@ -283,6 +315,9 @@ impl Profile {
                         listen: monitor,
                         max_events: 100_000,
                         api_token_file: None,
+                        users_file: None,
+                        trusted_user_header: None,
+                        trusted_role: intops_monitor::access::Role::Viewer,
                         window: Duration::from_secs(86_400),
                         rollup_every: Duration::from_secs(1),
                     },

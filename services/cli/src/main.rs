@@ -7,25 +7,21 @@ use clap::{Parser, Subcommand};
 use intops_kafka::ServiceContext;
 use intops_runtime::ConnectArgs;
 
-mod audit;
 mod cases;
 mod decode;
 mod diff;
 mod dlq;
 mod flows;
 mod flows_test;
-mod followups;
-mod lanes;
 mod links;
-mod pace;
 mod report;
 mod rewind;
-mod send;
 mod tap;
 mod target;
 mod topics;
 mod versions;
-mod when;
+
+use intops_ops::{audit, lanes, pace, send, when};
 
 /// The intops command line.
 #[derive(Debug, Parser)]
@@ -279,8 +275,8 @@ fn main() -> ExitCode {
         }),
         Command::Target { connect, command } => {
             let (name, args) = match command {
-                TargetCommand::Pause(a) => ("pause", a),
-                TargetCommand::Resume(a) => ("resume", a),
+                TargetCommand::Pause(a) => (intops_ops::target::Command::Pause, a),
+                TargetCommand::Resume(a) => (intops_ops::target::Command::Resume, a),
             };
             online(&connect, async |ctx| {
                 target::run(ctx, name, &args).await.map(ok)

@@ -4,14 +4,13 @@
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use intops_events::now_micros;
 use intops_kafka::ServiceContext;
-use intops_runtime::Secret;
 use serde_json::json;
 
 use crate::health::Health;
@@ -23,44 +22,70 @@ pub(crate) struct Shared {
     pub lineage: Arc<RwLock<Lineage>>,
     pub health: Arc<RwLock<Health>>,
     /// Reads `<prefix>.flow-versions` for `/api/v1/flow-versions/{v}`
+    /// and the records behind the event page
     /// (`None` in tests without a broker).
-    pub versions: Option<ServiceContext>,
+    pub ctx: Option<ServiceContext>,
+    /// The flows file's `redact` lists (replaced on reload).
+    pub redact: Arc<RwLock<crate::bodies::Redactions>>,
 }
 
-/// `/` and `/api/v1/...` routes; with `token`, every request must carry
-/// `Authorization: Bearer <token>` (401 otherwise).
-pub(crate) fn router(shared: Shared, token: Option<Secret>) -> Router {
-    let routes = routes(shared);
-    match token {
-        Some(token) => routes.layer(middleware::from_fn_with_state(
-            Arc::new(token),
-            require_token,
-        )),
-        None => routes,
+impl Shared {
+    /// A copy of the trace of `event_id`, when the index holds it.
+    pub(crate) fn trace(&self, event_id: &str) -> Option<crate::lineage::Trace> {
+        self.lineage
+            .read()
+            .ok()
+            .and_then(|l| l.get(event_id).cloned())
     }
 }
 
-async fn require_token(State(token): State<Arc<Secret>>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(given) if token.matches(given.trim()) => next.run(request).await,
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({"error": "unauthorized", "detail": "send Authorization: Bearer <token>"})),
-        )
-            .into_response(),
+/// `/` and `/api/v1/...` routes (the console's actions among them), each
+/// request's caller named by [`crate::access`] first; every answer carries
+/// the pages' security headers.
+pub(crate) fn router(shared: Shared, actions: crate::actions::Actions) -> Router {
+    let access = actions.access.clone();
+    routes(shared)
+        .merge(crate::console::routes(actions.clone()))
+        .merge(crate::actions::routes(actions))
+        .layer(middleware::from_fn_with_state(
+            access,
+            crate::access::identify,
+        ))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// A strict content security policy (nothing but the page's own inline
+/// style, no scripts, no frames, forms only to this site), no MIME
+/// sniffing, a referrer only to this site (with none at all, browsers send
+/// `Origin: null` on form posts and the console's forms would be refused).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    if let Ok(policy) = HeaderValue::from_str(&crate::page::content_security_policy()) {
+        h.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
 }
 
 fn routes(shared: Shared) -> Router {
     Router::new()
         .route("/", get(crate::page::index))
         .route("/events/{event_id}", get(crate::page::event))
+        .route("/feed", get(crate::page::feed))
+        .route("/flows/{flow_id}", get(crate::page::flow))
+        .route(
+            "/api/v1/flows/{flow_id}/periods",
+            get(crate::page::flow_periods),
+        )
+        .route("/api/v1/feed", get(feed))
         .route("/api/v1/flows", get(flows))
         .route("/api/v1/flows/{flow_id}", get(flow))
         .route("/api/v1/events/{event_id}", get(event))
@@ -122,7 +147,7 @@ async fn flow(State(s): State<Shared>, Path(flow_id): Path<String>) -> Response 
 /// The definition of a flow version (a hash from lineage or a dead
 /// letter), read from `<prefix>.flow-versions` when asked.
 async fn flow_version(State(s): State<Shared>, Path(version): Path<String>) -> Response {
-    let Some(ctx) = &s.versions else {
+    let Some(ctx) = &s.ctx else {
         return unavailable();
     };
     let kept = match intops_kafka::flow_versions::read(ctx).await {
@@ -202,30 +227,88 @@ async fn search(State(s): State<Shared>, Query(query): Query<SearchQuery>) -> Re
         .into_response()
 }
 
-async fn event(State(s): State<Shared>, Path(event_id): Path<String>) -> Response {
-    let trace = s
-        .lineage
-        .read()
-        .ok()
-        .and_then(|l| l.get(&event_id).cloned());
-    match trace {
-        Some(t) => Json(t).into_response(),
-        None => not_found(format!("no event {event_id} in the monitor's window")),
+/// `GET /api/v1/feed`: events newest first, filtered (the `/feed` page's
+/// data; [`crate::lineage::feed`]).
+async fn feed(State(s): State<Shared>, Query(query): Query<crate::lineage::FeedQuery>) -> Response {
+    let Ok(lineage) = s.lineage.read() else {
+        return unavailable();
+    };
+    match lineage.feed(&query) {
+        Ok(page) => Json(page).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "bad_request", "detail": e.0})),
+        )
+            .into_response(),
     }
 }
 
+/// `?payload=true` adds the payload and request bodies (masked).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct EventQuery {
+    #[serde(default)]
+    payload: bool,
+}
+
+async fn event(
+    State(s): State<Shared>,
+    Path(event_id): Path<String>,
+    Query(query): Query<EventQuery>,
+) -> Response {
+    let Some(t) = s.trace(&event_id) else {
+        return not_found(format!("no event {event_id} in the monitor's window"));
+    };
+    let mut out = serde_json::to_value(&t).unwrap_or_default();
+    if query.payload
+        && let Some(ctx) = &s.ctx
+    {
+        let bodies = crate::page::bodies_of(&s, ctx, &t).await;
+        if let (Some(o), Ok(serde_json::Value::Object(b))) =
+            (out.as_object_mut(), serde_json::to_value(&bodies))
+        {
+            o.extend(b);
+        }
+    }
+    Json(out).into_response()
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use tower::ServiceExt;
 
     use super::*;
+    use crate::access::Access;
+    use crate::actions::Actions;
+    use intops_runtime::Secret;
 
-    fn shared() -> Shared {
+    /// The actions of a monitor without a broker, with `access`.
+    pub(crate) fn actions(access: Access) -> Actions {
+        Actions {
+            access: Arc::new(access),
+            ctx: None,
+            health: shared().health,
+            replays: crate::actions::Replays::default(),
+        }
+    }
+
+    fn open() -> Actions {
+        actions(Access::default())
+    }
+
+    fn guarded(token: &str) -> Actions {
+        actions(Access {
+            api_token: Some(Secret::new(token)),
+            ..Access::default()
+        })
+    }
+
+    pub(crate) fn shared() -> Shared {
         let flows = crate::test_flows::one_flow("");
         Shared {
-            versions: None,
+            ctx: None,
+            redact: Arc::default(),
             lineage: Arc::new(RwLock::new(Lineage::new(10))),
             health: Arc::new(RwLock::new(Health::new(
                 &flows,
@@ -302,7 +385,7 @@ mod tests {
 
     #[tokio::test]
     async fn search_finds_the_conversation_by_either_side_and_shows_its_links() {
-        let router = router(conversation(), None);
+        let router = router(conversation(), open());
         let (status, text) = body(router.clone(), "/api/v1/search?q=OPS-12").await;
         assert_eq!(status, StatusCode::OK);
         let v: serde_json::Value = serde_json::from_str(&text).expect("json");
@@ -353,7 +436,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_guards_the_page_and_the_api() {
-        let router = router(shared(), Some(Secret::new("s3cret")));
+        let router = router(shared(), guarded("s3cret"));
         for uri in ["/", "/api/v1/flows", "/api/v1/search?q=x"] {
             assert_eq!(
                 status(router.clone(), uri, None).await,
@@ -371,7 +454,7 @@ mod tests {
                 "{uri}"
             );
         }
-        let open = super::router(shared(), None);
+        let open = super::router(shared(), open());
         assert_eq!(
             status(open.clone(), "/api/v1/flows/app-to-crm", None).await,
             StatusCode::OK

@@ -6,8 +6,12 @@
 //! `<prefix>.rollups` (what `intops report` reads); serves `/metrics`,
 //! `/healthz`, `/readyz`.
 
+pub mod access;
+mod actions;
 mod alert;
 mod api;
+mod bodies;
+mod console;
 mod evaluate;
 pub mod health;
 mod lag;
@@ -57,6 +61,23 @@ pub struct Args {
     #[arg(long, env = "INTOPS_MONITOR_API_TOKEN_FILE")]
     pub api_token_file: Option<std::path::PathBuf>,
 
+    /// Users of the console and API, with roles and hashed tokens
+    /// (docs/console.md). Without it (and without a trusted header)
+    /// actions are refused.
+    #[arg(long, env = "INTOPS_MONITOR_USERS_FILE")]
+    pub users_file: Option<std::path::PathBuf>,
+
+    /// A header naming the user, set by an authenticating reverse proxy
+    /// in front of the monitor (oauth2-proxy: `X-Forwarded-User`); trusted
+    /// only when nothing else can reach the monitor.
+    #[arg(long, env = "INTOPS_MONITOR_TRUSTED_USER_HEADER")]
+    pub trusted_user_header: Option<axum::http::HeaderName>,
+
+    /// The role of a user named by the trusted header whom the users file
+    /// does not list.
+    #[arg(long, env = "INTOPS_MONITOR_TRUSTED_ROLE", default_value = "viewer", value_parser = access::parse_role)]
+    pub trusted_role: access::Role,
+
     /// How far back flow figures reach (records older are forgotten).
     #[arg(long, env = "INTOPS_MONITOR_WINDOW", default_value = "24h", value_parser = humantime::parse_duration)]
     pub window: Duration,
@@ -85,8 +106,37 @@ pub async fn run(
         .map_err(|e| {
             intops_runtime::ConfigError(vec![format!("INTOPS_MONITOR_API_TOKEN_FILE: {e}")])
         })?;
+    let users = args
+        .users_file
+        .as_ref()
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| access::users::parse(&text))
+                .map_err(|e| {
+                    intops_runtime::ConfigError(vec![format!(
+                        "INTOPS_MONITOR_USERS_FILE {}: {e}",
+                        path.display()
+                    )])
+                })
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let access = Arc::new(access::Access {
+        api_token: token,
+        users,
+        trusted_header: args.trusted_user_header.clone(),
+        trusted_role: Some(args.trusted_role),
+        form_key: access::FormKey(rand::random()),
+    });
+    tracing::info!(
+        users = access.users.len(),
+        trusted_header = access.trusted_header.as_ref().map(|h| h.as_str()),
+        actions = access.names_users(),
+        "console access"
+    );
     let listen = listener.local_addr()?;
-    if token.is_none() && !listen.ip().is_loopback() {
+    if access.api_token.is_none() && !access.names_users() && !listen.ip().is_loopback() {
         // The cluster manifests always set a token (deploy/k8s/base); this
         // is for hand-made deployments that forgot it.
         tracing::warn!(
@@ -113,6 +163,7 @@ pub async fn run(
             .keys()
             .map(|t| (ctx.topics.deliveries(t), TopicKind::Request)),
     );
+    let redact = Arc::new(RwLock::new(bodies::Redactions::of(&flows)));
     let lineage = Arc::new(RwLock::new(Lineage::new(args.max_events)));
     let health = Arc::new(RwLock::new(Health::new(&flows, args.window, now_micros())));
     let rollups = Arc::new(RwLock::new(Rollups::new(&flows)));
@@ -179,10 +230,11 @@ pub async fn run(
         }
         .run(),
     );
-    let (reload_health, reload_rollups, reload_webhooks, loaded) = (
+    let (reload_health, reload_rollups, reload_webhooks, reload_redact, loaded) = (
         health.clone(),
         rollups.clone(),
         webhooks.clone(),
+        redact.clone(),
         current.clone(),
     );
     // Lookup tables' CSV files are relative to the flows file.
@@ -213,6 +265,9 @@ pub async fn run(
                     r.reconfigure(&now.flows);
                 }
                 reload_webhooks.store(now.webhooks.clone());
+                if let Ok(mut r) = reload_redact.write() {
+                    *r = bodies::Redactions::of(&now.flows);
+                }
             }),
         }
         .run(shutdown.clone()),
@@ -227,13 +282,20 @@ pub async fn run(
         ),
     );
 
+    let actions = actions::Actions {
+        access,
+        ctx: Some(ctx.clone()),
+        health: health.clone(),
+        replays: actions::Replays::default(),
+    };
     let router = api::router(
         api::Shared {
             lineage,
             health,
-            versions: Some(ctx.clone()),
+            ctx: Some(ctx.clone()),
+            redact: redact.clone(),
         },
-        token,
+        actions,
     )
     .merge(admin::router(readiness));
     tracing::info!(listen = %listener.local_addr()?, "monitor listening");

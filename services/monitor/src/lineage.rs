@@ -8,6 +8,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use intops_events::{DeadLetter, DeliveryRequest, IntegrationEvent, LinkAction, Outcome, Stage};
 use serde::Serialize;
 
+pub mod feed;
+
+pub use feed::{BadQuery, FeedPage, FeedQuery, FeedRow, STATUSES};
+
 /// What one stage did with an event, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StageView {
@@ -106,10 +110,24 @@ pub struct Trace {
     /// original bytes: `intops dlq show --event-id` prints those).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dead_letters: Vec<DeadLetterView>,
+    /// Where the event record is (for its payload on the event page).
+    #[serde(skip)]
+    pub event_at: Option<Location>,
+    /// Where each of its delivery requests is: flow, target, location.
+    #[serde(skip)]
+    pub requests_at: Vec<(String, String, Location)>,
     /// Search terms: the entity key, the payload's short top-level values
     /// and the target record ids of its outcomes, lowercase.
     #[serde(skip)]
     terms: Vec<String>,
+}
+
+/// Where a record is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// The bounded index of recent events.
@@ -170,6 +188,24 @@ impl Lineage {
         }
         push(trace, view("ingest", "accepted", e.ingested_at));
         self.index(&e.event_id, terms);
+    }
+
+    /// Keeps where the event's record is.
+    pub fn locate_event(&mut self, event_id: &str, at: Location) {
+        if let Some(t) = self.traces.get_mut(event_id) {
+            t.event_at = Some(at);
+        }
+    }
+
+    /// Keeps where a delivery request is (the latest of each flow and
+    /// target: a replayed request replaces the first).
+    pub fn locate_request(&mut self, r: &DeliveryRequest, at: Location) {
+        if let Some(t) = self.traces.get_mut(&r.event_id) {
+            t.requests_at
+                .retain(|(flow, target, _)| !(flow == &r.flow_id && target == &r.target_id));
+            t.requests_at
+                .push((r.flow_id.clone(), r.target_id.clone(), at));
+        }
     }
 
     /// Adds `terms` to the event's search terms (each once).
@@ -427,14 +463,14 @@ fn view(stage: &'static str, status: &'static str, at_micros: i64) -> StageView 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
 
     use intops_events::OutcomeStatus;
 
     use super::*;
 
-    fn event(id: &str, at: i64) -> IntegrationEvent {
+    pub(crate) fn event(id: &str, at: i64) -> IntegrationEvent {
         IntegrationEvent {
             tenant: None,
             event_id: id.into(),
@@ -449,7 +485,7 @@ mod tests {
         }
     }
 
-    fn request(id: &str, at: i64) -> DeliveryRequest {
+    pub(crate) fn request(id: &str, at: i64) -> DeliveryRequest {
         DeliveryRequest {
             tenant: None,
             link: None,
@@ -467,7 +503,7 @@ mod tests {
         }
     }
 
-    fn delivered(id: &str, at: i64) -> Outcome {
+    pub(crate) fn delivered(id: &str, at: i64) -> Outcome {
         Outcome {
             tenant: None,
             link_action: None,

@@ -5,14 +5,69 @@
 //! escapes every value), no scripts; `/` is refreshed by the browser every
 //! 15 seconds.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Query, State};
 use intops_events::now_micros;
 use maud::{DOCTYPE, Markup, html};
 
 use crate::api::{Shared, of_tenant};
 use crate::health::{FlowHealth, Status};
 use crate::lineage::{StageView, Trace};
+
+mod chart;
+mod event;
+mod feed;
+mod flow;
+
+pub(crate) use event::{bodies_of, page as event};
+pub(crate) use feed::page as feed;
+pub(crate) use flow::{page as flow, periods as flow_periods};
+
+/// The links at the top of every page.
+pub(crate) fn nav() -> Markup {
+    html! {
+        nav {
+            a href="/" { "Status" } " · " a href="/feed" { "Message feed" } " · "
+            a href="/dead-letters" { "Dead letters" } " · " a href="/targets" { "Targets" } " · "
+            a href="/login" { "Sign in" }
+        }
+    }
+}
+
+/// A console page: the shared head and stylesheet, the navigation, then
+/// `body`.
+pub(crate) fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "intops — " (title) }
+                style { (STYLE) }
+            }
+            body {
+                (nav())
+                h1 { (title) }
+                (body)
+            }
+        }
+    }
+}
+
+/// The pages' content security policy: nothing loads but the page's own
+/// stylesheet (allowed by its hash), no scripts, no frames, forms post only
+/// here.
+pub(crate) fn content_security_policy() -> String {
+    static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let hash = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(STYLE.as_bytes()));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        )
+    });
+    POLICY.clone()
+}
 
 const STYLE: &str = "
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1d2733; }
@@ -24,6 +79,17 @@ th { background: #f3f6f9; }
 .status-degraded { background: #fff2cc; color: #7a5200; }
 .status-failing { background: #fde0e0; color: #8a1111; }
 .muted { color: #6b7785; }
+.error { color: #8a1111; font-weight: 600; }
+.status-delivered { background: #dff5e3; color: #135c22; }
+.status-dead_lettered { background: #fde0e0; color: #8a1111; }
+.status-in_flight, .status-echo, .status-unrouted { background: #eef1f5; color: #1d2733; }
+nav { margin-bottom: 1rem; }
+ol.timeline li { margin-bottom: .3rem; }
+pre { background: #f3f6f9; padding: .6rem; overflow-x: auto; }
+.who { float: right; }
+fieldset { border: 1px solid #dde3ea; margin-bottom: 1rem; }
+button.danger { background: #8a1111; color: #fff; border: 0; padding: .35rem .8rem; border-radius: .25rem; }
+.notice { background: #fff2cc; padding: .5rem .8rem; }
 form { margin-bottom: 2rem; }
 input[type=search] { width: 24rem; padding: .3rem; }
 ";
@@ -87,6 +153,7 @@ pub(crate) async fn index(State(s): State<Shared>, Query(query): Query<PageQuery
                 style { (STYLE) }
             }
             body {
+                (nav())
                 h1 { "intops monitor" }
                 form method="get" action="/" {
                     input type="search" name="q" placeholder="entity key, ticket number or record id (INC0010023, OPS-12)" value=[q.as_deref()];
@@ -160,7 +227,7 @@ fn flow_row(f: &FlowHealth) -> Markup {
     let status = f.status.as_str();
     html! {
         tr id={ "flow-" (f.flow_id) } data-status=(status) {
-            td { a href={ "/api/v1/flows/" (f.flow_id) } { (f.flow_id) } }
+            td { a href={ "/flows/" (f.flow_id) } { (f.flow_id) } " " a.muted href={ "/api/v1/flows/" (f.flow_id) } { "json" } }
             td {
                 (f.owner.owner.as_deref().unwrap_or("-"))
                 @if let Some(tenant) = &f.owner.tenant { br; span.muted { "tenant " (tenant) } }
@@ -220,97 +287,4 @@ fn link_text(s: &StageView) -> String {
         text.push_str(&format!(" ({flow})"));
     }
     text
-}
-
-/// `GET /events/{event_id}`: one event's lineage as a table (the page's
-/// form of `/api/v1/events/{event_id}`).
-pub(crate) async fn event(
-    State(s): State<Shared>,
-    Path(event_id): Path<String>,
-) -> (StatusCode, Markup) {
-    let trace = s
-        .lineage
-        .read()
-        .ok()
-        .and_then(|l| l.get(&event_id).cloned());
-    let status = if trace.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    };
-    (status, event_page(&event_id, trace.as_ref()))
-}
-
-fn event_page(event_id: &str, trace: Option<&Trace>) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { "intops monitor — event " (event_id) }
-                style { (STYLE) }
-            }
-            body {
-                p { a href="/" { "← intops monitor" } }
-                h1 { "Event " (event_id) }
-                @match trace {
-                    None => { p.muted { "No such event in the monitor's window." } }
-                    Some(t) => {
-                        p {
-                            (t.source_id.as_deref().unwrap_or("-")) " · entity key "
-                            strong { (t.entity_key.as_deref().unwrap_or("-")) }
-                            " · " (t.event_type.as_deref().unwrap_or("-")) " · "
-                            a href={ "/api/v1/events/" (t.event_id) } { "json" }
-                        }
-                        table id="lineage" {
-                            tr {
-                                th { "at" } th { "stage" } th { "status" } th { "flow" } th { "target" }
-                                th { "link action" } th { "record id" } th { "http" } th { "attempts" } th { "error" }
-                            }
-                            @for st in &t.stages { (stage_row(st)) }
-                        }
-                        @if !t.dead_letters.is_empty() {
-                            h2 { "Dead letters" }
-                            table id="event-dead-letters" {
-                                tr { th { "failed" } th { "stage" } th { "flow" } th { "class" } th { "error" } th { "original" } }
-                                @for d in &t.dead_letters {
-                                    tr {
-                                        td { (d.failed_at) } td { (d.stage) }
-                                        td {
-                                            (d.flow_id.as_deref().unwrap_or("-"))
-                                            @if let (Some(v), Some(url)) = (&d.flow_version, &d.flow_version_url) {
-                                                " " a.muted href=(url) title="this version's definition" { (v) }
-                                            }
-                                        }
-                                        td { (d.error_class) }
-                                        td { (d.error_message) } td { (d.original) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn stage_row(s: &StageView) -> Markup {
-    html! {
-        tr data-status=(s.status) {
-            td { (s.at) } td { (s.stage) } td { (s.status) }
-            td {
-                (s.flow_id.as_deref().unwrap_or("-"))
-                @if let (Some(v), Some(url)) = (&s.flow_version, &s.flow_version_url) {
-                    " " a.muted href=(url) title="this version's definition" { (v) }
-                }
-            }
-            td { (s.target_id.as_deref().unwrap_or("-")) }
-            td { (s.link_action.unwrap_or("-")) }
-            td { (s.record_id.as_deref().unwrap_or("-")) }
-            td { @match s.http_status { Some(h) => { (h) }, None => { "-" } } }
-            td { @match s.attempts { Some(a) => { (a) }, None => { "-" } } }
-            td { (s.error.as_deref().unwrap_or("")) }
-        }
-    }
 }

@@ -15,7 +15,7 @@ use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, Readiness};
 
 use crate::health::Health;
-use crate::lineage::Lineage;
+use crate::lineage::{Lineage, Location};
 use crate::rollup::Rollups;
 
 /// Which record type a topic holds.
@@ -72,7 +72,12 @@ impl Reader {
                 Some(Scanned::Record(message)) => {
                     let kind = kinds.get(message.topic()).copied();
                     if let (Some(kind), Some(bytes)) = (kind, message.payload()) {
-                        self.fold(kind, bytes, is_replay(&message)).await;
+                        let at = Location {
+                            topic: message.topic().to_string(),
+                            partition: message.partition(),
+                            offset: message.offset(),
+                        };
+                        self.fold(kind, bytes, is_replay(&message), at).await;
                     }
                 }
                 Some(Scanned::CaughtUp) => {
@@ -85,17 +90,23 @@ impl Reader {
         }
     }
 
-    async fn fold(&self, kind: TopicKind, bytes: &[u8], replayed: bool) {
+    async fn fold(&self, kind: TopicKind, bytes: &[u8], replayed: bool, at: Location) {
         let mut backoff = retry_delays(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             let result = match kind {
                 TopicKind::Event => self.codec.decode::<IntegrationEvent>(bytes).await.map(|e| {
-                    self.write(|l| l.on_event(&e));
+                    self.write(|l| {
+                        l.on_event(&e);
+                        l.locate_event(&e.event_id, at.clone());
+                    });
                     self.fold_health(|h| h.on_event(&e));
                     self.fold_rollups(|r| r.on_event(&e, replayed));
                 }),
                 TopicKind::Request => self.codec.decode::<DeliveryRequest>(bytes).await.map(|r| {
-                    self.write(|l| l.on_request(&r));
+                    self.write(|l| {
+                        l.on_request(&r);
+                        l.locate_request(&r, at.clone());
+                    });
                     self.fold_health(|h| h.on_request(&r));
                     self.fold_rollups(|ro| ro.on_request(&r, replayed));
                 }),

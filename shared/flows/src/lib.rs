@@ -9,6 +9,7 @@ mod expand;
 pub mod link_text;
 mod load;
 mod model;
+pub mod redact;
 pub mod route;
 mod secret;
 pub mod spec;

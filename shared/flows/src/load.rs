@@ -209,6 +209,18 @@ impl Validator {
             .ok()
     }
 
+    /// Reads a `redact` list; each path that is not plain is an error.
+    fn redact(&mut self, at: &str, paths: &[String]) -> Vec<crate::redact::FieldPath> {
+        let mut out = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            match crate::redact::FieldPath::parse(p) {
+                Ok(path) => out.push(path),
+                Err(e) => self.error(format!("{at}.redact[{i}]"), e),
+            }
+        }
+        out
+    }
+
     /// Compiles an optional program: `Some(None)` when absent, `None` when
     /// it does not compile (the error is recorded).
     fn optional_jq(&mut self, at: String, code: Option<&str>) -> Option<Option<JqProgram>> {

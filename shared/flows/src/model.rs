@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use intops_jq::JqProgram;
 
+use crate::redact::FieldPath;
 use crate::secret::SecretRef;
 pub use crate::spec::{SignatureEncoding, SourceKind};
 use crate::template::Template;
@@ -91,6 +92,8 @@ pub struct Source {
     pub tenant_quota: Option<RateLimit>,
     /// How to poll it, for `kind = "poll"`.
     pub poll: Option<Poll>,
+    /// Payload fields masked wherever the monitor shows its events.
+    pub redact: Vec<FieldPath>,
 }
 
 /// A validated `poll` table.
@@ -168,6 +171,8 @@ pub struct Target {
     pub max_pause: Duration,
     /// When to stop calling a failing target for a while.
     pub circuit_breaker: CircuitBreaker,
+    /// Request-body fields masked wherever the monitor shows a request.
+    pub redact: Vec<FieldPath>,
 }
 
 /// Consecutive failures that open a target's circuit, and for how long.

@@ -81,6 +81,10 @@ pub struct SourceSpec {
     pub tenant_quota: Option<String>,
     /// How to poll a `kind = "poll"` source.
     pub poll: Option<PollSpec>,
+    /// Payload fields the monitor masks wherever it shows the event
+    /// (plain jq paths: `.caller.email`, `.items[].card`).
+    #[serde(default)]
+    pub redact: Vec<String>,
 }
 
 /// The `poll` table of a polled source.
@@ -194,6 +198,10 @@ pub struct TargetSpec {
     pub max_pause: Option<String>,
     /// Stop calling a failing target for a while.
     pub circuit_breaker: Option<CircuitBreakerSpec>,
+    /// Request-body fields the monitor masks wherever it shows a request
+    /// to this target (plain jq paths).
+    #[serde(default)]
+    pub redact: Vec<String>,
 }
 
 /// A target's `circuit_breaker` table.

@@ -33,6 +33,7 @@ mod decode;
 mod dlq;
 pub mod drain;
 mod error;
+pub mod fetch;
 pub mod flow_versions;
 mod lane;
 mod lanes;

@@ -54,9 +54,15 @@ async fn kill_9_then_sigterm_loses_nothing_and_repeats_only_uncommitted_work() {
     .await;
 
     let second = process::start("intops-delivery", &flows, &prefix);
+    // Every request delivered, and the second process through its whole
+    // share: every record after the killed one's commits (which the killed
+    // one may already have delivered, so distinct ids alone come too soon
+    // for the graceful stop's check below).
+    let second_share = REQUESTS.saturating_sub(committed_at_kill);
     let seen = poll_until("every request delivered", WAIT, || async {
         let seen = deliveries::received(&target);
-        (seen.len() >= REQUESTS).then_some(seen)
+        (seen.len() >= REQUESTS && target.requests().len() >= at_kill + second_share)
+            .then_some(seen)
     })
     .await;
     let missing: Vec<&String> = ids.iter().filter(|id| !seen.contains_key(*id)).collect();

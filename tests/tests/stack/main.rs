@@ -13,6 +13,8 @@
 //! reads a labelled series from `/metrics` uses target, flow and source ids
 //! no other module uses (see docs/testing.md).
 
+mod console_api;
+mod console_browser;
 mod delivery_circuit;
 mod delivery_crash;
 mod delivery_pause;

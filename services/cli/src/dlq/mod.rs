@@ -1,13 +1,11 @@
-//! `intops dlq ...`: inspect and replay dead letters.
+//! `intops dlq ...`: inspect and replay dead letters (the work itself is
+//! `intops_ops::dlq`, which the monitor's console runs too).
 
-mod filter;
 mod list;
-mod marks;
-mod read;
 mod replay;
 mod show;
 
-pub use filter::Filters;
+pub use intops_ops::dlq::Filters;
 pub use list::run as list;
 pub use replay::{ReplayArgs, run as replay};
 pub use show::run as show;

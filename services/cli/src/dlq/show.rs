@@ -4,14 +4,14 @@
 use intops_kafka::ServiceContext;
 use serde_json::{Value, json};
 
-use super::filter::Filters;
-use super::marks;
-use super::read::{Letter, Letters};
+use intops_ops::dlq::{Filters, Letter, Letters, marks};
+use intops_ops::watch::{self, Watch};
+
 use crate::{decode, when};
 
 /// Prints every selected dead letter.
 pub async fn run(ctx: &ServiceContext, filters: &Filters, as_json: bool) -> anyhow::Result<()> {
-    let marked = marks::load(ctx).await?;
+    let marked = marks::load(ctx, &watch::Stderr).await?;
     let mut letters = Letters::open(ctx, &filters.topics(&ctx.topics)).await?;
     let mut shown = 0usize;
     while let Some(l) = letters.next().await? {
@@ -28,6 +28,9 @@ pub async fn run(ctx: &ServiceContext, filters: &Filters, as_json: bool) -> anyh
         } else {
             print_text(&view);
         }
+    }
+    for text in letters.take_warnings() {
+        watch::Stderr.warning(&text);
     }
     if !as_json {
         println!("{shown} dead letter(s) shown");

@@ -472,6 +472,24 @@ impl Health {
         self.unrouted.since(0).routed
     }
 
+    /// A flow's results per period of `width_secs` over the window, and
+    /// its objectives.
+    pub fn flow_periods(&self, id: &str, width_secs: i64) -> Option<(Vec<(i64, Counts)>, Slo)> {
+        self.flows
+            .get(id)
+            .map(|f| (f.series.per(width_secs), f.slo))
+    }
+
+    /// The window, in seconds.
+    pub fn window_secs(&self) -> i64 {
+        i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// The flows file's targets, by id.
+    pub fn target_ids(&self) -> Vec<String> {
+        self.targets.keys().cloned().collect()
+    }
+
     /// A target's counts over the window.
     pub fn target(&self, id: &str) -> Option<Figures> {
         self.targets

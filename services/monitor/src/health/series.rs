@@ -149,6 +149,22 @@ impl Series {
         sum
     }
 
+    /// The buckets summed into periods of `width_secs` (a multiple of
+    /// [`BUCKET_SECS`]), each keyed by its start, oldest first; periods
+    /// without a bucket are left out.
+    pub fn per(&self, width_secs: i64) -> Vec<(i64, Counts)> {
+        let width = width_secs.max(BUCKET_SECS);
+        let mut out: Vec<(i64, Counts)> = Vec::new();
+        for (start, counts) in &self.buckets {
+            let period = start.div_euclid(width) * width;
+            match out.last_mut() {
+                Some((p, sum)) if *p == period => sum.add(counts),
+                _ => out.push((period, *counts)),
+            }
+        }
+        out
+    }
+
     /// Buckets held.
     pub fn len(&self) -> usize {
         self.buckets.len()

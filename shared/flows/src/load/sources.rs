@@ -48,6 +48,7 @@ impl Validator {
                     "only a tenant's source has a tenant quota (set `quota` on the [[tenants]] entry)",
                 );
             }
+            let redact = self.redact(&at, &s.redact);
             if let (Some(auth), Some(entity_key), Some(event_type), Some(dedupe_key), Some(poll)) =
                 (auth, entity_key, event_type, dedupe_key, poll)
             {
@@ -65,6 +66,7 @@ impl Validator {
                         rate_limit,
                         tenant_quota,
                         poll,
+                        redact,
                     },
                 );
             }

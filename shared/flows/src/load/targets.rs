@@ -90,6 +90,7 @@ impl Validator {
                 t.probe_interval.as_deref(),
                 Duration::from_secs(30),
             );
+            let redact = self.redact(&at, &t.redact);
             out.insert(
                 t.id.clone(),
                 Target {
@@ -105,6 +106,7 @@ impl Validator {
                     probe_interval,
                     max_pause,
                     circuit_breaker,
+                    redact,
                 },
             );
         }

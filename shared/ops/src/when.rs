@@ -1,5 +1,6 @@
-//! Times on the command line: an RFC 3339 instant (`2026-11-28T10:00:00Z`)
-//! or a duration back from now (`2h`, `30m`, `7d`).
+//! Times on the command line and in the console's queries: an RFC 3339
+//! instant (`2026-11-28T10:00:00Z`) or a duration back from now (`2h`,
+//! `30m`, `7d`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,6 +22,13 @@ pub fn parse(text: &str) -> Result<i64, String> {
         .unwrap_or(Duration::ZERO)
         .as_micros();
     i64::try_from(micros).map_err(|_| format!("{text:?} is too far in the future"))
+}
+
+/// Deserializes an optional time given as [`parse`] reads it.
+pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(d)?;
+    text.map(|t| parse(&t).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// Formats microseconds since the epoch as RFC 3339 (UTC, milliseconds).

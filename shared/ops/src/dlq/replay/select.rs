@@ -9,7 +9,7 @@ use super::super::read::Letter;
 
 /// What a replay does with one dead letter it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Action {
+pub(crate) enum Action {
     /// Back to the topic it failed from.
     Replay,
     /// To `<prefix>.dlq.parked`: replayed too often.
@@ -18,7 +18,7 @@ pub(super) enum Action {
 
 /// The decision about one dead letter that passed the filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Verdict {
+pub(crate) enum Verdict {
     /// An earlier replay sent it (and `--again` is not given).
     AlreadyReplayed,
     /// It carries no original value to send.
@@ -31,7 +31,7 @@ pub(super) enum Verdict {
 
 /// Decides one dead letter: `marked` whether an earlier replay sent it,
 /// `own_topic` whether its original topic is this deployment's.
-pub(super) fn verdict(
+pub(crate) fn verdict(
     d: &DeadLetter,
     marked: bool,
     again: bool,
@@ -53,7 +53,7 @@ pub(super) fn verdict(
 
 /// What the driver does next with one dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// `--limit` reached: stop reading.
     Stop,
     /// Not sent, for this reason.
@@ -64,7 +64,7 @@ pub(super) enum Step {
 
 /// How many would be or were selected, and why others were not.
 #[derive(Debug, Default)]
-pub(super) struct Selection {
+pub(crate) struct Selection {
     pub selected: i64,
     pub to_replay: i64,
     pub to_park: i64,
@@ -134,50 +134,103 @@ impl Selection {
         }
     }
 
-    /// Prints the dry run's report.
-    pub fn print_dry_run(&self, as_json: bool) {
-        let s = self;
-        if as_json {
-            let groups: Vec<serde_json::Value> = s
+    /// The dry run's report.
+    pub fn dry_run(&self) -> DryRun {
+        DryRun {
+            selected: self.selected,
+            would_replay: self.to_replay,
+            would_park: self.to_park,
+            skipped_already_replayed: self.already_replayed,
+            unreplayable: self.unreplayable,
+            skipped_foreign_topic: self.foreign_topic,
+            groups: self
                 .by_group
                 .iter()
-                .map(|((flow, target, class), n)| {
-                    serde_json::json!({"flow": flow, "target": target, "error_class": class, "count": n})
+                .map(|((flow, target, class), n)| DryRunGroup {
+                    flow: flow.clone(),
+                    target: target.clone(),
+                    error_class: class.clone(),
+                    count: *n,
                 })
-                .collect();
-            println!(
-                "{}",
-                serde_json::json!({
-                    "dry_run": true,
-                    "selected": s.selected,
-                    "would_replay": s.to_replay,
-                    "would_park": s.to_park,
-                    "skipped_already_replayed": s.already_replayed,
-                    "unreplayable": s.unreplayable,
-                    "skipped_foreign_topic": s.foreign_topic,
-                    "groups": groups,
-                    "first": s.samples,
-                })
-            );
-            return;
+                .collect(),
+            first: self.samples.clone(),
         }
-        println!(
+    }
+}
+
+/// What a dry run found: the counts, the groups by flow, target and error
+/// class, and the first few records it would send.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DryRun {
+    /// Dead letters selected (already replayed ones aside).
+    pub selected: i64,
+    /// Would be sent back.
+    pub would_replay: i64,
+    /// Would be parked (replayed too often).
+    pub would_park: i64,
+    /// Not selected: an earlier replay sent them.
+    pub skipped_already_replayed: i64,
+    /// Selected but without an original value.
+    pub unreplayable: i64,
+    /// Selected but from a topic not of this deployment.
+    pub skipped_foreign_topic: i64,
+    /// Counts by flow, target and error class.
+    pub groups: Vec<DryRunGroup>,
+    /// The first records, one line each.
+    pub first: Vec<String>,
+}
+
+/// One group of a dry run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DryRunGroup {
+    /// The flow (`-` for none).
+    pub flow: String,
+    /// The target (`-` for none).
+    pub target: String,
+    /// The error class.
+    pub error_class: String,
+    /// How many.
+    pub count: i64,
+}
+
+impl DryRun {
+    /// As `intops dlq replay --dry-run --json` prints it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("dry_run".into(), true.into());
+        }
+        v
+    }
+
+    /// As `intops dlq replay --dry-run` prints it.
+    pub fn text(&self) -> String {
+        let mut out = format!(
             "dry run: {} selected; would replay {} and park {}; {} skipped as already replayed; {} unreplayable; {} skipped for a topic not of this deployment; nothing written",
-            s.selected, s.to_replay, s.to_park, s.already_replayed, s.unreplayable, s.foreign_topic
+            self.selected,
+            self.would_replay,
+            self.would_park,
+            self.skipped_already_replayed,
+            self.unreplayable,
+            self.skipped_foreign_topic
         );
-        if !s.by_group.is_empty() {
-            println!(
-                "{:<24} {:<16} {:<14} {:>7}",
+        if !self.groups.is_empty() {
+            out.push_str(&format!(
+                "\n{:<24} {:<16} {:<14} {:>7}",
                 "FLOW", "TARGET", "ERROR", "COUNT"
-            );
-            for ((flow, target, class), n) in &s.by_group {
-                println!("{flow:<24} {target:<16} {class:<14} {n:>7}");
+            ));
+            for g in &self.groups {
+                out.push_str(&format!(
+                    "\n{:<24} {:<16} {:<14} {:>7}",
+                    g.flow, g.target, g.error_class, g.count
+                ));
             }
-            println!("first records:");
-            for line in &s.samples {
-                println!("  {line}");
+            out.push_str("\nfirst records:");
+            for line in &self.first {
+                out.push_str(&format!("\n  {line}"));
             }
         }
+        out
     }
 }
 

@@ -28,9 +28,14 @@ impl Letter {
 pub struct Letters<'a> {
     ctx: &'a ServiceContext,
     scan: Option<Scan>,
-    /// Records that are not dead letters (reported, skipped).
+    /// Records that are not dead letters (skipped).
     pub undecodable: usize,
+    /// Why each of the first undecodable records was skipped.
+    warnings: Vec<String>,
 }
+
+/// Undecodable records described, at most.
+const MAX_WARNINGS: usize = 20;
 
 impl<'a> Letters<'a> {
     /// Opens a scan of those of `topic_names` that exist.
@@ -50,6 +55,7 @@ impl<'a> Letters<'a> {
             ctx,
             scan,
             undecodable: 0,
+            warnings: Vec::new(),
         })
     }
 
@@ -75,15 +81,30 @@ impl<'a> Letters<'a> {
                 Err(e) if e.is_retryable() => return Err(e.into()),
                 Err(e) => {
                     self.undecodable += 1;
-                    eprintln!(
-                        "warning: {}/{}/{} is not a dead letter: {e}",
-                        message.topic(),
-                        message.partition(),
-                        message.offset()
-                    );
+                    if self.warnings.len() < MAX_WARNINGS {
+                        self.warnings.push(format!(
+                            "{}/{}/{} is not a dead letter: {e}",
+                            message.topic(),
+                            message.partition(),
+                            message.offset()
+                        ));
+                    }
                 }
             }
         }
         Ok(None)
+    }
+
+    /// The skipped records so far (the first few described, then their
+    /// count), emptied.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        let mut out = std::mem::take(&mut self.warnings);
+        if self.undecodable > 0 {
+            out.push(format!(
+                "{} undecodable record(s) in the dead-letter topics were skipped",
+                self.undecodable
+            ));
+        }
+        out
     }
 }

@@ -4,11 +4,15 @@ use std::collections::BTreeMap;
 
 use intops_events::{DeadLetter, Stage, Topics};
 
-/// The selection flags shared by `dlq list`, `show` and `replay`.
-#[derive(Debug, Clone, Default, clap::Args)]
+/// The selection flags shared by `dlq list`, `show` and `replay`, and the
+/// console's query parameters and replay body (same names; times as RFC
+/// 3339 or a duration ago).
+#[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Filters {
     /// Only this stage's dead letters (`transform` or `delivery`).
     #[arg(long, value_parser = ["transform", "delivery"])]
+    #[serde(default, deserialize_with = "stage")]
     pub stage: Option<String>,
     /// Only this flow's.
     #[arg(long)]
@@ -28,9 +32,11 @@ pub struct Filters {
     /// Only those that failed at or after this time (RFC 3339 or a
     /// duration ago: `2h`).
     #[arg(long, value_parser = crate::when::parse)]
+    #[serde(default, deserialize_with = "crate::when::deserialize")]
     pub since: Option<i64>,
     /// Only those that failed before this time.
     #[arg(long, value_parser = crate::when::parse)]
+    #[serde(default, deserialize_with = "crate::when::deserialize")]
     pub until: Option<i64>,
     /// Only those of this Kafka key (`<source>:<entity key>`).
     #[arg(long)]
@@ -41,6 +47,17 @@ pub struct Filters {
     /// At most this many (the oldest first, per partition).
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+/// `stage` is `transform` or `delivery`, as on the command line.
+fn stage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let stage: Option<String> = serde::Deserialize::deserialize(d)?;
+    match stage.as_deref() {
+        None | Some("transform" | "delivery") => Ok(stage),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "stage {other:?} is neither transform nor delivery"
+        ))),
+    }
 }
 
 impl Filters {

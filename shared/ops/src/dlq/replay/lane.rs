@@ -12,19 +12,20 @@ use intops_kafka::{Record, ServiceContext, dlq_headers};
 use super::super::marks::Marker;
 use super::super::read::Letter;
 use super::select::Action;
+use crate::Watch;
 use crate::followups::Followups;
 use crate::send;
 
 /// One dead letter to send on, and how.
 #[derive(Debug)]
-pub(super) struct Job {
+pub(crate) struct Job {
     pub letter: Letter,
     pub action: Action,
 }
 
 /// What the lanes sent so far.
 #[derive(Debug, Default)]
-pub(super) struct Counts {
+pub(crate) struct Counts {
     pub sent: AtomicI64,
     pub parked: AtomicI64,
 }
@@ -43,13 +44,14 @@ impl Counts {
 
 /// What every lane of one replay shares.
 #[derive(Debug)]
-pub(super) struct Run {
+pub(crate) struct Run {
     pub ctx: ServiceContext,
     pub followups: Followups,
     pub marker: Marker,
     pub counts: Arc<Counts>,
     pub replay_id: String,
     pub parked_topic: String,
+    pub watch: Arc<dyn Watch>,
 }
 
 /// Where a dead letter went, as its outcome and mark record it.
@@ -168,10 +170,10 @@ impl Run {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot park {location}: {e}"))?;
                 self.counts.parked.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
+                self.watch.warning(&format!(
                     "parked {location}: replayed {} time(s) already",
                     d.replay_count
-                );
+                ));
             }
         }
         let landing = Landing::of(d, job.action, &self.parked_topic);

@@ -11,10 +11,11 @@ use intops_kafka::{ServiceContext, topics};
 
 use super::super::marks::{self, Flush};
 use super::super::read::Letter;
-use super::ReplayArgs;
+use super::Replay;
 use super::lane::{Counts, Job, Run};
 use super::select::{Action, Selection};
-use crate::audit::{self, Audit};
+use crate::Watch;
+use crate::audit::Audit;
 use crate::followups::{Followups, MAX_FOLLOWUPS};
 use crate::lanes::{DEPTH, LANES, Lanes};
 
@@ -32,6 +33,7 @@ pub(super) struct Session {
     known_topics: HashSet<String>,
     last_progress: Instant,
     started: Instant,
+    watch: Arc<dyn Watch>,
 }
 
 impl Session {
@@ -39,8 +41,9 @@ impl Session {
     /// trail and starts the lanes.
     pub async fn start(
         ctx: &ServiceContext,
-        args: &ReplayArgs,
+        replay: &Replay,
         replay_id: String,
+        watch: Arc<dyn Watch>,
     ) -> anyhow::Result<Self> {
         ctx.ensure_topics(&[ctx.topics.dlq_parked(), ctx.topics.outcomes()])
             .await?;
@@ -48,8 +51,8 @@ impl Session {
         let mut audit = Audit::new(
             "dlq.replay",
             &replay_id,
-            &audit::operator(args.operator.as_deref()),
-            &super::describe(args),
+            &replay.operator,
+            &super::describe(replay),
         );
         audit.started(ctx).await?;
         let counts = Arc::new(Counts::default());
@@ -62,6 +65,7 @@ impl Session {
             counts: counts.clone(),
             replay_id: replay_id.clone(),
             parked_topic: ctx.topics.dlq_parked(),
+            watch: watch.clone(),
         });
         let lanes = Lanes::each(LANES, DEPTH, move |job: Job| {
             let run = run.clone();
@@ -74,10 +78,11 @@ impl Session {
             lanes,
             followups,
             flush,
-            limiter: crate::pace::limiter(args.rate),
+            limiter: crate::pace::limiter(replay.rate),
             known_topics: HashSet::new(),
             last_progress: Instant::now(),
             started: Instant::now(),
+            watch,
         })
     }
 
@@ -105,25 +110,16 @@ impl Session {
         }
         if self.last_progress.elapsed() >= Duration::from_secs(1) {
             self.last_progress = Instant::now();
-            eprintln!(
-                "replay {}: {} sent, {} parked",
-                self.replay_id,
-                self.counts.sent(),
-                self.counts.parked()
-            );
+            self.watch
+                .progress(&self.replay_id, self.counts.sent(), self.counts.parked());
         }
         Ok(ControlFlow::Continue(()))
     }
 
     /// Waits for every send, then every outcome (each queueing its mark),
     /// then the last marks; records the totals in the audit trail and
-    /// prints them.
-    pub async fn finish(
-        self,
-        ctx: &ServiceContext,
-        selection: &Selection,
-        json: bool,
-    ) -> anyhow::Result<()> {
+    /// returns them.
+    pub async fn finish(self, ctx: &ServiceContext, selection: &Selection) -> anyhow::Result<Done> {
         let Session {
             replay_id,
             mut audit,
@@ -141,12 +137,41 @@ impl Session {
         let totals = totals(selection, &counts, finished.is_err());
         audit.finished(ctx, &totals).await?;
         finished?;
-        if json {
-            println!("{}", totals_json(&replay_id, &totals));
-        } else {
-            println!("{}", summary(&replay_id, &totals, elapsed.as_secs_f64()));
-        }
-        Ok(())
+        Ok(Done {
+            replay_id,
+            totals,
+            seconds: elapsed.as_secs_f64(),
+        })
+    }
+}
+
+/// What a replay did: its id, totals (as the audit record names them) and
+/// how long it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done {
+    /// The replay's id (its audit records' action id).
+    pub replay_id: String,
+    /// `selected`, `sent`, `parked`, `skipped_already_replayed`,
+    /// `unreplayable`, `skipped_foreign_topic`, `failed`.
+    pub totals: BTreeMap<&'static str, i64>,
+    /// Seconds from start to end.
+    pub seconds: f64,
+}
+
+impl Done {
+    /// One total, 0 when absent.
+    pub fn total(&self, name: &str) -> i64 {
+        self.totals.get(name).copied().unwrap_or(0)
+    }
+
+    /// As `intops dlq replay --json` prints it.
+    pub fn to_json(&self) -> serde_json::Value {
+        totals_json(&self.replay_id, &self.totals)
+    }
+
+    /// As `intops dlq replay` prints it.
+    pub fn text(&self) -> String {
+        summary(&self.replay_id, &self.totals, self.seconds)
     }
 }
 

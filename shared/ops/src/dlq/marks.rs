@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::send;
+use crate::{Watch, send};
 
 /// Marks per record at most.
 pub const BATCH: usize = 500;
@@ -22,7 +22,8 @@ pub const BATCH: usize = 500;
 pub const LINGER: Duration = Duration::from_millis(20);
 
 /// The locations (`topic/partition/offset`) of every marked dead letter.
-pub async fn load(ctx: &ServiceContext) -> anyhow::Result<HashSet<String>> {
+/// Undecodable records are skipped and told to `watch`.
+pub async fn load(ctx: &ServiceContext, watch: &dyn Watch) -> anyhow::Result<HashSet<String>> {
     let topic = ctx.topics.dlq_replays();
     let mut marked = HashSet::new();
     if !topics::exists(&ctx.kafka, &topic).await? {
@@ -42,11 +43,11 @@ pub async fn load(ctx: &ServiceContext) -> anyhow::Result<HashSet<String>> {
         match ctx.codec.decode::<ReplayMarks>(bytes).await {
             Ok(batch) => marked.extend(batch.marks.iter().map(ReplayMark::location)),
             Err(e) if e.is_retryable() => return Err(e.into()),
-            Err(e) => eprintln!(
-                "warning: {topic}/{}/{} is not a replay mark: {e}",
+            Err(e) => watch.warning(&format!(
+                "{topic}/{}/{} is not a replay mark: {e}",
                 message.partition(),
                 message.offset()
-            ),
+            )),
         }
     }
     Ok(marked)
