@@ -10,6 +10,8 @@ use intops_runtime::CancellationToken;
 use intops_runtime::metrics as m;
 use tokio::sync::watch;
 
+use crate::states::Board;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Circuit {
     Closed,
@@ -105,17 +107,26 @@ pub struct Breaker {
     target: String,
     settings: CircuitBreaker,
     state: Arc<watch::Sender<State>>,
+    /// Where the replica reports its targets' states (none in tests).
+    board: Option<Board>,
 }
 
 impl Breaker {
     /// A closed breaker for `target`.
+    #[cfg(test)]
     pub fn new(target: &str, settings: CircuitBreaker) -> Self {
+        Self::reporting(target, settings, None)
+    }
+
+    /// [`Breaker::new`], its states also told to `board`.
+    pub fn reporting(target: &str, settings: CircuitBreaker, board: Option<Board>) -> Self {
         let breaker = Self {
             target: target.to_string(),
             settings,
             state: Arc::new(watch::Sender::new(State::CLOSED)),
+            board,
         };
-        publish(&breaker.target, Circuit::Closed);
+        publish(&breaker.target, Circuit::Closed, breaker.board.as_ref());
         breaker
     }
 
@@ -147,7 +158,7 @@ impl Breaker {
         });
         match moved {
             Some(Circuit::Closed) => {
-                publish(&self.target, Circuit::Closed);
+                publish(&self.target, Circuit::Closed, self.board.as_ref());
                 tracing::info!(target = %self.target, "circuit closed: the probe got an answer");
             }
             Some(Circuit::Open) => self.opened(),
@@ -157,32 +168,40 @@ impl Breaker {
 
     /// Reports the open circuit and half-opens it after `open_for`.
     fn opened(&self) {
-        publish(&self.target, Circuit::Open);
+        publish(&self.target, Circuit::Open, self.board.as_ref());
         tracing::warn!(
             target = %self.target,
             open_for_ms = self.settings.open_for.as_millis() as u64,
             "circuit open: the target keeps failing; one probe after the pause"
         );
-        let (state, target, wait) = (
+        let (state, target, wait, board) = (
             self.state.clone(),
             self.target.clone(),
             self.settings.open_for,
+            self.board.clone(),
         );
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             if state.send_if_modified(State::half_open) {
-                publish(&target, Circuit::HalfOpen { probe_taken: false });
+                publish(
+                    &target,
+                    Circuit::HalfOpen { probe_taken: false },
+                    board.as_ref(),
+                );
             }
         });
     }
 }
 
-fn publish(target: &str, circuit: Circuit) {
-    let value = match circuit {
-        Circuit::Closed => 0.0,
-        Circuit::Open => 1.0,
-        Circuit::HalfOpen { .. } => 2.0,
+fn publish(target: &str, circuit: Circuit, board: Option<&Board>) {
+    let (value, name) = match circuit {
+        Circuit::Closed => (0.0, "closed"),
+        Circuit::Open => (1.0, "open"),
+        Circuit::HalfOpen { .. } => (2.0, "half_open"),
     };
+    if let Some(board) = board {
+        board.circuit(target, name);
+    }
     metrics::gauge!(m::DELIVERY_CIRCUIT_STATE, "target" => target.to_string()).set(value);
 }
 

@@ -32,6 +32,8 @@ use crate::links::{self, Links};
 pub(crate) struct Consumers {
     pub ctx: ServiceContext,
     pub readiness: Readiness,
+    /// Where targets report whether they send.
+    pub states: crate::states::Board,
     pub cap_settings: CapSettings,
     pub dead_letters: DeadLetterWriter,
     pub links: Arc<Links>,
@@ -188,7 +190,13 @@ impl Consumers {
             self.cap_settings,
             self.readiness.clone(),
         ));
-        let target = Arc::new(TargetRuntime::new(flows, id, &self.readiness, cap)?);
+        let target = Arc::new(TargetRuntime::new(
+            flows,
+            id,
+            &self.readiness,
+            cap,
+            Some(&self.states),
+        )?);
         // An operator's pause is in force before the first record is taken.
         self.control.insert(id.to_string(), target.clone());
         let concurrency = flows.targets.get(id).map_or(1, |t| t.concurrency as usize);

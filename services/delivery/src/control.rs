@@ -164,6 +164,7 @@ mod tests {
                 "crm",
                 &Readiness::default(),
                 Arc::new(DeadLetterCap::disabled("delivery")),
+                None,
             )
             .expect("target"),
         )

@@ -6,6 +6,8 @@ use intops_runtime::metrics as m;
 use intops_runtime::{CancellationToken, Readiness};
 use tokio::sync::watch;
 
+use crate::states::Board;
+
 /// Why a target is paused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
@@ -23,15 +25,24 @@ pub struct Gate {
     target: String,
     state: watch::Sender<State>,
     readiness: Readiness,
+    /// Where the replica reports its targets' states (none in tests).
+    board: Option<Board>,
 }
 
 impl Gate {
     /// An open gate for `target`, reporting readiness as `target:<id>`.
+    #[cfg(test)]
     pub fn new(target: &str, readiness: Readiness) -> Self {
+        Self::reporting(target, readiness, None)
+    }
+
+    /// [`Gate::new`], its states also told to `board`.
+    pub fn reporting(target: &str, readiness: Readiness, board: Option<Board>) -> Self {
         let gate = Self {
             target: target.to_string(),
             state: watch::Sender::new(State::Open),
             readiness,
+            board,
         };
         gate.publish(&State::Open);
         gate
@@ -106,6 +117,13 @@ impl Gate {
 
     fn publish(&self, state: &State) {
         let open = *state == State::Open;
+        if let Some(board) = &self.board {
+            let why = match state {
+                State::Open => None,
+                State::Misconfigured(why) | State::Operator(why) => Some(why.clone()),
+            };
+            board.paused(&self.target, why);
+        }
         self.readiness.set(&format!("target:{}", self.target), open);
         metrics::gauge!(m::DELIVERY_TARGET_PAUSED, "target" => self.target.clone()).set(if open {
             0.0

@@ -63,6 +63,7 @@ impl TargetRuntime {
         id: &str,
         readiness: &Readiness,
         cap: Arc<DeadLetterCap>,
+        board: Option<&crate::states::Board>,
     ) -> anyhow::Result<Self> {
         let target = flows
             .targets
@@ -88,8 +89,8 @@ impl TargetRuntime {
                 probe_interval: target.probe_interval,
                 max_pause: target.max_pause,
             },
-            gate: Gate::new(id, readiness.clone()),
-            breaker: Breaker::new(id, target.circuit_breaker),
+            gate: Gate::reporting(id, readiness.clone(), board.cloned()),
+            breaker: Breaker::reporting(id, target.circuit_breaker, board.cloned()),
             http,
             limiter,
             cap,

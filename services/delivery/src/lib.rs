@@ -16,6 +16,7 @@ mod credential;
 mod gate;
 mod handler;
 pub mod links;
+mod states;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -134,9 +135,23 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> anyhow::Result<()> 
     // One target failing fatally stops the service: an operator must look,
     // and the other targets resume after restart.
     let mut tasks = Supervisor::new(readiness.clone(), shutdown.clone());
+    let instance = args
+        .common
+        .connect
+        .instance_id
+        .clone()
+        .unwrap_or_else(intops_runtime::host_name);
+    let (states, state_changes) = states::Board::new(&instance);
+    tasks.spawn(
+        "target states",
+        states
+            .clone()
+            .run(state_changes, ctx.clone(), shutdown.clone()),
+    );
     let consumers = consumers::Consumers {
         ctx: ctx.clone(),
         readiness: readiness.clone(),
+        states,
         cap_settings,
         dead_letters,
         links: links.links.clone(),

@@ -28,6 +28,7 @@ pub(crate) fn routes(actions: Actions) -> Router {
         .route("/console/replay", post(dead_letters::replay))
         .route("/replays/latest", get(dead_letters::latest))
         .route("/targets", get(targets::list))
+        .route("/api/v1/targets", get(targets::api))
         .route(
             "/console/targets/{target_id}/{command}",
             post(targets::command),

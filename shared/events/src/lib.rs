@@ -21,5 +21,5 @@ pub use topics::Topics;
 pub use types::{
     AuditRecord, ControlCommand, DeadLetter, DeliveryRequest, IDEMPOTENCY_KEY, IngestCursor,
     IntegrationEvent, KafkaHeader, LINK_PLACEHOLDER, Link, LinkAction, LinkMode, LinkPlan, Outcome,
-    OutcomeStatus, ReplayMark, ReplayMarks, Stage,
+    OutcomeStatus, ReplayMark, ReplayMarks, Stage, TargetState,
 };

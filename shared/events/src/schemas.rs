@@ -25,11 +25,13 @@ pub enum RecordKind {
     FlowVersion,
     /// `HourlyRollup`.
     HourlyRollup,
+    /// `TargetState`.
+    TargetState,
 }
 
 impl RecordKind {
     /// Every kind, in pipeline order.
-    pub const ALL: [RecordKind; 11] = [
+    pub const ALL: [RecordKind; 12] = [
         RecordKind::IntegrationEvent,
         RecordKind::DeliveryRequest,
         RecordKind::Outcome,
@@ -41,6 +43,7 @@ impl RecordKind {
         RecordKind::Link,
         RecordKind::FlowVersion,
         RecordKind::HourlyRollup,
+        RecordKind::TargetState,
     ];
 
     /// The schema's JSON text as shipped in `schemas/`.
@@ -57,6 +60,7 @@ impl RecordKind {
             RecordKind::Link => include_str!("../../../schemas/link.avsc"),
             RecordKind::FlowVersion => include_str!("../../../schemas/flow_version.avsc"),
             RecordKind::HourlyRollup => include_str!("../../../schemas/hourly_rollup.avsc"),
+            RecordKind::TargetState => include_str!("../../../schemas/target_state.avsc"),
         }
     }
 
@@ -74,6 +78,7 @@ impl RecordKind {
             RecordKind::Link => "io.intops.v1.Link",
             RecordKind::FlowVersion => "io.intops.v1.FlowVersion",
             RecordKind::HourlyRollup => "io.intops.v1.HourlyRollup",
+            RecordKind::TargetState => "io.intops.v1.TargetState",
         }
     }
 }

@@ -92,6 +92,12 @@ impl Topics {
         format!("{}.rollups", self.prefix)
     }
 
+    /// Whether each delivery replica sends to each target (compacted,
+    /// keyed `<target_id>|<instance>`).
+    pub fn target_states(&self) -> String {
+        format!("{}.target-states", self.prefix)
+    }
+
     /// Polling positions of ingest's polled sources (compacted).
     pub fn ingest_cursors(&self) -> String {
         format!("{}.ingest.cursors", self.prefix)
@@ -121,6 +127,7 @@ mod tests {
         assert_eq!(t.control(), "acme.control");
         assert_eq!(t.flow_versions(), "acme.flow-versions");
         assert_eq!(t.rollups(), "acme.rollups");
+        assert_eq!(t.target_states(), "acme.target-states");
         assert_eq!(t.group("delivery.jira"), "acme.delivery.jira");
     }
 }

@@ -475,6 +475,29 @@ pub struct AuditRecord {
     pub at: i64,
 }
 
+/// Whether one delivery replica sends to one target
+/// (`<prefix>.target-states`, compacted, key [`TargetState::key_of`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetState {
+    /// The target.
+    pub target_id: String,
+    /// The delivery replica.
+    pub instance: String,
+    /// Why it does not send; `None` while it sends.
+    pub paused: Option<String>,
+    /// `closed`, `open` or `half_open`.
+    pub circuit: String,
+    /// When it last changed.
+    pub at: i64,
+}
+
+impl TargetState {
+    /// The record's key: `<target_id>|<instance>`.
+    pub fn key_of(target_id: &str, instance: &str) -> String {
+        format!("{target_id}|{instance}")
+    }
+}
+
 /// An operator's command about one target (`<prefix>.control`, compacted,
 /// keyed by target id; the latest per target is in force).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -88,6 +88,7 @@ impl TopicPlan {
             t.links(),
             t.flow_versions(),
             t.rollups(),
+            t.target_states(),
         ]);
         if polled {
             names.push(t.ingest_cursors());
@@ -179,6 +180,12 @@ impl TopicPlan {
                 "transform",
                 "every flow version loaded, with its definition",
             )
+        } else if name == t.target_states() {
+            (
+                Cleanup::Compact,
+                "delivery",
+                "whether each delivery replica sends to each target",
+            )
         } else if name == t.rollups() {
             (
                 Cleanup::CompactFor(400 * DAY),
@@ -210,6 +217,7 @@ mod tests {
             "acme.ingest.cursors",
             "acme.links",
             "acme.flow-versions",
+            "acme.target-states",
         ] {
             assert_eq!(find(compacted).cleanup, Cleanup::Compact, "{compacted}");
         }
@@ -232,7 +240,7 @@ mod tests {
                 .configs
                 .contains(&("retention.ms".into(), "604800000".into()))
         );
-        assert_eq!(all.len(), 13);
-        assert_eq!(plan.all(["jira"], false).len(), 12);
+        assert_eq!(all.len(), 14);
+        assert_eq!(plan.all(["jira"], false).len(), 13);
     }
 }

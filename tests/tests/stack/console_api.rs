@@ -20,7 +20,8 @@ fn flows(target: &MockTarget) -> String {
         &target.base_url(),
         TARGET,
         r#"retry = { max_attempts = 1 }
-circuit_breaker = { failures = 0 }"#,
+circuit_breaker = { failures = 0 }
+probe_interval = "200ms""#,
         "",
     )
 }
@@ -62,6 +63,21 @@ async fn wait_paused(p: &Pipeline, value: f64) {
         (metrics::sum(p.ingest, &name).await == Some(value)).then_some(())
     })
     .await;
+}
+
+/// Waits until `GET /api/v1/targets` shows this test's target as `check`
+/// wants; the target's JSON.
+async fn wait_target(console: &Console, check: impl Fn(&Value) -> bool) -> Value {
+    poll_until("the target's state in the API", WAIT, || async {
+        let (status, all) = console.get("/api/v1/targets").await;
+        let t = all["targets"]
+            .as_array()?
+            .iter()
+            .find(|t| t["target_id"] == TARGET)?
+            .clone();
+        (status == 200 && check(&t)).then_some(t)
+    })
+    .await
 }
 
 async fn audited(prefix: &str, count: usize) -> Vec<AuditRecord> {
@@ -213,6 +229,18 @@ async fn an_operator_replays_and_pauses_through_the_api_and_a_viewer_cannot() {
         .await;
     assert_eq!(status, 200, "{paused}");
     wait_paused(&p, 1.0).await;
+    // The replica reports the pause, and the API shows it beside the command.
+    let shown = wait_target(&vic, |t| {
+        t["state"] == "paused"
+            && t["replicas"][0]["paused"] == "paused by olga: crm upgrade"
+            && t["command"]["operator"] == "olga"
+    })
+    .await;
+    assert_eq!(
+        shown["replicas"].as_array().map(Vec::len),
+        Some(1),
+        "{shown}"
+    );
     let deliveries = format!("{prefix}.deliveries.{TARGET}");
     let before = topic::count(&deliveries);
     p.post_json("app", &json!({"id": "held"})).await;
@@ -240,6 +268,25 @@ async fn an_operator_replays_and_pauses_through_the_api_and_a_viewer_cannot() {
             .then_some(())
     })
     .await;
+
+    wait_target(&vic, |t| {
+        t["state"] == "delivering" && t["replicas"][0]["paused"].is_null()
+    })
+    .await;
+
+    // A target that answers 401 pauses itself (not an operator's doing):
+    // the replica says why; a probe's other answer resumes it.
+    target.set_status(401);
+    p.post_json("app", &json!({"id": "unauthorized"})).await;
+    wait_target(&vic, |t| {
+        t["state"] == "paused"
+            && t["replicas"][0]["paused"]
+                .as_str()
+                .is_some_and(|why| why.contains("401"))
+    })
+    .await;
+    target.set_status(200);
+    wait_target(&vic, |t| t["state"] == "delivering").await;
 
     // Every action is in the audit trail under the operator's name: two
     // replays (started and finished each), a pause and a resume.

@@ -268,11 +268,17 @@ async fn a_viewer_reads_and_an_operator_replays_and_pauses_in_the_browser() {
     )
     .await
     .expect("pause");
-    let row = b.wait(&format!("#target-{TARGET}"), "pause by olga").await;
-    assert!(
-        row.contains("paused") && row.contains("crm upgrade"),
-        "{row}"
-    );
+    b.wait(&format!("#target-{TARGET}"), "pause by olga").await;
+    // The delivery replica reports its own pause a moment later.
+    let row = until_text(
+        &b,
+        &format!("{base}/targets"),
+        &format!("#target-{TARGET}"),
+        "the replica paused by the operator",
+        |t| t.contains("not sending: paused by olga: crm upgrade"),
+    )
+    .await;
+    assert!(row.contains("pause by olga"), "{row}");
     b.screenshot("targets").await.expect("screenshot");
     b.submit(
         &format!("#target-{TARGET} form"),
@@ -280,8 +286,15 @@ async fn a_viewer_reads_and_an_operator_replays_and_pauses_in_the_browser() {
     )
     .await
     .expect("resume");
-    let row = b.wait(&format!("#target-{TARGET}"), "resume by olga").await;
-    assert!(row.contains("delivering"), "{row}");
+    b.wait(&format!("#target-{TARGET}"), "resume by olga").await;
+    until_text(
+        &b,
+        &format!("{base}/targets"),
+        &format!("#target-{TARGET}"),
+        "the target delivering again",
+        |t| t.contains("delivering") && t.contains("sending, circuit closed"),
+    )
+    .await;
 
     b.close().await.expect("browser closes");
     monitor.stop().await.expect("console monitor stops");

@@ -140,6 +140,7 @@ path = "/records"
         "crm",
         &Readiness::default(),
         Arc::new(DeadLetterCap::disabled("delivery")),
+        None,
     )
     .expect("target");
     let publisher = MemoryPublisher::new("t");

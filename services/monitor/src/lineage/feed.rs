@@ -134,28 +134,31 @@ impl Lineage {
                 .filter(|w| !w.is_empty())
                 .is_none_or(|w| have == Some(w))
         };
-        let any = |want: &Option<String>, have: &[String]| {
-            want.as_deref()
-                .filter(|w| !w.is_empty())
-                .is_none_or(|w| have.iter().any(|h| h == w))
-        };
-        let rows: Vec<FeedRow> = found
+        let flow = query.flow.as_deref().filter(|w| !w.is_empty());
+        let wanted_status = query.status.as_deref().filter(|w| !w.is_empty());
+        let target = query.target.as_deref().filter(|w| !w.is_empty());
+        // Filter on the traces themselves; rows are built for the page only.
+        let matching: Vec<&Trace> = found
             .into_iter()
             .filter(|t| {
                 let at = t.first_at();
-                since.is_none_or(|s| at >= s) && until.is_none_or(|u| at < u)
-            })
-            .map(row)
-            .filter(|r| {
-                eq(&query.source, r.source_id.as_deref())
-                    && eq(&query.tenant, r.tenant.as_deref())
-                    && eq(&query.status, Some(r.status))
-                    && any(&query.flow, &r.flows)
-                    && any(&query.target, &r.targets)
+                since.is_none_or(|s| at >= s)
+                    && until.is_none_or(|u| at < u)
+                    && eq(&query.source, t.source_id.as_deref())
+                    && eq(&query.tenant, t.tenant.as_deref())
+                    && flow.is_none_or(|f| t.stages.iter().any(|s| s.flow_id.as_deref() == Some(f)))
+                    && target
+                        .is_none_or(|g| t.stages.iter().any(|s| s.target_id.as_deref() == Some(g)))
+                    && wanted_status.is_none_or(|w| status(t) == w)
             })
             .collect();
-        let total = rows.len();
-        let events: Vec<FeedRow> = rows.into_iter().skip(offset).take(limit).collect();
+        let total = matching.len();
+        let events: Vec<FeedRow> = matching
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(row)
+            .collect();
         let next_offset = (offset + events.len() < total).then_some(offset + events.len());
         Ok(FeedPage {
             total,
@@ -385,5 +388,66 @@ mod tests {
             .feed(&query(&[("since", "yesterday")]))
             .expect_err("since");
         assert!(e.0.starts_with("since:"), "{e:?}");
+    }
+}
+
+/// How fast the feed answers over a full index (100,000 events): prints
+/// figures, asserts none. `cargo test -p intops-monitor --release --
+/// --ignored feed_speed --nocapture` (docs/benchmarks.md).
+#[cfg(test)]
+mod speed {
+    use std::time::Instant;
+
+    use super::super::tests::{delivered, event, request};
+    use super::*;
+
+    #[test]
+    #[ignore = "a measurement: run by hand with --release"]
+    fn feed_speed() {
+        let mut l = Lineage::new(100_000);
+        for i in 0..100_000i64 {
+            let id = format!("e{i}");
+            let mut e = event(&id, i);
+            e.entity_key = format!("INC{i:07}");
+            l.on_event(&e);
+            l.on_request(&request(&id, i + 1));
+            if i % 10 != 0 {
+                l.on_outcome(&delivered(&id, i + 2));
+            }
+        }
+        let queries: [(&str, FeedQuery); 4] = [
+            ("newest page, no filter", FeedQuery::default()),
+            (
+                "status=in_flight (10% match)",
+                FeedQuery {
+                    status: Some("in_flight".into()),
+                    ..FeedQuery::default()
+                },
+            ),
+            (
+                "source=none (nothing matches)",
+                FeedQuery {
+                    source: Some("none".into()),
+                    ..FeedQuery::default()
+                },
+            ),
+            (
+                "q=e99999 (an event id)",
+                FeedQuery {
+                    q: Some("e99999".into()),
+                    ..FeedQuery::default()
+                },
+            ),
+        ];
+        for (what, q) in queries {
+            let runs = 20;
+            let started = Instant::now();
+            let mut total = 0;
+            for _ in 0..runs {
+                total = l.feed(&q).expect("feed").total;
+            }
+            let ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(runs);
+            println!("feed over 100,000 events, {what}: {ms:.1} ms per page ({total} match)");
+        }
     }
 }

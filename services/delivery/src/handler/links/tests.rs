@@ -163,6 +163,7 @@ path = "/api/now/table/incident/{{{{ $link }}}}"
             "jira",
             &Readiness::default(),
             Arc::new(intops_kafka::DeadLetterCap::disabled("delivery")),
+            None,
         )
         .expect("target");
         let links = Arc::new(Links::offline().with_write_backs(&flows));
