@@ -4,7 +4,9 @@
 //! and on every change. The gate and the breaker report here; one task
 //! writes, the latest state of a target only, retrying while the broker is
 //! away (a state is information, not data: a lost write is repaired by the
-//! next change or restart).
+//! next change or restart). A graceful stop removes the replica's states
+//! (tombstones); a killed replica's last states stay until it starts again
+//! under the same instance id.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,7 +86,10 @@ impl Board {
         ctx.ensure_topics(std::slice::from_ref(&topic)).await?;
         loop {
             let target = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => {
+                    self.forget(&ctx, &topic).await;
+                    return Ok(());
+                }
                 t = changes.recv() => match t {
                     Some(t) => t,
                     None => return Ok(()),
@@ -103,6 +108,26 @@ impl Board {
             };
             if let Err(e) = written {
                 tracing::warn!(target_id = %target, error = %e, "target state not written; the next change writes it");
+            }
+        }
+    }
+}
+
+impl Board {
+    /// On a graceful stop: a tombstone for each of this replica's states,
+    /// so a replica that is gone (a pod replaced by a rollout) does not
+    /// keep showing its last state. One try each: a kill leaves the record.
+    async fn forget(&self, ctx: &ServiceContext, topic: &str) {
+        let keys: Vec<String> = match self.current.lock() {
+            Ok(current) => current
+                .values()
+                .map(|s| TargetState::key_of(&s.target_id, &s.instance))
+                .collect(),
+            Err(_) => return,
+        };
+        for key in keys {
+            if let Err(e) = ctx.producer.send_tombstone(topic, key.as_bytes()).await {
+                tracing::warn!(key = %key, error = %e, "target state not removed at stop");
             }
         }
     }

@@ -255,9 +255,12 @@ async fn event(
     Path(event_id): Path<String>,
     Query(query): Query<EventQuery>,
 ) -> Response {
-    let Some(t) = s.trace(&event_id) else {
+    let Some(mut t) = s.trace(&event_id) else {
         return not_found(format!("no event {event_id} in the monitor's window"));
     };
+    if let Ok(redact) = s.redact.read() {
+        crate::bodies::mask_excerpts(&mut t, &redact);
+    }
     let mut out = serde_json::to_value(&t).unwrap_or_default();
     if query.payload
         && let Some(ctx) = &s.ctx

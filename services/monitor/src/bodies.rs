@@ -27,6 +27,14 @@ pub(crate) struct Redactions {
 }
 
 impl Redactions {
+    /// A source's list.
+    pub fn of_source(&self, source: &str) -> &[FieldPath] {
+        self.sources
+            .get(source)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
     /// The lists of `flows`.
     pub fn of(flows: &Flows) -> Self {
         Self {
@@ -40,6 +48,30 @@ impl Redactions {
                 .values()
                 .map(|t| (t.id.clone(), t.redact.clone()))
                 .collect(),
+        }
+    }
+}
+
+/// Masks the target's answer excerpt of each of `trace`'s dead letters with
+/// that target's `redact` list (an answer may echo the request): a JSON
+/// excerpt has the fields masked, any other is hidden when the target has
+/// fields to mask.
+pub(crate) fn mask_excerpts(trace: &mut Trace, redact: &Redactions) {
+    for d in &mut trace.dead_letters {
+        let paths = d
+            .target_id
+            .as_deref()
+            .and_then(|t| redact.targets.get(t))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if paths.is_empty() {
+            continue;
+        }
+        if let Some(excerpt) = d.response_excerpt.as_mut() {
+            *excerpt = match shown(excerpt, paths) {
+                Shown::Json(v) => v.to_string(),
+                Shown::Text(t) => t,
+            };
         }
     }
 }
@@ -195,5 +227,48 @@ mod tests {
                 .pretty()
                 .ends_with(&format!("({} bytes in all)", MAX_SHOWN + 10))
         );
+    }
+
+    #[test]
+    fn the_targets_answer_is_masked_like_its_request() {
+        let mut trace = Trace::default();
+        for excerpt in [r#"{"n": 7, "error": "bad"}"#, "n=7 rejected"] {
+            trace.dead_letters.push(crate::lineage::DeadLetterView {
+                target_id: Some("crm".into()),
+                response_excerpt: Some(excerpt.into()),
+                ..crate::lineage::tests::dead_letter_view()
+            });
+        }
+        let mut redact = Redactions::default();
+        redact
+            .targets
+            .insert("crm".into(), vec![FieldPath::parse(".n").expect("path")]);
+        mask_excerpts(&mut trace, &redact);
+        let shown: Vec<String> = trace
+            .dead_letters
+            .iter()
+            .filter_map(|d| d.response_excerpt.clone())
+            .collect();
+        assert_eq!(shown[0], r#"{"error":"bad","n":"***"}"#);
+        assert!(!shown[1].contains("n=7"), "{}", shown[1]);
+    }
+
+    #[test]
+    fn a_redacted_field_is_no_search_term() {
+        let flows = intops_flows::load_str(
+            "[[sources]]\nid = \"app\"\nkind = \"webhook\"\nauth = \"none\"\nentity_key = \".id\"\nredact = [\".secret\"]\n",
+        )
+        .expect("flows");
+        let mut l = crate::lineage::Lineage::new(10);
+        l.set_redactions(Redactions::of(&flows));
+        let mut e = crate::lineage::tests::event("e1", 1);
+        e.source_id = "app".into();
+        e.payload = r#"{"secret": "XYZ-123", "number": "INC1"}"#.into();
+        l.on_event(&e);
+        assert!(
+            l.search("xyz-123").is_empty(),
+            "a hidden value is not found"
+        );
+        assert_eq!(l.search("inc1").len(), 1);
     }
 }

@@ -164,7 +164,11 @@ pub async fn run(
             .map(|t| (ctx.topics.deliveries(t), TopicKind::Request)),
     );
     let redact = Arc::new(RwLock::new(bodies::Redactions::of(&flows)));
-    let lineage = Arc::new(RwLock::new(Lineage::new(args.max_events)));
+    let lineage = {
+        let mut l = Lineage::new(args.max_events);
+        l.set_redactions(bodies::Redactions::of(&flows));
+        Arc::new(RwLock::new(l))
+    };
     let health = Arc::new(RwLock::new(Health::new(&flows, args.window, now_micros())));
     let rollups = Arc::new(RwLock::new(Rollups::new(&flows)));
     let kept = rollup::load(&ctx, &rollups)
@@ -230,11 +234,12 @@ pub async fn run(
         }
         .run(),
     );
-    let (reload_health, reload_rollups, reload_webhooks, reload_redact, loaded) = (
+    let (reload_health, reload_rollups, reload_webhooks, reload_redact, reload_lineage, loaded) = (
         health.clone(),
         rollups.clone(),
         webhooks.clone(),
         redact.clone(),
+        lineage.clone(),
         current.clone(),
     );
     // Lookup tables' CSV files are relative to the flows file.
@@ -267,6 +272,9 @@ pub async fn run(
                 reload_webhooks.store(now.webhooks.clone());
                 if let Ok(mut r) = reload_redact.write() {
                     *r = bodies::Redactions::of(&now.flows);
+                }
+                if let Ok(mut l) = reload_lineage.write() {
+                    l.set_redactions(bodies::Redactions::of(&now.flows));
                 }
             }),
         }

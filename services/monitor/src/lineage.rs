@@ -138,6 +138,9 @@ pub struct Lineage {
     capacity: usize,
     /// Search term → events carrying it, oldest first.
     terms: HashMap<String, VecDeque<String>>,
+    /// Each source's `redact` paths: their top-level fields are no search
+    /// terms (a search would tell whether a hidden value is there).
+    redact: crate::bodies::Redactions,
 }
 
 /// Payload values longer than this are not search terms.
@@ -158,7 +161,14 @@ impl Lineage {
             order: VecDeque::new(),
             capacity: capacity.max(1),
             terms: HashMap::new(),
+            redact: crate::bodies::Redactions::default(),
         }
+    }
+
+    /// The `redact` lists whose fields are kept out of the search terms
+    /// of events read from now on.
+    pub(crate) fn set_redactions(&mut self, redact: crate::bodies::Redactions) {
+        self.redact = redact;
     }
 
     /// Events held.
@@ -178,7 +188,7 @@ impl Lineage {
 
     /// Folds an accepted event.
     pub fn on_event(&mut self, e: &IntegrationEvent) {
-        let terms = search_terms(e);
+        let terms = search_terms(e, self.redact.of_source(&e.source_id));
         let trace = self.entry(&e.event_id);
         trace.source_id = Some(e.source_id.clone());
         trace.entity_key = Some(e.entity_key.clone());
@@ -405,10 +415,13 @@ impl Trace {
 /// The entity key and the payload's short top-level strings and numbers,
 /// lowercase: what an operator searches by (a ticket number such as
 /// INC0010023, a sys_id).
-fn search_terms(e: &IntegrationEvent) -> Vec<String> {
+fn search_terms(e: &IntegrationEvent, hidden: &[intops_flows::redact::FieldPath]) -> Vec<String> {
     let mut terms = vec![e.entity_key.to_lowercase()];
     if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&e.payload) {
-        for value in fields.values() {
+        for (key, value) in &fields {
+            if hidden.iter().any(|p| p.covers_top_level(key)) {
+                continue;
+            }
             let text = match value {
                 serde_json::Value::String(s) => s.clone(),
                 serde_json::Value::Number(n) => n.to_string(),
@@ -500,6 +513,26 @@ pub(crate) mod tests {
             body: "{}".into(),
             created_at: at,
             ingested_at: 0,
+        }
+    }
+
+    /// A dead letter's view with nothing in particular.
+    pub(crate) fn dead_letter_view() -> DeadLetterView {
+        DeadLetterView {
+            stage: "delivery",
+            error_class: "http_4xx".into(),
+            error_message: "target answered 400".into(),
+            retryable: false,
+            attempts: 1,
+            flow_id: None,
+            flow_version: None,
+            flow_version_url: None,
+            target_id: None,
+            http_status: Some(400),
+            response_excerpt: None,
+            original: "p.deliveries.crm/0@0".into(),
+            replay_count: 0,
+            failed_at: String::new(),
         }
     }
 

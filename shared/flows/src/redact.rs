@@ -92,6 +92,15 @@ impl FieldPath {
         &self.text
     }
 
+    /// Whether the path reaches into (or is) the top-level field `key`.
+    pub fn covers_top_level(&self, key: &str) -> bool {
+        match self.steps.first() {
+            Some(Step::Field(name)) => name == key,
+            Some(Step::Each) => true,
+            Some(Step::Index(_)) | None => false,
+        }
+    }
+
     /// Replaces every value the path reaches in `value` with [`MASK`].
     pub fn mask(&self, value: &mut Value) {
         mask_at(value, &self.steps);

@@ -62,6 +62,12 @@ pub(crate) fn parse(text: &str) -> Result<Vec<User>, String> {
             token_sha256: hash,
         });
     }
+    if users.is_empty() {
+        return Err(
+            "lists no user: a users file names at least one ([[users]] with name, role and token_sha256)"
+                .into(),
+        );
+    }
     Ok(users)
 }
 
@@ -137,6 +143,8 @@ pub(crate) mod tests {
                 "[[users]]\nname = \"a\"\nrole = \"viewer\"\ntoken = \"plain\"\n".to_string(),
                 "unknown field",
             ),
+            (String::new(), "lists no user"),
+            ("users = []".to_string(), "lists no user"),
         ] {
             let e = parse(&text).expect_err(want);
             assert!(e.contains(want), "{e}");

@@ -99,6 +99,9 @@ impl Replays {
         }
         let this = self.clone();
         let task = tokio::spawn(async move {
+            // However the task ends (a panic too), the replay stops
+            // counting as running, or every later one would get 409.
+            let _running = Running(this.clone());
             let watch = Arc::new(Console {
                 replays: this.clone(),
             });
@@ -127,6 +130,23 @@ impl Replays {
         if let Ok(mut l) = self.latest.lock() {
             change(&mut l);
         }
+    }
+}
+
+/// Marks the replay ended when dropped, unless it ended with a result.
+#[derive(Debug)]
+struct Running(Replays);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.update(|l| {
+            if l.running {
+                l.running = false;
+                l.finished_at = Some(now_micros());
+                l.error =
+                    Some("the replay task ended without a result (see the monitor's log)".into());
+            }
+        });
     }
 }
 

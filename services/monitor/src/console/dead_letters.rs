@@ -150,6 +150,7 @@ pub(super) async fn preview(
             "the monitor has no broker connection",
         );
     };
+    let (request_since, request_until) = (filters.since, filters.until);
     let request = Replay {
         filters,
         dry_run: true,
@@ -180,6 +181,14 @@ pub(super) async fn preview(
     };
     let may_act = access::may_act(&a.access, &p, &HeaderMap::new()).is_ok();
     let sendable = dry.would_replay + dry.would_park;
+    // The confirm replays what was previewed: a time given as a duration
+    // ago (`2h`) is fixed to the instant the preview used.
+    let mut confirmed = given.clone();
+    for (name, at) in [("since", request_since), ("until", request_until)] {
+        if let Some(at) = at {
+            confirmed.insert(name.to_string(), intops_ops::when::format(at));
+        }
+    }
     layout(
         "Replay preview",
         html! {
@@ -203,8 +212,10 @@ pub(super) async fn preview(
                 p.muted { "Nothing to replay." }
             } @else if may_act {
                 form method="post" action="/console/replay" id="confirm-replay" {
-                    @for (k, v) in &given { input type="hidden" name=(k) value=(v); }
-                    input type="hidden" name="expect" value=(sendable);
+                    @for (k, v) in &confirmed { input type="hidden" name=(k) value=(v); }
+                    // At most the letters the preview selected (those it
+                    // would skip as unreplayable count towards the limit).
+                    input type="hidden" name="expect" value=(dry.selected);
                     (token_field(&a, &p))
                     button.danger type="submit" { "Replay " (sendable) " dead letter(s)" }
                 }

@@ -36,9 +36,15 @@ pub(super) async fn form(State(a): State<Actions>) -> Response {
     .into_response()
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 pub(super) struct SignIn {
     token: String,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignIn { token: *** }")
+    }
 }
 
 /// `POST /login`: a known user's token sets the session cookie.

@@ -18,13 +18,19 @@ pub(crate) struct Period {
     pub p95_ms: Option<i64>,
 }
 
+/// The slowest latency a period shows: the last finite bucket bound (an
+/// hour); slower (a replay of old dead letters) shows as this.
+pub(crate) const SLOWEST_SHOWN_MS: i64 = 3_600_000;
+
 impl Period {
     pub fn of(start: i64, c: &Counts) -> Self {
         Self {
             start,
             delivered: c.delivered,
             dead_lettered: c.dead_lettered,
-            p95_ms: c.latency_quantile_ms(0.95),
+            p95_ms: c
+                .latency_quantile_ms(0.95)
+                .map(|ms| ms.min(SLOWEST_SHOWN_MS)),
         }
     }
 }
@@ -67,8 +73,8 @@ pub(crate) fn results(periods: &[Period], from: i64, to: i64, width_secs: i64) -
     }
 }
 
-/// The p95 latency per period as a line (periods without deliveries
-/// break it into points).
+/// The p95 latency per period as a line joining the periods with
+/// deliveries, with a marker on each.
 pub(crate) fn latency(periods: &[Period], from: i64, to: i64) -> Markup {
     let top = periods
         .iter()
@@ -86,7 +92,7 @@ pub(crate) fn latency(periods: &[Period], from: i64, to: i64) -> Markup {
     html! {
         svg id="chart-latency" xmlns="http://www.w3.org/2000/svg" width=(WIDTH) height=(HEIGHT) viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" {
             title { "p95 latency per period (ms)" }
-            (axes(&format!("{top} ms"), from, to))
+            (axes(&if top >= SLOWEST_SHOWN_MS { "≥ 1 h".to_string() } else { format!("{top} ms") }, from, to))
             @if !points.is_empty() {
                 polyline points=(points.join(" ")) fill="none" stroke="#1f5fa8" stroke-width="2" {}
             }

@@ -19,8 +19,22 @@ use crate::lineage::{StageView, Trace};
 /// The payload and requests of `t`, masked with the current lists.
 pub(crate) async fn bodies_of(s: &Shared, ctx: &ServiceContext, t: &Trace) -> Bodies {
     let redact = s.redact.read().map(|r| r.clone()).unwrap_or_default();
-    bodies::read(ctx, t, &redact).await
+    // A broker that does not answer costs the page a few seconds, not a
+    // wait per record.
+    match tokio::time::timeout(BODIES_WAIT, bodies::read(ctx, t, &redact)).await {
+        Ok(b) => b,
+        Err(_) => Bodies {
+            missing: vec![format!(
+                "the payload and requests: the broker did not answer within {} s",
+                BODIES_WAIT.as_secs()
+            )],
+            ..Bodies::default()
+        },
+    }
 }
+
+/// The longest the event page waits for its records.
+const BODIES_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// `GET /events/{event_id}`.
 pub(crate) async fn page(
@@ -28,7 +42,7 @@ pub(crate) async fn page(
     Extension(p): Extension<Principal>,
     Path(event_id): Path<String>,
 ) -> (StatusCode, Markup) {
-    let Some(t) = s.trace(&event_id) else {
+    let Some(mut t) = s.trace(&event_id) else {
         return (
             StatusCode::NOT_FOUND,
             layout(
@@ -37,6 +51,9 @@ pub(crate) async fn page(
             ),
         );
     };
+    if let Ok(redact) = s.redact.read() {
+        bodies::mask_excerpts(&mut t, &redact);
+    }
     let bodies = match &s.ctx {
         Some(ctx) => bodies_of(&s, ctx, &t).await,
         None => Bodies::default(),

@@ -88,7 +88,7 @@ fn rows(query: &FeedQuery, page: &FeedPage) -> Markup {
         }
         p {
             @if page.offset > 0 {
-                a href=(link(query, page.offset.saturating_sub(query.limit.unwrap_or(crate::lineage::feed::PAGE)))) { "← newer" }
+                a href=(link(query, page.offset.saturating_sub(query.limit.unwrap_or(crate::lineage::feed::PAGE).clamp(1, crate::lineage::feed::MAX_PAGE)))) { "← newer" }
                 " "
             }
             @if let Some(next) = page.next_offset {
