@@ -13,6 +13,11 @@
 #
 # INTOPS_STACK_FRESH=1 deletes the broker's data and the journal first
 # (deploy/local/test.sh does, for a clean test run).
+#
+# INTOPS_TANSU_MAINTENANCE_INTERVAL (a humantime duration such as 1h) sets
+# how often tansu runs its maintenance pass (retention, compaction, over the
+# whole record table, while every other read and write waits); tansu's
+# default is 10m. See docs/benchmarks.md ("the broker's pauses").
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=env.sh
@@ -41,7 +46,7 @@ setsid env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_E
   "$TANSU_BIN" broker \
   --listener-url "tcp://127.0.0.1:$INTOPS_BROKER_PORT" \
   --advertised-listener-url "tcp://127.0.0.1:$INTOPS_BROKER_PORT" \
-  --storage-engine "sqlite:///$INTOPS_STACK_DIR/tansu.db" \
+  --storage-engine "sqlite:///$INTOPS_STACK_DIR/tansu.db${INTOPS_TANSU_MAINTENANCE_INTERVAL:+?maintenance_interval=$INTOPS_TANSU_MAINTENANCE_INTERVAL}" \
   >"$INTOPS_STACK_DIR/tansu.log" 2>&1 &
 echo $! >"$INTOPS_STACK_DIR/tansu.pid"
 

@@ -2,7 +2,7 @@
 //! Built only from topic records; bounded to `capacity` events (the oldest
 //! first seen is forgotten first).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, UNIX_EPOCH};
 
 use intops_events::{DeadLetter, DeliveryRequest, IntegrationEvent, LinkAction, Outcome, Stage};
@@ -136,8 +136,13 @@ pub struct Lineage {
     traces: HashMap<String, Trace>,
     order: VecDeque<String>,
     capacity: usize,
-    /// Search term → events carrying it, oldest first.
-    terms: HashMap<String, VecDeque<String>>,
+    /// Search term → events carrying it. A set: a forgotten event leaves
+    /// each of its terms at once, whatever the order it was indexed in (a
+    /// list kept in indexing order cost a scan of every event with a
+    /// common term per eviction once the records of an event's three
+    /// topics arrived in another order than the events: the monitor spent
+    /// most of a core on it at half of saturation, docs/benchmarks.md).
+    terms: HashMap<String, HashSet<String>>,
     /// Each source's `redact` paths: their top-level fields are no search
     /// terms (a search would tell whether a hidden value is there).
     redact: crate::bodies::Redactions,
@@ -234,7 +239,7 @@ impl Lineage {
             self.terms
                 .entry(term)
                 .or_default()
-                .push_back(event_id.to_string());
+                .insert(event_id.to_string());
         }
     }
 
@@ -281,7 +286,8 @@ impl Lineage {
             .flatten()
             .filter_map(|id| self.traces.get(id))
             .collect();
-        found.sort_by_key(|t| std::cmp::Reverse(t.first_at()));
+        // Event ids are UUIDv7: the later id breaks a tie.
+        found.sort_by(|a, b| (b.first_at(), &b.event_id).cmp(&(a.first_at(), &a.event_id)));
         found
     }
 
@@ -363,12 +369,7 @@ impl Lineage {
         };
         for term in trace.terms {
             if let Some(ids) = self.terms.get_mut(&term) {
-                // Oldest first: the forgotten event is almost always in front.
-                if ids.front().is_some_and(|id| id == event_id) {
-                    ids.pop_front();
-                } else {
-                    ids.retain(|id| id != event_id);
-                }
+                ids.remove(event_id);
                 if ids.is_empty() {
                     self.terms.remove(&term);
                 }
@@ -689,7 +690,7 @@ pub(crate) mod tests {
             "entity_key"
         );
         assert_eq!(
-            l.terms.get("ops-12").map(VecDeque::len),
+            l.terms.get("ops-12").map(HashSet::len),
             Some(3),
             "each event once"
         );
@@ -721,6 +722,32 @@ pub(crate) mod tests {
         l.on_outcome(&unlinked);
         let s = &l.get("w2").expect("trace").stages[0];
         assert_eq!(s.error.as_deref(), Some("no link for OPS-99"));
+    }
+
+    #[test]
+    fn a_forgotten_event_leaves_its_terms_whatever_the_order_its_records_came_in() {
+        // Each event's delivery request is read before the event itself,
+        // and every payload shares a term: the order the traces were made
+        // in is not the order their terms were indexed in.
+        let mut l = Lineage::new(10);
+        for i in 0..100 {
+            l.on_request(&request(&format!("e{i}"), i));
+            if i > 0 {
+                let mut e = event(&format!("e{}", i - 1), i - 1);
+                e.payload = r#"{"state": "New"}"#.into();
+                l.on_event(&e);
+            }
+        }
+        let held = l.terms.get("new").expect("the common term");
+        assert_eq!(held.len(), 9, "the nine held events that were read");
+        assert!(held.iter().all(|id| l.get(id).is_some()), "{held:?}");
+        let found: Vec<_> = l.search("new").iter().map(|t| t.event_id.clone()).collect();
+        assert_eq!(
+            found.first().map(String::as_str),
+            Some("e98"),
+            "newest first"
+        );
+        assert_eq!(found.len(), 9);
     }
 
     #[test]

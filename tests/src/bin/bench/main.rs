@@ -18,6 +18,7 @@ mod load;
 mod monitor;
 mod processes;
 mod replay;
+mod soak;
 mod transform;
 
 use std::time::{Duration, Instant};
@@ -111,10 +112,14 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     paced_seconds: u32,
     /// With `--processes`: seconds of a soak at `--soak-fraction` of the
-    /// measured rate (NDJSON requests of 10 events), latency and memory
-    /// per minute (docs/benchmarks.md ran 600).
+    /// measured rate (NDJSON requests of `--soak-batch` events), latency
+    /// and memory per minute (docs/benchmarks.md ran 600).
     #[arg(long, default_value_t = 0)]
     soak_seconds: u32,
+    /// Events per request of the soak; by default `--batch`, the request
+    /// shape whose saturated rate the soak is a fraction of.
+    #[arg(long)]
+    soak_batch: Option<usize>,
     /// The soak's rate as a fraction of the four processes' saturated rate.
     #[arg(long, default_value_t = 0.5)]
     soak_fraction: f64,
@@ -389,9 +394,10 @@ async fn processes_phase(
     events: &[String],
     raw: &Raw,
 ) -> anyhow::Result<processes::Measured> {
-    let soak = processes::SoakPlan {
+    let soak = soak::SoakPlan {
         seconds: args.soak_seconds,
         fraction: args.soak_fraction,
+        batch: args.soak_batch.unwrap_or(args.batch),
     };
     let m = processes::measure(
         &args.bin_dir,
@@ -432,9 +438,10 @@ async fn processes_phase(
     }
     if let Some(soak) = &m.soak {
         println!(
-            "soak, four processes, {}/s ({:.2} of the rate above, NDJSON requests of 10 events) for {} s: latency {}; {} requests refused with 503 and sent again{}",
+            "soak, four processes, {}/s ({:.2} of the rate above, NDJSON requests of {} events) for {} s: latency {}; {} requests refused with 503 and sent again{}",
             soak.rate,
             args.soak_fraction,
+            soak.batch,
             soak.seconds,
             soak.first_and_last(),
             soak.refused,
@@ -446,20 +453,45 @@ async fn processes_phase(
         let windows: Vec<String> = soak
             .windows
             .iter()
-            .map(|p| format!("{}/{}/{}", p.p50, p.p99, p.max))
+            .map(|w| {
+                let p = &w.latency;
+                match w.slowest_at_broker_s {
+                    Some(at) => format!("{}/{}/{} @{at:.0}s", p.p50, p.p99, p.max),
+                    None => format!("{}/{}/{}", p.p50, p.p99, p.max),
+                }
+            })
             .collect();
         println!(
-            "  per {} s window (a window lasts longer while refused requests wait), p50/p99/max ms from ingest's acceptance: {}; {} soak events' outcomes not read (duplicates read in their place)",
+            "  per {} s window (a window lasts longer while refused requests wait), p50/p99/max ms from ingest's acceptance @ when the slowest event was accepted, seconds after the broker started (tansu runs its maintenance then and every {}): {}; {} soak events' outcomes not read (duplicates read in their place)",
             soak.window_seconds,
+            tansu_maintenance_interval(),
             windows.join(", "),
             soak.unread
         );
-        for s in &m.services {
+        for (i, s) in m.services.iter().enumerate() {
+            let (first, last) = soak.rss_first_and_last(i);
+            let per_window: Vec<String> = soak
+                .windows
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{:.0}",
+                        w.rss_kb.get(i).copied().unwrap_or(0) as f64 / 1024.0
+                    )
+                })
+                .collect();
+            let cpu: Vec<String> = soak
+                .windows
+                .iter()
+                .map(|w| format!("{:.0}", w.cpu_percent.get(i).copied().unwrap_or(0.0)))
+                .collect();
             println!(
-                "  {}: resident memory {:.0} MB after the first window, {:.0} MB at the end",
+                "  {}: resident memory {:.0} MB after the first window, {:.0} MB at the end; per window, MB: {}; CPU per window, % of a core: {}",
                 s.name,
-                s.soak_rss_kb.0 as f64 / 1024.0,
-                s.soak_rss_kb.1 as f64 / 1024.0
+                first as f64 / 1024.0,
+                last as f64 / 1024.0,
+                per_window.join(" "),
+                cpu.join(" ")
             );
         }
     }
@@ -467,6 +499,17 @@ async fn processes_phase(
         "  deviations: the target a local mock answering 201 at once, in the benchmark's process; the example flows without links; INTOPS_* variables in the environment count"
     );
     Ok(m)
+}
+
+/// The interval of tansu's maintenance pass as `deploy/local/start.sh`
+/// starts it (`INTOPS_TANSU_MAINTENANCE_INTERVAL`, tansu's default 10m).
+fn tansu_maintenance_interval() -> String {
+    std::env::var("INTOPS_TANSU_MAINTENANCE_INTERVAL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map_or("10m (tansu's default)".to_string(), |v| {
+            format!("{v} (INTOPS_TANSU_MAINTENANCE_INTERVAL, a deviation)")
+        })
 }
 
 /// Delivery alone, against a target answering at once and after 20 ms

@@ -4,6 +4,7 @@
 //! /proc; then, with `--soak-seconds`, a soak at a fraction of the
 //! measured rate (`--soak-fraction`), latency and memory per window.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,7 @@ use intops_tests::pipeline::example_flows;
 use intops_tests::{MockTarget, poll_until, stack, topic};
 use rdkafka::message::Message;
 
+use crate::soak::{Run, Soak, SoakPlan};
 use crate::{Percentiles, SECRET, broker, links, load};
 
 const SERVICES: [&str; 4] = [
@@ -32,9 +34,6 @@ pub struct Service {
     pub rss_kb: u64,
     /// CPU seconds (user and system) during the saturated phase.
     pub cpu_saturated: f64,
-    /// Resident memory (KiB) at the end of the soak's first and last
-    /// window (0: no soak).
-    pub soak_rss_kb: (u64, u64),
 }
 
 /// The figures of the run.
@@ -48,51 +47,6 @@ pub struct Measured {
     pub broker_cpu: Option<(f64, f64, f64)>,
     pub soak: Option<Soak>,
 }
-
-/// The soak: `rate` events/s for `seconds`, latency per window.
-pub struct Soak {
-    pub rate: u32,
-    pub seconds: u32,
-    pub window_seconds: u32,
-    /// Latency of the events sent in each window.
-    pub windows: Vec<Percentiles>,
-    /// Requests ingest refused (503) and that were sent again.
-    pub refused: usize,
-    pub last_refusal: Option<String>,
-    /// Soak events whose outcome was not among those read (duplicates
-    /// took their place): missing from their window's figures.
-    pub unread: usize,
-}
-
-impl Soak {
-    /// The first and the last window's latency, as printed.
-    pub fn first_and_last(&self) -> String {
-        let (first, last) = (self.windows.first(), self.windows.last());
-        format!(
-            "p50 {} ms, p99 {} ms in the first {} s; p50 {} ms, p99 {} ms in the last",
-            first.map_or(0, |p| p.p50),
-            first.map_or(0, |p| p.p99),
-            self.window_seconds,
-            last.map_or(0, |p| p.p50),
-            last.map_or(0, |p| p.p99)
-        )
-    }
-}
-
-/// What the soak phase runs (`--soak-seconds`; 0: none).
-pub struct SoakPlan {
-    pub seconds: u32,
-    /// The soak's rate as a fraction of the saturated phase's.
-    pub fraction: f64,
-}
-
-/// Events per request of the soak: at half the saturated rate, single-event
-/// requests would cost ingest and the broker a produce request each, more
-/// than the saturated phase's batches of 200 did.
-const SOAK_BATCH: usize = 10;
-
-/// Times the soak sends one request again after a 503 before it fails.
-const SOAK_MAX_REFUSALS: usize = 30;
 
 /// Seconds of the broker's idle CPU measurement.
 const IDLE_SECONDS: u64 = 10;
@@ -178,7 +132,6 @@ pub async fn measure(
             child: spawn(name, bin_dir, &env)?,
             rss_kb: 0,
             cpu_saturated: 0.0,
-            soak_rss_kb: (0, 0),
         });
     }
     let http = reqwest::Client::new();
@@ -230,52 +183,18 @@ pub async fn measure(
         s.rss_kb = usage(s.child.id()).map(|u| u.0).unwrap_or_default();
     }
 
-    // The soak: a fraction of the saturated rate, in windows; memory after the
-    // first and the last window, latency of each.
-    let mut windows: Vec<std::collections::HashSet<String>> = Vec::new();
-    let soak_rate = (n as f64 / secs * soak.fraction).round().max(1.0) as u32;
-    let window_seconds = soak.seconds.clamp(1, 60);
-    let mut sent = n + paced_n;
-    let (mut refused, mut last_refusal) = (0, None);
-    if soak.seconds > 0 {
-        for w in 0..soak.seconds.div_ceil(window_seconds) {
-            let window = load::paced_retrying(
-                &http,
-                &url,
-                events,
-                soak_rate,
-                window_seconds,
-                SOAK_BATCH,
-                SOAK_MAX_REFUSALS,
-            )
-            .await?;
-            refused += window.refused;
-            if window.last_refusal.is_some() {
-                last_refusal = window.last_refusal;
-            }
-            let ids = window.ids;
-            sent += (soak_rate * window_seconds) as usize;
-            for s in &mut services {
-                let rss = usage(s.child.id()).map(|u| u.0).unwrap_or_default();
-                if w == 0 {
-                    s.soak_rss_kb.0 = rss;
-                }
-                s.soak_rss_kb.1 = rss;
-            }
-            windows.push(ids);
-        }
-        poll_until(
-            "every soak event delivered",
-            Duration::from_secs(600),
-            || async { (target.request_count() >= sent).then_some(()) },
-        )
-        .await;
-    }
+    // The soak: a fraction of the saturated rate, in windows; memory after
+    // each, latency of each from the outcomes below.
+    let mut soak_run = Run::new(soak, n as f64 / secs);
+    let children: Vec<&Child> = services.iter().map(|s| &s.child).collect();
+    soak_run.send(&http, &url, events, &children).await?;
+    soak_run.wait_delivered(&target, n + paced_n).await;
+    let sent = n + paced_n + soak_run.events();
 
     let codec = stack::codec();
     let mut paced = Vec::new();
-    let mut per_window: Vec<Vec<i64>> = vec![Vec::new(); windows.len()];
-    let mut unread: std::collections::HashSet<&String> = windows.iter().flatten().collect();
+    let mut per_window: HashMap<usize, Vec<(i64, i64)>> = HashMap::new();
+    let mut seen = HashSet::new();
     // As many outcomes as events sent; a redelivered one (after a
     // refusal or at-least-once) takes another's place: counted below.
     let deadline = Duration::from_secs(300 + sent as u64 / 2000);
@@ -285,13 +204,12 @@ pub async fn measure(
         if paced_ids.contains(&o.event_id) {
             paced.push(latency);
         }
-        if let Some(w) = windows.iter().position(|w| w.contains(&o.event_id)) {
-            per_window[w].push(latency);
-            unread.remove(&o.event_id);
+        if let Some(w) = soak_run.window_of(&o.event_id)
+            && seen.insert(o.event_id.clone())
+        {
+            per_window.entry(w).or_default().push((o.at, latency));
         }
     }
-    let unread = unread.len();
-    let per_window: Vec<Percentiles> = per_window.into_iter().map(Percentiles::of).collect();
     for s in &mut services {
         let _ = Command::new("kill")
             .args(["-TERM", &s.child.id().to_string()])
@@ -308,14 +226,6 @@ pub async fn measure(
         paced: Percentiles::of(paced),
         services,
         broker_cpu,
-        soak: (soak.seconds > 0).then_some(Soak {
-            rate: soak_rate,
-            seconds: soak.seconds.div_ceil(window_seconds) * window_seconds,
-            window_seconds,
-            windows: per_window,
-            refused,
-            last_refusal,
-            unread,
-        }),
+        soak: soak_run.fold(per_window),
     })
 }
