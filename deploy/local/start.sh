@@ -14,7 +14,7 @@
 # INTOPS_STACK_FRESH=1 deletes the broker's data and the journal first
 # (deploy/local/test.sh does, for a clean test run).
 #
-# INTOPS_TANSU_MAINTENANCE_INTERVAL (a humantime duration such as 1h) sets
+# INTOPS_TANSU_MAINTENANCE_INTERVAL (a number and a unit: ms, s, m, h, d) sets
 # how often tansu runs its maintenance pass (retention, compaction, over the
 # whole record table, while every other read and write waits); tansu's
 # default is 10m. See docs/benchmarks.md ("the broker's pauses").
@@ -26,6 +26,12 @@ source "$here/env.sh"
 for bin in "$TANSU_BIN" "$RIVVEN_SCHEMA_BIN"; do
   [ -x "$bin" ] || { echo "missing $bin: run deploy/local/install.sh first" >&2; exit 1; }
 done
+
+maintenance="${INTOPS_TANSU_MAINTENANCE_INTERVAL:-}"
+if [ -n "$maintenance" ] && ! [[ "$maintenance" =~ ^[0-9]+(ms|s|m|h|d)$ ]]; then
+  echo "INTOPS_TANSU_MAINTENANCE_INTERVAL=$maintenance: not a duration such as 90s, 10m or 1h (tansu would ignore it)" >&2
+  exit 2
+fi
 
 "$here/stop.sh" >/dev/null 2>&1 || true
 mkdir -p "$INTOPS_STACK_DIR"
@@ -46,7 +52,7 @@ setsid env -u CLUSTER_ID -u LISTENER_URL -u ADVERTISED_LISTENER_URL -u STORAGE_E
   "$TANSU_BIN" broker \
   --listener-url "tcp://127.0.0.1:$INTOPS_BROKER_PORT" \
   --advertised-listener-url "tcp://127.0.0.1:$INTOPS_BROKER_PORT" \
-  --storage-engine "sqlite:///$INTOPS_STACK_DIR/tansu.db${INTOPS_TANSU_MAINTENANCE_INTERVAL:+?maintenance_interval=$INTOPS_TANSU_MAINTENANCE_INTERVAL}" \
+  --storage-engine "sqlite:///$INTOPS_STACK_DIR/tansu.db${maintenance:+?maintenance_interval=$maintenance}" \
   >"$INTOPS_STACK_DIR/tansu.log" 2>&1 &
 echo $! >"$INTOPS_STACK_DIR/tansu.pid"
 

@@ -286,7 +286,8 @@ impl Lineage {
             .flatten()
             .filter_map(|id| self.traces.get(id))
             .collect();
-        // Event ids are UUIDv7: the later id breaks a tie.
+        // A tie (same first time) is broken by the event id, so pages
+        // are the same on every call.
         found.sort_by(|a, b| (b.first_at(), &b.event_id).cmp(&(a.first_at(), &a.event_id)));
         found
     }
