@@ -752,6 +752,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn events_seen_at_the_same_time_are_found_in_one_order_on_every_call() {
+        let mut l = Lineage::new(100);
+        for i in 0..20 {
+            l.on_event(&event(&format!("e{i:02}"), 7));
+        }
+        let ids = |l: &Lineage| -> Vec<String> {
+            l.search("abc").iter().map(|t| t.event_id.clone()).collect()
+        };
+        let expected: Vec<String> = (0..20).rev().map(|i| format!("e{i:02}")).collect();
+        assert_eq!(
+            ids(&l),
+            expected,
+            "a tie is ordered by event id, newest id first"
+        );
+        assert_eq!(ids(&l), ids(&l), "the same page on every call");
+    }
+
+    #[test]
     fn capacity_forgets_the_oldest() {
         let mut l = Lineage::new(2);
         l.on_event(&event("a", 1));
