@@ -127,6 +127,25 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 #[cfg(feature = "admin")]
 const UPKEEP_THREAD: &str = "metrics-upkeep";
 
+/// Runs `tick` every `interval` for the life of the process, on a thread
+/// of its own named [`UPKEEP_THREAD`]: the recorder is process-wide and
+/// may be installed before (or without) a tokio runtime. The wait is the
+/// schedule itself, not a wait for a condition.
+#[cfg(feature = "admin")]
+fn every(
+    interval: std::time::Duration,
+    mut tick: impl FnMut() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(UPKEEP_THREAD.into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                tick();
+            }
+        })
+}
+
 /// Installs the Prometheus recorder once per process and returns its
 /// handle; `None` if another recorder was installed first (feature
 /// `admin`).
@@ -140,17 +159,7 @@ pub fn install() -> Option<PrometheusHandle> {
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             let upkeep = handle.clone();
-            // A thread of its own: the recorder is process-wide and may be
-            // installed before (or without) a tokio runtime.
-            let spawned = std::thread::Builder::new()
-                .name(UPKEEP_THREAD.into())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(UPKEEP_INTERVAL);
-                        upkeep.run_upkeep();
-                    }
-                });
-            if let Err(error) = spawned {
+            if let Err(error) = every(UPKEEP_INTERVAL, move || upkeep.run_upkeep()) {
                 // /metrics still works: each scrape folds the samples.
                 tracing::warn!(%error, "metrics upkeep thread not started; histogram samples wait for a scrape");
             }
@@ -315,6 +324,27 @@ mod tests {
     }
 
     #[test]
+    fn the_upkeep_runs_again_and_again() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let counted = ticks.clone();
+        every(std::time::Duration::from_millis(1), move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+        })
+        .expect("the thread starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while ticks.load(Ordering::Relaxed) < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upkeep ran {} times in 10 s",
+                ticks.load(Ordering::Relaxed)
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
     fn a_thread_runs_the_recorders_upkeep() {
         assert!(install().is_some(), "the recorder is installed");
         // A new thread names itself once it runs: poll with a deadline.
@@ -325,7 +355,7 @@ mod tests {
                 "no thread runs the recorder's upkeep: {:?}",
                 threads()
             );
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::yield_now();
         }
     }
 }
