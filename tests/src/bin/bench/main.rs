@@ -327,7 +327,7 @@ fn comparable(args: &Args, raw: &Raw, e2e: &EndToEnd, processes: Option<&process
         e2e.saturated.p99
     );
     println!(
-        "  the broker's record operations per delivered event: {} writes at {:.0} msg/s + {} reads at {:.0} msg/s = {:.0} events/s one after the other ({:.3} of raw produce); end to end reached {:.2} of that",
+        "  the broker's record operations per delivered event: {} writes at {:.0} msg/s + {} reads at {:.0} msg/s = {:.0} events/s one after the other ({:.3} of raw produce); end to end reached {:.2} of that: a reference, not a ceiling (the raw reader's rate is set by tansu's fetch wait and its reading from the first record; the bound from the broker's profile is in docs/benchmarks.md)",
         broker::WRITES_PER_EVENT,
         raw.produce_rate,
         broker::READS_PER_EVENT,
